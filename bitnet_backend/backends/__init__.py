@@ -1,0 +1,1 @@
+"""Built-in backends: ``cpu`` (the C++ engine) and ``reference`` (NumPy)."""

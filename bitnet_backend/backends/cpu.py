@@ -1,0 +1,208 @@
+"""The C++ engine (``bitnet_backend._engine``) as a backend: the default on every CPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pluggy
+
+from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
+
+if TYPE_CHECKING:
+    from ..checkpoints.hf import Checkpoint
+    from ..config import ModelConfig
+    from ..sampling import SamplingParams
+
+hookimpl = pluggy.HookimplMarker("bitnet_backend")
+
+_ISAS = ("auto", "ref", "avx2", "avx512", "neon")
+
+
+def _engine_module() -> Any:
+    from .. import _engine  # type: ignore[attr-defined]
+
+    return _engine
+
+
+def _as_ids(ids: Sequence[int], vocab: int) -> np.ndarray:
+    arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        raise InvalidParameterError(f"token ids must be in [0, {vocab}), got {arr.min()}..{arr.max()}")
+    return arr.astype(np.int32)
+
+
+class CpuSession:
+    """One sequence with its KV cache in the C++ engine."""
+
+    def __init__(self, engine: CpuEngine, n_ctx: int) -> None:
+        self._engine = engine
+        self._native = engine._module.Session(engine._model, n_ctx)
+        self._vocab = engine.config.vocab_size
+
+    @property
+    def n_past(self) -> int:
+        return int(self._native.n_past)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._native.n_ctx)
+
+    @property
+    def tokens(self) -> list[int]:
+        return list(self._native.tokens)
+
+    def eval(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray | None:
+        arr = _as_ids(ids, self._vocab)
+        if arr.size == 0:
+            raise InvalidParameterError("eval needs at least one token")
+        if self.n_past + arr.size > self.n_ctx:
+            raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
+        if all_logits:
+            out = self._native.eval(arr, "all", self._vocab)
+            return np.asarray(out)
+        self._native.eval(arr, "last", 0)
+        return None
+
+    def hidden(self, ids: Sequence[int]) -> np.ndarray:
+        arr = _as_ids(ids, self._vocab)
+        if self.n_past + arr.size > self.n_ctx:
+            raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
+        return np.asarray(self._native.eval(arr, "hidden", self._engine.config.hidden_size))
+
+    def last_logits(self) -> np.ndarray:
+        try:
+            return np.asarray(self._native.last_logits(self._vocab))
+        except RuntimeError as exc:
+            raise InvalidParameterError(str(exc)) from None
+
+    def sample(self, params: SamplingParams, mask: np.ndarray | None = None) -> int:
+        try:
+            return int(
+                self._native.sample(
+                    float(params.temperature),
+                    int(params.top_k),
+                    float(params.top_p),
+                    float(params.min_p),
+                    float(params.repeat_penalty),
+                    int(params.repeat_last_n),
+                    None if mask is None else np.ascontiguousarray(mask, dtype=np.uint32),
+                )
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise InvalidParameterError(str(exc)) from None
+
+    def set_seed(self, seed: int) -> None:
+        self._native.set_seed(int(seed) & ((1 << 64) - 1))
+
+    def truncate(self, n: int) -> None:
+        if not 0 <= n <= self.n_past:
+            raise InvalidParameterError(f"truncate position {n} is outside [0, {self.n_past}]")
+        self._native.truncate(int(n))
+
+    def close(self) -> None:
+        self._native = None
+
+
+class CpuEngine:
+    """A model loaded into the C++ engine (weights repacked once into the kernel layout)."""
+
+    backend_name = "cpu"
+
+    def __init__(self, checkpoint: Checkpoint, n_threads: int, isa: str) -> None:
+        self._module = _engine_module()
+        self.config: ModelConfig = checkpoint.config
+        c = self.config
+        native_config = {
+            "hidden_size": c.hidden_size,
+            "intermediate_size": c.intermediate_size,
+            "num_hidden_layers": c.num_hidden_layers,
+            "num_attention_heads": c.num_attention_heads,
+            "num_key_value_heads": c.num_key_value_heads,
+            "head_dim": c.head_dim,
+            "vocab_size": c.vocab_size,
+            "rms_norm_eps": c.rms_norm_eps,
+            "rope_theta": c.rope_theta,
+            "max_position_embeddings": c.max_position_embeddings,
+            "tie_word_embeddings": c.tie_word_embeddings,
+            # Only packed "bitlinear" weights use weight_scale as a divisor (FORMATS.md).
+            "scale_divides": c.linear_class == "bitlinear" and c.quantization_mode == "offline",
+        }
+        tensors = {
+            name: (ref.dtype, tuple(ref.shape), ref.data) for name, ref in checkpoint.tensors.items()
+        }
+        try:
+            self._model = self._module.Model(native_config, tensors, n_threads, isa)
+        except self._module.CheckpointContentError as exc:
+            raise CheckpointError(checkpoint.path, str(exc)) from None
+        except RuntimeError as exc:
+            raise InvalidParameterError(str(exc)) from None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {
+            "isa": self._model.isa,
+            "n_threads": self._model.n_threads,
+            "weight_format": "i2_r16 (2-bit codes, 16-row interleaved)",
+            "weight_bytes": int(self._model.weight_bytes),
+        }
+
+    def new_session(self, n_ctx: int) -> CpuSession:
+        if not 1 <= n_ctx <= self.config.max_position_embeddings:
+            raise InvalidParameterError(
+                f"n_ctx must be in [1, {self.config.max_position_embeddings}], got {n_ctx}"
+            )
+        return CpuSession(self, n_ctx)
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        n = len(ids)
+        if n > self.config.max_position_embeddings:
+            raise ContextOverflowError(n, self.config.max_position_embeddings)
+        out = self.new_session(max(n, 1)).eval(ids, all_logits=True)
+        assert out is not None
+        return out
+
+    def hidden_states(self, ids: Sequence[int]) -> np.ndarray:
+        n = len(ids)
+        if n > self.config.max_position_embeddings:
+            raise ContextOverflowError(n, self.config.max_position_embeddings)
+        return self.new_session(max(n, 1)).hidden(ids)
+
+    def close(self) -> None:
+        self._model = None
+
+
+class CpuBackend:
+    """Backend plugin for the C++ engine."""
+
+    name = "cpu"
+    priority = 100
+    description = "C++ ternary engine (AVX2 / AVX-512 VNNI / NEON kernels picked at run time)"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            _engine_module()
+        except ImportError as exc:
+            return False, f"native extension not importable: {exc}"
+        return True, ""
+
+    def load(self, checkpoint: Checkpoint, *, n_threads: int, **options: Any) -> CpuEngine:
+        isa = options.pop("isa", None) or os.environ.get("BITNET_ISA", "") or "auto"
+        if options:
+            raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")
+        if isa not in _ISAS:
+            raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
+        if not isinstance(n_threads, int) or n_threads < 1:
+            raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
+        return CpuEngine(checkpoint, n_threads, "" if isa == "auto" else isa)
+
+
+BACKEND = CpuBackend()
+
+
+@hookimpl
+def bitnet_backend_register(registry: Any) -> None:
+    """Register the C++ engine."""
+    registry.add(BACKEND)

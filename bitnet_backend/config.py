@@ -1,0 +1,149 @@
+"""ModelConfig: the architecture hyper-parameters read from a Hugging Face config.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, UnsupportedModelError
+
+SUPPORTED_ARCHITECTURES = ("BitNetForCausalLM",)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a BitNet b1.58 model, as the engine needs it."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    vocab_size: int
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 500000.0
+    max_position_embeddings: int = 4096
+    tie_word_embeddings: bool = True
+    bos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
+    pad_token_id: int | None = None
+    # "bitlinear": y = dot / (s_x * weight_scale); "autobitlinear": y = dot / s_x * weight_scale.
+    linear_class: str = "bitlinear"
+    # "offline": packed uint8 ternary weights; "online": float master weights quantized at load.
+    quantization_mode: str = "offline"
+    torch_dtype: str = "bfloat16"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        d["eos_token_ids"] = list(self.eos_token_ids)
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], path: object = "config.json") -> ModelConfig:
+        """Validate a parsed config.json; raise CheckpointError / UnsupportedModelError."""
+        if not isinstance(raw, dict):
+            raise CheckpointError(path, "config.json must contain a JSON object")
+        archs = raw.get("architectures") or []
+        model_type = raw.get("model_type")
+        if not (set(archs) & set(SUPPORTED_ARCHITECTURES)) and model_type != "bitnet":
+            raise UnsupportedModelError(
+                path,
+                f"unknown architecture {archs or model_type!r}: only "
+                f"{', '.join(SUPPORTED_ARCHITECTURES)} (model_type 'bitnet') is supported",
+            )
+        act = raw.get("hidden_act", "relu2")
+        if act != "relu2":
+            raise UnsupportedModelError(path, f"hidden_act {act!r} is not supported (need 'relu2')")
+
+        def req_int(key: str) -> int:
+            v = raw.get(key)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise CheckpointError(path, f"'{key}' must be a positive integer, got {v!r}")
+            return v
+
+        hidden = req_int("hidden_size")
+        heads = req_int("num_attention_heads")
+        kv_heads = raw.get("num_key_value_heads", heads)
+        if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
+            raise CheckpointError(
+                path, f"num_key_value_heads {kv_heads!r} must divide num_attention_heads {heads}"
+            )
+        head_dim = raw.get("head_dim") or hidden // heads
+        if not isinstance(head_dim, int) or head_dim <= 0 or head_dim % 2:
+            raise CheckpointError(path, f"head_dim {head_dim!r} must be a positive even integer")
+        rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+        if not isinstance(rope, dict):
+            raise CheckpointError(path, "'rope_parameters' must be an object")
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type not in ("default", None):
+            raise UnsupportedModelError(path, f"rope_type {rope_type!r} is not supported")
+        theta = rope.get("rope_theta", raw.get("rope_theta", 500000.0))
+        if not isinstance(theta, (int, float)) or theta <= 0:
+            raise CheckpointError(path, f"rope_theta must be a positive number, got {theta!r}")
+        eps = raw.get("rms_norm_eps", 1e-5)
+        if not isinstance(eps, (int, float)) or eps <= 0:
+            raise CheckpointError(path, f"rms_norm_eps must be a positive number, got {eps!r}")
+        q = raw.get("quantization_config") or {}
+        if not isinstance(q, dict):
+            raise CheckpointError(path, "'quantization_config' must be an object")
+        if q.get("quant_method", "bitnet") != "bitnet":
+            raise UnsupportedModelError(
+                path, f"quant_method {q.get('quant_method')!r} is not supported (need 'bitnet')"
+            )
+        if q.get("use_rms_norm"):
+            raise UnsupportedModelError(path, "quantization_config.use_rms_norm is not supported")
+        linear_class = q.get("linear_class", "bitlinear")
+        if linear_class not in ("bitlinear", "autobitlinear"):
+            raise UnsupportedModelError(path, f"linear_class {linear_class!r} is not supported")
+        mode = q.get("quantization_mode", "offline")
+        if mode not in ("offline", "online"):
+            raise UnsupportedModelError(path, f"quantization_mode {mode!r} is not supported")
+        if raw.get("attention_bias") or raw.get("mlp_bias"):
+            raise UnsupportedModelError(path, "linear biases are not supported")
+        eos = raw.get("eos_token_id")
+        eos_ids = tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,))
+        return cls(
+            hidden_size=hidden,
+            intermediate_size=req_int("intermediate_size"),
+            num_hidden_layers=req_int("num_hidden_layers"),
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            head_dim=head_dim,
+            vocab_size=req_int("vocab_size"),
+            rms_norm_eps=float(eps),
+            rope_theta=float(theta),
+            max_position_embeddings=int(raw.get("max_position_embeddings", 4096)),
+            tie_word_embeddings=bool(raw.get("tie_word_embeddings", True)),
+            bos_token_id=raw.get("bos_token_id"),
+            eos_token_ids=tuple(int(e) for e in eos_ids),
+            pad_token_id=raw.get("pad_token_id"),
+            linear_class=linear_class,
+            quantization_mode=mode,
+            torch_dtype=str(raw.get("torch_dtype", raw.get("dtype", "bfloat16"))),
+            extra=raw,
+        )
+
+    @classmethod
+    def from_file(cls, path: Path) -> ModelConfig:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CheckpointError(path, "config.json is missing") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(path, f"malformed config.json: {exc}") from None
+        return cls.from_dict(raw, path)
+
+    @property
+    def parameter_count(self) -> int:
+        """Number of parameters (ternary linears + embedding + norms), as reported by info."""
+        h, i, L = self.hidden_size, self.intermediate_size, self.num_hidden_layers
+        q = self.num_attention_heads * self.head_dim
+        kv = self.num_key_value_heads * self.head_dim
+        per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + 3 * h + i
+        emb = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
+        return L * per_layer + emb + h

@@ -1,0 +1,219 @@
+// pybind11 module bitnet_backend._engine: the only file that sees Python. Every call that
+// runs the network releases the GIL, so several Python threads can drive separate sessions.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "../engine/model.h"
+
+namespace py = pybind11;
+using namespace bitnet;
+
+namespace {
+
+ModelConfig config_from_dict(const py::dict& d) {
+    ModelConfig c;
+    c.hidden_size = d["hidden_size"].cast<int>();
+    c.intermediate_size = d["intermediate_size"].cast<int>();
+    c.num_layers = d["num_hidden_layers"].cast<int>();
+    c.num_heads = d["num_attention_heads"].cast<int>();
+    c.num_kv_heads = d["num_key_value_heads"].cast<int>();
+    c.head_dim = d["head_dim"].cast<int>();
+    c.vocab_size = d["vocab_size"].cast<int>();
+    c.rms_norm_eps = d["rms_norm_eps"].cast<float>();
+    c.rope_theta = d["rope_theta"].cast<float>();
+    c.max_position_embeddings = d["max_position_embeddings"].cast<int>();
+    c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
+    c.scale_divides = d["scale_divides"].cast<bool>();
+    return c;
+}
+
+// tensors: {name: (dtype string, shape tuple, array)}; arrays stay owned by Python.
+std::map<std::string, TensorView> views_from_dict(const py::dict& tensors) {
+    std::map<std::string, TensorView> views;
+    for (auto item : tensors) {
+        const auto name = item.first.cast<std::string>();
+        const auto entry = item.second.cast<py::tuple>();
+        TensorView v;
+        v.dtype = parse_dtype(entry[0].cast<std::string>());
+        v.shape = entry[1].cast<std::vector<int64_t>>();
+        const py::buffer_info info = entry[2].cast<py::buffer>().request();
+        if (static_cast<size_t>(info.size) * info.itemsize != v.numel() * dtype_size(v.dtype)) {
+            throw CheckpointContentError(name + ": buffer size does not match dtype and shape");
+        }
+        v.data = info.ptr;
+        views.emplace(name, std::move(v));
+    }
+    return views;
+}
+
+const char* output_name_error = "output must be 'none', 'last', 'all' or 'hidden'";
+
+Output parse_output(const std::string& s) {
+    if (s == "none") return Output::None;
+    if (s == "last") return Output::LastLogits;
+    if (s == "all") return Output::AllLogits;
+    if (s == "hidden") return Output::Hidden;
+    throw std::invalid_argument(output_name_error);
+}
+
+const KernelTable& table_for(const std::string& isa) { return select_kernels(isa.c_str()); }
+
+}  // namespace
+
+PYBIND11_MODULE(_engine, m) {
+    m.doc() = "BitNet b1.58 CPU engine (C++).";
+    py::register_exception<CheckpointContentError>(m, "CheckpointContentError", PyExc_ValueError);
+
+    py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+        .def(py::init([](const py::dict& config, const py::dict& tensors, int n_threads,
+                         const std::string& isa) {
+                 const ModelConfig c = config_from_dict(config);
+                 const auto views = views_from_dict(tensors);
+                 py::gil_scoped_release release;
+                 return std::make_shared<Model>(c, views, n_threads, isa);
+             }),
+             py::arg("config"), py::arg("tensors"), py::arg("n_threads"), py::arg("isa") = "")
+        .def_property_readonly("isa",
+                               [](const Model& mdl) { return std::string(mdl.kernels().isa); })
+        .def_property_readonly("n_threads", &Model::n_threads)
+        .def_property_readonly("weight_bytes", &Model::weight_bytes);
+
+    py::class_<Session>(m, "Session")
+        .def(py::init([](std::shared_ptr<Model> model, int n_ctx) {
+                 return std::make_unique<Session>(std::move(model), n_ctx);
+             }),
+             py::arg("model"), py::arg("n_ctx"))
+        .def_property_readonly("n_past", &Session::n_past)
+        .def_property_readonly("n_ctx", &Session::n_ctx)
+        .def_property_readonly("tokens", [](const Session& s) { return s.tokens(); })
+        .def(
+            "eval",
+            [](Session& s, py::array_t<int32_t, py::array::c_style | py::array::forcecast> ids,
+               const std::string& output, int width) -> py::object {
+                const Output out_kind = parse_output(output);
+                const int n = static_cast<int>(ids.size());
+                py::array_t<float> result;
+                float* out = nullptr;
+                if (out_kind == Output::AllLogits || out_kind == Output::Hidden) {
+                    result = py::array_t<float>({n, width});
+                    out = result.mutable_data();
+                }
+                const int32_t* ptr = ids.data();
+                {
+                    py::gil_scoped_release release;
+                    s.eval(ptr, n, out_kind, out);
+                }
+                if (out == nullptr) return py::none();
+                return std::move(result);
+            },
+            py::arg("ids"), py::arg("output") = "last", py::arg("width") = 0)
+        .def("last_logits",
+             [](const Session& s, int vocab) {
+                 if (!s.has_logits()) throw std::logic_error("no logits yet: eval() first");
+                 py::array_t<float> out(vocab);
+                 std::copy(s.last_logits(), s.last_logits() + vocab, out.mutable_data());
+                 return out;
+             })
+        .def(
+            "sample",
+            [](Session& s, double temperature, int top_k, double top_p, double min_p,
+               float repeat_penalty, int repeat_last_n, py::object mask) {
+                SamplerParams p;
+                p.temperature = temperature;
+                p.top_k = top_k;
+                p.top_p = top_p;
+                p.min_p = min_p;
+                p.repeat_penalty = repeat_penalty;
+                p.repeat_last_n = repeat_last_n;
+                if (mask.is_none()) {
+                    py::gil_scoped_release release;
+                    return s.sample(p, nullptr, 0);
+                }
+                auto words =
+                    mask.cast<py::array_t<uint32_t, py::array::c_style | py::array::forcecast>>();
+                const uint32_t* ptr = words.data();
+                const size_t n = static_cast<size_t>(words.size());
+                py::gil_scoped_release release;
+                return s.sample(p, ptr, n);
+            },
+            py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("min_p"),
+            py::arg("repeat_penalty"), py::arg("repeat_last_n"), py::arg("mask") = py::none())
+        .def("set_seed", &Session::set_seed)
+        .def("truncate", &Session::truncate);
+
+    // Kernel entry points for tests and benchmarks: run one ISA's kernels on given data.
+    m.def("available_isas", []() {
+        std::vector<std::string> out;
+        for (const char* isa : {"ref", "avx2", "avx512", "neon"}) {
+            try {
+                select_kernels(isa);
+                out.emplace_back(isa);
+            } catch (const std::exception&) {
+            }
+        }
+        return out;
+    });
+    m.def("default_isa", []() {
+        const char* forced = std::getenv("BITNET_ISA");
+        return std::string(select_kernels(forced).isa);
+    });
+    m.def(
+        "kernel_gemm",
+        [](const std::string& isa,
+           py::array_t<int8_t, py::array::c_style | py::array::forcecast> weights,
+           py::array_t<int8_t, py::array::c_style | py::array::forcecast> acts, int n_threads) {
+            if (weights.ndim() != 2 || acts.ndim() != 2 || acts.shape(1) != weights.shape(1)) {
+                throw std::invalid_argument("weights [rows, cols] and acts [n, cols] expected");
+            }
+            const int rows = static_cast<int>(weights.shape(0)),
+                      cols = static_cast<int>(weights.shape(1));
+            const int n = static_cast<int>(acts.shape(0));
+            const KernelTable& k = table_for(isa);
+            ThreadPool pool(n_threads);
+            const TernaryMatrix mat = TernaryMatrix::from_ternary(weights.data(), rows, cols, pool);
+            const size_t stride = static_cast<size_t>(mat.padded_cols());
+            std::vector<int8_t> x(static_cast<size_t>(n) * stride, 0);
+            std::vector<int32_t> sums(n, 0);
+            for (int t = 0; t < n; ++t) {
+                for (int c = 0; c < cols; ++c) {
+                    x[t * stride + c] = acts.data()[static_cast<size_t>(t) * cols + c];
+                    sums[t] += x[t * stride + c];
+                }
+            }
+            std::vector<int32_t> out(static_cast<size_t>(n) * mat.padded_rows());
+            const QuantizedActs qa{x.data(), sums.data(), stride, n};
+            const PackedTernary packed = mat.packed();
+            {
+                py::gil_scoped_release release;
+                pool.parallel_for(mat.n_row_blocks(), [&](int b0, int b1) {
+                    k.ternary_gemm(packed, b0, b1, qa, out.data(), mat.padded_rows());
+                });
+            }
+            py::array_t<int32_t> result({n, rows});
+            for (int t = 0; t < n; ++t) {
+                std::copy(out.begin() + static_cast<size_t>(t) * mat.padded_rows(),
+                          out.begin() + static_cast<size_t>(t) * mat.padded_rows() + rows,
+                          result.mutable_data() + static_cast<size_t>(t) * rows);
+            }
+            return result;
+        },
+        py::arg("isa"), py::arg("weights"), py::arg("acts"), py::arg("n_threads") = 1);
+    m.def(
+        "kernel_quantize",
+        [](const std::string& isa,
+           py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+            const KernelTable& k = table_for(isa);
+            const int n = static_cast<int>(x.size());
+            py::array_t<int8_t> q(n);
+            int32_t sum = 0;
+            const float s = k.quantize_row(x.data(), n, q.mutable_data(), &sum);
+            return py::make_tuple(q, s, sum);
+        },
+        py::arg("isa"), py::arg("x"));
+}

@@ -1,0 +1,66 @@
+#include "aligned_buffer.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace bitnet {
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kHugeThreshold = size_t(4) << 20;
+}  // namespace
+
+AlignedBuffer::AlignedBuffer(size_t bytes) : bytes_(bytes) {
+    if (bytes == 0) return;
+#if defined(__linux__)
+    if (bytes >= kHugeThreshold) {
+        // Over-allocate by one huge page, then use the 2 MiB-aligned part.
+        map_bytes_ = bytes + kHugePage;
+        void* base =
+            mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED) throw std::bad_alloc();
+        map_base_ = base;
+        const uintptr_t aligned =
+            (reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1);
+        data_ = reinterpret_cast<void*>(aligned);
+        madvise(data_, (bytes + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+        return;
+    }
+#endif
+    const size_t rounded = (bytes + 63) & ~size_t(63);
+    data_ = std::aligned_alloc(64, rounded);
+    if (data_ == nullptr) throw std::bad_alloc();
+    std::memset(data_, 0, rounded);
+}
+
+AlignedBuffer::~AlignedBuffer() { release(); }
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
+    if (this != &other) {
+        release();
+        data_ = std::exchange(other.data_, nullptr);
+        bytes_ = std::exchange(other.bytes_, 0);
+        map_base_ = std::exchange(other.map_base_, nullptr);
+        map_bytes_ = std::exchange(other.map_bytes_, 0);
+    }
+    return *this;
+}
+
+void AlignedBuffer::release() {
+#if defined(__linux__)
+    if (map_base_ != nullptr) {
+        munmap(map_base_, map_bytes_);
+        map_base_ = nullptr;
+        data_ = nullptr;
+        return;
+    }
+#endif
+    std::free(data_);
+    data_ = nullptr;
+}
+
+}  // namespace bitnet

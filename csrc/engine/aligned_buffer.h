@@ -1,0 +1,42 @@
+// Owned, 64-byte aligned memory for weights and scratch. Large buffers come from anonymous
+// mmap aligned to 2 MiB and ask for transparent huge pages: decode streams every weight once
+// per token and huge pages read ~1.4x faster here (fewer TLB misses).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace bitnet {
+
+class AlignedBuffer {
+ public:
+    AlignedBuffer() = default;
+    explicit AlignedBuffer(size_t bytes);
+    ~AlignedBuffer();
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    AlignedBuffer(AlignedBuffer&& other) noexcept { *this = std::move(other); }
+    AlignedBuffer& operator=(AlignedBuffer&& other) noexcept;
+
+    void* data() { return data_; }
+    const void* data() const { return data_; }
+    template <typename T>
+    T* as() {
+        return static_cast<T*>(data_);
+    }
+    template <typename T>
+    const T* as() const {
+        return static_cast<const T*>(data_);
+    }
+    size_t size() const { return bytes_; }
+
+ private:
+    void release();
+    void* data_ = nullptr;
+    size_t bytes_ = 0;
+    void* map_base_ = nullptr;
+    size_t map_bytes_ = 0;
+};
+
+}  // namespace bitnet

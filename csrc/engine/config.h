@@ -1,0 +1,25 @@
+// Hyper-parameters of a BitNet b1.58 model (from config.json, validated in Python).
+#pragma once
+
+namespace bitnet {
+
+struct ModelConfig {
+    int hidden_size = 0;
+    int intermediate_size = 0;
+    int num_layers = 0;
+    int num_heads = 0;
+    int num_kv_heads = 0;
+    int head_dim = 0;
+    int vocab_size = 0;
+    float rms_norm_eps = 1e-5f;
+    float rope_theta = 500000.0f;
+    int max_position_embeddings = 4096;
+    bool tie_word_embeddings = true;
+    // true: y = acc / (weight_scale * s_x) ("bitlinear"); false: y = acc / s_x * scale.
+    bool scale_divides = true;
+
+    int q_dim() const { return num_heads * head_dim; }
+    int kv_dim() const { return num_kv_heads * head_dim; }
+};
+
+}  // namespace bitnet

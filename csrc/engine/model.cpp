@@ -1,0 +1,334 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "ops.h"
+
+namespace bitnet {
+namespace {
+
+// Prefill runs in chunks of at most this many tokens: scratch memory stays bounded for long
+// prompts while each weight block is still reused across many rows.
+constexpr int kMaxChunk = 128;
+
+const TensorView& find(const std::map<std::string, TensorView>& tensors, const std::string& name) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) throw CheckpointContentError("missing tensor " + name);
+    return it->second;
+}
+
+std::vector<float> to_floats(const TensorView& t, int64_t expected, const std::string& name) {
+    if (t.numel() != expected) throw CheckpointContentError(name + ": unexpected size");
+    std::vector<float> out(static_cast<size_t>(expected));
+    for (int64_t i = 0; i < expected; ++i) out[i] = t.at(i);
+    return out;
+}
+
+void to_float_table(const TensorView& t, int64_t rows, int64_t cols, const std::string& name,
+                    AlignedBuffer& dst, ThreadPool& pool) {
+    if (t.numel() != rows * cols) throw CheckpointContentError(name + ": unexpected size");
+    dst = AlignedBuffer(static_cast<size_t>(rows * cols) * sizeof(float));
+    float* out = dst.as<float>();
+    pool.parallel_for(static_cast<int>(rows), [&](int begin, int end) {
+        for (int64_t i = int64_t(begin) * cols; i < int64_t(end) * cols; ++i) out[i] = t.at(i);
+    });
+}
+
+LinearSource linear_source(const std::map<std::string, TensorView>& tensors,
+                           const std::string& prefix) {
+    LinearSource src;
+    src.name = prefix + ".weight";
+    src.weight = find(tensors, src.name);
+    if (src.weight.dtype == DType::U8) {
+        const TensorView& scale = find(tensors, prefix + ".weight_scale");
+        if (scale.numel() < 1) throw CheckpointContentError(prefix + ".weight_scale is empty");
+        src.weight_scale = scale.at(0);
+    }
+    return src;
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
+             int n_threads, const std::string& isa)
+    : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads) {
+    const auto& c = config_;
+    const int H = c.hidden_size, I = c.intermediate_size;
+    to_float_table(find(tensors, "model.embed_tokens.weight"), c.vocab_size, H,
+                   "model.embed_tokens.weight", embedding_, pool_);
+    if (!c.tie_word_embeddings) {
+        to_float_table(find(tensors, "lm_head.weight"), c.vocab_size, H, "lm_head.weight", lm_head_,
+                       pool_);
+    }
+    final_norm_ = to_floats(find(tensors, "model.norm.weight"), H, "model.norm.weight");
+    layers_.resize(c.num_layers);
+    for (int i = 0; i < c.num_layers; ++i) {
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        LayerWeights& L = layers_[i];
+        auto norm = [&](const std::string& name, int n) {
+            return to_floats(find(tensors, p + name), n, p + name);
+        };
+        L.input_norm = norm("input_layernorm.weight", H);
+        L.post_attn_norm = norm("post_attention_layernorm.weight", H);
+        L.attn_sub_norm = norm("self_attn.attn_sub_norm.weight", c.q_dim());
+        L.ffn_sub_norm = norm("mlp.ffn_sub_norm.weight", I);
+        auto lin = [&](const std::string& name) { return linear_source(tensors, p + name); };
+        L.qkv = TernaryMatrix::build(
+            {lin("self_attn.q_proj"), lin("self_attn.k_proj"), lin("self_attn.v_proj")}, H,
+            c.scale_divides, pool_);
+        L.o = TernaryMatrix::build({lin("self_attn.o_proj")}, c.q_dim(), c.scale_divides, pool_);
+        L.gate_up = TernaryMatrix::build({lin("mlp.gate_proj"), lin("mlp.up_proj")}, H,
+                                         c.scale_divides, pool_);
+        L.down = TernaryMatrix::build({lin("mlp.down_proj")}, I, c.scale_divides, pool_);
+        if (L.qkv.rows() != c.q_dim() + 2 * c.kv_dim() || L.o.rows() != H ||
+            L.gate_up.rows() != 2 * I || L.down.rows() != H) {
+            throw CheckpointContentError(p + "*: linear shapes do not match config.json");
+        }
+    }
+    const int half = c.head_dim / 2;
+    rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
+    rope_sin_.resize(rope_cos_.size());
+    rope_tables(c.rope_theta, c.head_dim, c.max_position_embeddings, rope_cos_.data(),
+                rope_sin_.data());
+}
+
+size_t Model::weight_bytes() const {
+    size_t total = embedding_.size() + lm_head_.size();
+    for (const auto& L : layers_) {
+        total += L.qkv.bytes() + L.o.bytes() + L.gate_up.bytes() + L.down.bytes();
+    }
+    return total;
+}
+
+Session::Session(std::shared_ptr<Model> model, int n_ctx)
+    : model_(std::move(model)), n_ctx_(n_ctx), sampler_(model_->config().vocab_size) {
+    const auto& c = model_->config();
+    if (n_ctx <= 0 || n_ctx > c.max_position_embeddings) {
+        throw std::invalid_argument("n_ctx must be in [1, max_position_embeddings]");
+    }
+    chunk_ = std::min(kMaxChunk, n_ctx);
+    kv_ = KVCache(c.num_layers, n_ctx, c.kv_dim());
+    const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
+    const size_t C = chunk_;
+    const int widest = std::max({H, I, Q});
+    x_.resize(C * H);
+    xn_.resize(C * widest);
+    qkv_.resize(C * (Q + 2 * c.kv_dim()));
+    attn_.resize(C * Q);
+    gu_.resize(C * 2 * I);
+    ffn_.resize(C * I);
+    scores_.resize(static_cast<size_t>(model_->n_threads()) * n_ctx);
+    last_logits_.resize(c.vocab_size);
+    tmp_logits_.resize(c.vocab_size);
+    xq_stride_ = static_cast<size_t>((widest + kColGroup - 1) / kColGroup) * kColGroup;
+    xq_ = AlignedBuffer(C * xq_stride_ + 64);
+    std::memset(xq_.data(), 0, xq_.size());
+    xs_.resize(C);
+    xsum_.resize(C);
+    int widest_rows = 0;
+    for (const auto& L : model_->layers()) {
+        widest_rows = std::max({widest_rows, L.qkv.padded_rows(), L.o.padded_rows(),
+                                L.gate_up.padded_rows(), L.down.padded_rows()});
+    }
+    acc_stride_ = widest_rows;
+    acc_.resize(C * acc_stride_);
+    tokens_.reserve(n_ctx);
+}
+
+void Session::truncate(int n) {
+    if (n < 0 || n > n_past_) throw std::out_of_range("truncate: position out of range");
+    n_past_ = n;
+    tokens_.resize(n);
+    has_logits_ = false;
+}
+
+void Session::eval(const int32_t* ids, int n, Output output, float* out) {
+    const auto& c = model_->config();
+    if (n <= 0) throw std::invalid_argument("eval needs at least one token");
+    if (n_past_ + n > n_ctx_) throw std::out_of_range("context overflow");
+    for (int i = 0; i < n; ++i) {
+        if (ids[i] < 0 || ids[i] >= c.vocab_size)
+            throw std::invalid_argument("token id out of range");
+    }
+    std::lock_guard<std::mutex> lock(model_->forward_mutex());
+    for (int start = 0; start < n; start += chunk_) {
+        const int m = std::min(chunk_, n - start);
+        const bool last_chunk = start + m == n;
+        float* chunk_out = nullptr;
+        Output chunk_output = output;
+        if (output == Output::AllLogits) {
+            chunk_out = out + static_cast<size_t>(start) * c.vocab_size;
+        } else if (output == Output::Hidden) {
+            chunk_out = out + static_cast<size_t>(start) * c.hidden_size;
+        } else {
+            chunk_output = last_chunk ? Output::LastLogits : Output::None;
+        }
+        forward_chunk(ids + start, m, chunk_output, chunk_out);
+    }
+    has_logits_ = output != Output::Hidden;
+}
+
+// The whole BitNet b1.58 network for m new tokens at positions n_past_ .. n_past_ + m - 1.
+void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out) {
+    const auto& c = model_->config();
+    const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+    const int QKV = Q + 2 * KV, half = c.head_dim / 2;
+    const float eps = c.rms_norm_eps;
+
+    for (int t = 0; t < m; ++t) {
+        std::memcpy(&x_[t * H], model_->embedding() + static_cast<size_t>(ids[t]) * H,
+                    H * sizeof(float));
+    }
+    for (int l = 0; l < c.num_layers; ++l) {
+        const LayerWeights& L = model_->layers()[l];
+        // Attention block.
+        for (int t = 0; t < m; ++t) rms_norm(&x_[t * H], L.input_norm.data(), H, eps, &xn_[t * H]);
+        linear(L.qkv, xn_.data(), H, m, qkv_.data(), QKV);
+        for (int t = 0; t < m; ++t) {
+            const int pos = n_past_ + t;
+            float* q = &qkv_[t * QKV];
+            float* k = q + Q;
+            const float* v = k + KV;
+            const float* cos = model_->rope_cos() + static_cast<size_t>(pos) * half;
+            const float* sin = model_->rope_sin() + static_cast<size_t>(pos) * half;
+            apply_rope(q, c.num_heads, c.head_dim, cos, sin);
+            apply_rope(k, c.num_kv_heads, c.head_dim, cos, sin);
+            std::memcpy(kv_.key(l, pos), k, KV * sizeof(float));
+            std::memcpy(kv_.value(l, pos), v, KV * sizeof(float));
+        }
+        attention(l, m);
+        for (int t = 0; t < m; ++t) {
+            rms_norm(&attn_[t * Q], L.attn_sub_norm.data(), Q, eps, &xn_[t * Q]);
+        }
+        linear(L.o, xn_.data(), Q, m, ffn_.data(), H);
+        for (int t = 0; t < m; ++t) {
+            for (int i = 0; i < H; ++i) x_[t * H + i] += ffn_[t * H + i];
+        }
+        // Feed-forward block.
+        for (int t = 0; t < m; ++t) {
+            rms_norm(&x_[t * H], L.post_attn_norm.data(), H, eps, &xn_[t * H]);
+        }
+        linear(L.gate_up, xn_.data(), H, m, gu_.data(), 2 * I);
+        for (int t = 0; t < m; ++t) {
+            relu2_gate(&gu_[t * 2 * I], &gu_[t * 2 * I + I], I, &ffn_[t * I]);
+            rms_norm(&ffn_[t * I], L.ffn_sub_norm.data(), I, eps, &xn_[t * I]);
+        }
+        linear(L.down, xn_.data(), I, m, ffn_.data(), H);
+        for (int t = 0; t < m; ++t) {
+            for (int i = 0; i < H; ++i) x_[t * H + i] += ffn_[t * H + i];
+        }
+    }
+    tokens_.insert(tokens_.end(), ids, ids + m);
+    n_past_ += m;
+
+    const auto& norm = model_->final_norm();
+    switch (output) {
+        case Output::None:
+            return;
+        case Output::Hidden:
+            for (int t = 0; t < m; ++t) rms_norm(&x_[t * H], norm.data(), H, eps, out + t * H);
+            return;
+        case Output::LastLogits:
+            rms_norm(&x_[(m - 1) * H], norm.data(), H, eps, xn_.data());
+            lm_head(xn_.data(), 1, last_logits_.data());
+            return;
+        case Output::AllLogits:
+            for (int t = 0; t < m; ++t) {
+                rms_norm(&x_[t * H], norm.data(), H, eps, xn_.data());
+                lm_head(xn_.data(), 1, out + static_cast<size_t>(t) * c.vocab_size);
+            }
+            std::memcpy(last_logits_.data(), out + static_cast<size_t>(m - 1) * c.vocab_size,
+                        c.vocab_size * sizeof(float));
+            return;
+    }
+}
+
+// BitLinear: per-token int8 absmax activations x ternary weights, exact int32 dot, then one
+// float rescale per output (see FORMATS.md for the two scale conventions).
+void Session::linear(const TernaryMatrix& w, const float* in, size_t ld_in, int n, float* out,
+                     size_t ld_out) {
+    const KernelTable& k = model_->kernels();
+    int8_t* xq = xq_.as<int8_t>();
+    const int cols = w.cols(), padded = w.padded_cols();
+    for (int t = 0; t < n; ++t) {
+        int8_t* row = xq + t * xq_stride_;
+        xs_[t] = k.quantize_row(in + t * ld_in, cols, row, &xsum_[t]);
+        std::memset(row + cols, 0, padded - cols);
+    }
+    const QuantizedActs acts{xq, xsum_.data(), xq_stride_, n};
+    const PackedTernary packed = w.packed();
+    const float* scale = w.row_scales();
+    const int rows = w.rows();
+    const bool divide = w.divide();
+    int32_t* acc = acc_.data();
+    const size_t ld_acc = acc_stride_;
+    model_->pool().parallel_for(w.n_row_blocks(), [&](int b0, int b1) {
+        k.ternary_gemm(packed, b0, b1, acts, acc, ld_acc);
+        const int r0 = b0 * kRowBlock, r1 = std::min(rows, b1 * kRowBlock);
+        for (int t = 0; t < n; ++t) {
+            const float sx = xs_[t];
+            const int32_t* a = acc + t * ld_acc;
+            float* y = out + t * ld_out;
+            if (divide) {
+                for (int r = r0; r < r1; ++r) y[r] = static_cast<float>(a[r]) / (scale[r] * sx);
+            } else {
+                for (int r = r0; r < r1; ++r) y[r] = static_cast<float>(a[r]) / sx * scale[r];
+            }
+        }
+    });
+}
+
+// Causal GQA attention of the m new tokens over the cache; query head h reads kv head
+// h / (num_heads / num_kv_heads). Softmax in float32 like the reference.
+void Session::attention(int layer, int m) {
+    const auto& c = model_->config();
+    const int Q = c.q_dim(), KV = c.kv_dim(), QKV = Q + 2 * KV, d = c.head_dim;
+    const int group = c.num_heads / c.num_kv_heads;
+    const float scaling = 1.0f / std::sqrt(static_cast<float>(d));
+    const int n_tasks = m * c.num_heads;
+    model_->pool().run([&](int thread, int n_threads) {
+        float* scores = &scores_[static_cast<size_t>(thread) * n_ctx_];
+        const int begin = static_cast<int>(int64_t(n_tasks) * thread / n_threads);
+        const int end = static_cast<int>(int64_t(n_tasks) * (thread + 1) / n_threads);
+        for (int task = begin; task < end; ++task) {
+            const int t = task / c.num_heads, h = task % c.num_heads;
+            const int kvh = h / group;
+            const int n_keys = n_past_ + t + 1;
+            const float* q = &qkv_[t * QKV + h * d];
+            for (int j = 0; j < n_keys; ++j) {
+                scores[j] = dot_f32(q, kv_.key(layer, j) + kvh * d, d) * scaling;
+            }
+            softmax_inplace(scores, n_keys);
+            float* o = &attn_[t * Q + h * d];
+            std::fill(o, o + d, 0.0f);
+            for (int j = 0; j < n_keys; ++j)
+                axpy_f32(scores[j], kv_.value(layer, j) + kvh * d, o, d);
+        }
+    });
+}
+
+// Tied (or separate) float32 head: logits = h . E^T, rows split across the pool.
+void Session::lm_head(const float* h, int n, float* logits) {
+    const auto& c = model_->config();
+    const int H = c.hidden_size;
+    const float* table = model_->lm_head();
+    for (int t = 0; t < n; ++t) {
+        const float* x = h + t * H;
+        float* y = logits + static_cast<size_t>(t) * c.vocab_size;
+        model_->pool().parallel_for(c.vocab_size, [&](int begin, int end) {
+            for (int v = begin; v < end; ++v)
+                y[v] = dot_f32(x, table + static_cast<size_t>(v) * H, H);
+        });
+    }
+}
+
+int Session::sample(const SamplerParams& params, const uint32_t* mask, size_t mask_words) {
+    if (!has_logits_) throw std::logic_error("sample() needs an eval() with logits first");
+    return sampler_.sample(last_logits_.data(), params, tokens_.data(), tokens_.size(), mask,
+                           mask_words);
+}
+
+}  // namespace bitnet

@@ -1,0 +1,112 @@
+// The BitNet b1.58 model: weights in kernel layout, and Session, one sequence with its KV
+// cache whose forward() is the whole network, top to bottom.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../kernels/kernels.h"
+#include "aligned_buffer.h"
+#include "config.h"
+#include "kv_cache.h"
+#include "sampler.h"
+#include "tensor.h"
+#include "ternary_matrix.h"
+#include "thread_pool.h"
+
+namespace bitnet {
+
+struct LayerWeights {
+    std::vector<float> input_norm, post_attn_norm, attn_sub_norm, ffn_sub_norm;
+    TernaryMatrix qkv;      // rows: q (num_heads*head_dim), k, v (num_kv_heads*head_dim each)
+    TernaryMatrix o;        // hidden x q_dim
+    TernaryMatrix gate_up;  // rows: gate (intermediate), up (intermediate)
+    TernaryMatrix down;     // hidden x intermediate
+};
+
+class Model {
+ public:
+    // `tensors` maps checkpoint names (model.layers.0.self_attn.q_proj.weight, ...) to borrowed
+    // views; they are only read during construction. `isa` may force a kernel family.
+    Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
+          int n_threads, const std::string& isa);
+
+    const ModelConfig& config() const { return config_; }
+    const KernelTable& kernels() const { return *kernels_; }
+    ThreadPool& pool() { return pool_; }
+    // Sessions share the pool; one forward runs at a time per model.
+    std::mutex& forward_mutex() { return forward_mutex_; }
+    int n_threads() const { return pool_.size(); }
+    size_t weight_bytes() const;
+
+    const std::vector<LayerWeights>& layers() const { return layers_; }
+    const float* embedding() const { return embedding_.as<float>(); }
+    const float* lm_head() const {
+        return lm_head_.size() ? lm_head_.as<float>() : embedding_.as<float>();
+    }
+    const std::vector<float>& final_norm() const { return final_norm_; }
+    const float* rope_cos() const { return rope_cos_.data(); }
+    const float* rope_sin() const { return rope_sin_.data(); }
+
+ private:
+    ModelConfig config_;
+    const KernelTable* kernels_;
+    ThreadPool pool_;
+    std::mutex forward_mutex_;
+    std::vector<LayerWeights> layers_;
+    AlignedBuffer embedding_;  // [vocab][hidden] float32
+    AlignedBuffer lm_head_;    // only when embeddings are not tied
+    std::vector<float> final_norm_;
+    std::vector<float> rope_cos_, rope_sin_;  // [max_pos][head_dim / 2]
+};
+
+enum class Output { None, LastLogits, AllLogits, Hidden };
+
+class Session {
+ public:
+    Session(std::shared_ptr<Model> model, int n_ctx);
+
+    int n_past() const { return n_past_; }
+    int n_ctx() const { return n_ctx_; }
+    const std::vector<int32_t>& tokens() const { return tokens_; }
+
+    // Appends ids to the sequence. `out` receives [n][vocab] logits (AllLogits) or
+    // [n][hidden] final-normed states (Hidden); the last position's logits are always kept
+    // for sample() unless output is Hidden. Throws std::out_of_range on context overflow,
+    // before touching any state.
+    void eval(const int32_t* ids, int n, Output output, float* out);
+    const float* last_logits() const { return last_logits_.data(); }
+    bool has_logits() const { return has_logits_; }
+
+    int sample(const SamplerParams& params, const uint32_t* mask, size_t mask_words);
+    void set_seed(uint64_t seed) { sampler_.seed(seed); }
+    void truncate(int n);
+
+ private:
+    void forward_chunk(const int32_t* ids, int n, Output output, float* out);
+    void linear(const TernaryMatrix& w, const float* in, size_t ld_in, int n, float* out,
+                size_t ld_out);
+    void attention(int layer, int n);
+    void lm_head(const float* h, int n, float* logits);
+
+    std::shared_ptr<Model> model_;
+    int n_ctx_;
+    int n_past_ = 0;
+    int chunk_;
+    std::vector<int32_t> tokens_;
+    KVCache kv_;
+    Sampler sampler_;
+    // Scratch sized once for `chunk_` tokens: no allocation per token.
+    std::vector<float> x_, xn_, qkv_, attn_, gu_, ffn_, scores_, last_logits_, tmp_logits_;
+    AlignedBuffer xq_;
+    std::vector<float> xs_;
+    std::vector<int32_t> xsum_, acc_;
+    size_t xq_stride_ = 0, acc_stride_ = 0;
+    bool has_logits_ = false;
+};
+
+}  // namespace bitnet

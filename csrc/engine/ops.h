@@ -1,0 +1,26 @@
+// Float operations of the forward pass, written to follow transformers' float32 math.
+#pragma once
+
+#include <cstdint>
+
+namespace bitnet {
+
+// BitNetRMSNorm: y = w * (x * rsqrt(mean(x^2) + eps)), in float32.
+void rms_norm(const float* x, const float* weight, int n, float eps, float* y);
+
+// Llama RoPE (rotate_half) on `n_heads` heads of `head_dim` at position `pos`, in place.
+void apply_rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
+
+// inv_freq[i] = 1 / theta^(2i / head_dim), float32 like transformers' default rope init.
+void rope_tables(float theta, int head_dim, int max_pos, float* cos_out, float* sin_out);
+
+// relu(g)^2 * u.
+void relu2_gate(const float* gate, const float* up, int n, float* out);
+
+// out = softmax(scores[0..n)) weighted sum of rows v[i * v_stride .. + d].
+void softmax_inplace(float* scores, int n);
+
+float dot_f32(const float* a, const float* b, int n);
+void axpy_f32(float a, const float* x, float* y, int n);
+
+}  // namespace bitnet

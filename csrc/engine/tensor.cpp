@@ -1,0 +1,69 @@
+#include "tensor.h"
+
+#include <cmath>
+
+namespace bitnet {
+
+DType parse_dtype(const std::string& name) {
+    if (name == "U8") return DType::U8;
+    if (name == "BF16") return DType::BF16;
+    if (name == "F16") return DType::F16;
+    if (name == "F32") return DType::F32;
+    throw CheckpointContentError("unsupported tensor dtype " + name);
+}
+
+const char* dtype_name(DType dtype) {
+    switch (dtype) {
+        case DType::U8:
+            return "U8";
+        case DType::BF16:
+            return "BF16";
+        case DType::F16:
+            return "F16";
+        case DType::F32:
+            return "F32";
+    }
+    return "?";
+}
+
+size_t dtype_size(DType dtype) {
+    switch (dtype) {
+        case DType::U8:
+            return 1;
+        case DType::BF16:
+        case DType::F16:
+            return 2;
+        case DType::F32:
+            return 4;
+    }
+    return 0;
+}
+
+float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    float v;
+    if (exp == 0) {
+        v = std::ldexp(static_cast<float>(mant), -24);
+    } else if (exp == 31) {
+        v = mant ? NAN : INFINITY;
+    } else {
+        v = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
+    }
+    return sign ? -v : v;
+}
+
+float TensorView::at(int64_t i) const {
+    switch (dtype) {
+        case DType::U8:
+            return static_cast<const uint8_t*>(data)[i];
+        case DType::BF16:
+            return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+        case DType::F16:
+            return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+        case DType::F32:
+            return static_cast<const float*>(data)[i];
+    }
+    return 0.0f;
+}
+
+}  // namespace bitnet

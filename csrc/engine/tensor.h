@@ -1,0 +1,46 @@
+// Borrowed views of checkpoint tensors (memory-mapped by the caller) and dtype conversion.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bitnet {
+
+enum class DType { U8, BF16, F16, F32 };
+
+DType parse_dtype(const std::string& name);
+const char* dtype_name(DType dtype);
+size_t dtype_size(DType dtype);
+
+struct TensorView {
+    const void* data = nullptr;
+    DType dtype = DType::F32;
+    std::vector<int64_t> shape;
+
+    int64_t numel() const {
+        int64_t n = 1;
+        for (auto d : shape) n *= d;
+        return n;
+    }
+    // Element i converted to float (bf16 and f16 widen exactly).
+    float at(int64_t i) const;
+};
+
+inline float bf16_to_f32(uint16_t v) {
+    const uint32_t bits = static_cast<uint32_t>(v) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float f16_to_f32(uint16_t v);
+
+// Thrown for checkpoint content the engine cannot use; the bindings map it to CheckpointError.
+struct CheckpointContentError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace bitnet

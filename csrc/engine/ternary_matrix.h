@@ -1,0 +1,53 @@
+// A ternary weight matrix in the kernel layout (I2_R16, see kernels/kernels.h), built once at
+// load from checkpoint tensors: packed HF uint8 planes or float master weights (absmean
+// quantized exactly like transformers' WeightQuant). Several linears that read the same input
+// (q/k/v, gate/up) are fused into one matrix so decode streams them in one pass.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../kernels/kernels.h"
+#include "aligned_buffer.h"
+#include "tensor.h"
+#include "thread_pool.h"
+
+namespace bitnet {
+
+// One checkpoint linear: its weight tensor and, for packed weights, the weight_scale value.
+struct LinearSource {
+    std::string name;
+    TensorView weight;
+    float weight_scale = 1.0f;  // packed weights only
+};
+
+class TernaryMatrix {
+ public:
+    TernaryMatrix() = default;
+    // Stacks the parts' rows. `divide`: output = acc / (scale * s_x) (linear_class
+    // "bitlinear"), else output = acc / s_x * scale ("autobitlinear" and online weights).
+    static TernaryMatrix build(const std::vector<LinearSource>& parts, int cols, bool divide,
+                               ThreadPool& pool);
+
+    // From explicit ternary values w[rows][cols] in {-1, 0, 1} (unit scales): kernel tests.
+    static TernaryMatrix from_ternary(const int8_t* w, int rows, int cols, ThreadPool& pool);
+
+    PackedTernary packed() const { return {codes_.as<uint8_t>(), n_row_blocks_, n_col_groups_}; }
+    int rows() const { return rows_; }
+    int cols() const { return cols_; }
+    int padded_rows() const { return n_row_blocks_ * kRowBlock; }
+    int padded_cols() const { return n_col_groups_ * kColGroup; }
+    int n_row_blocks() const { return n_row_blocks_; }
+    bool divide() const { return divide_; }
+    const float* row_scales() const { return scales_.data(); }
+    size_t bytes() const { return codes_.size(); }
+
+ private:
+    int rows_ = 0, cols_ = 0, n_row_blocks_ = 0, n_col_groups_ = 0;
+    bool divide_ = true;
+    AlignedBuffer codes_;
+    std::vector<float> scales_;
+};
+
+}  // namespace bitnet

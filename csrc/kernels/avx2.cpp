@@ -1,0 +1,120 @@
+// AVX2 kernels. No VNNI here: maddubs multiplies the unsigned codes by the int8 activations
+// into int16 pairs (|2 * 2 * 128| fits easily), the four column planes are summed in int16
+// (at most 4 * 512 per lane) and widened once with madd. 8 rows per ymm, 2 ymm per block.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace bitnet {
+namespace {
+
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// Sum over the 16 columns of one group for 8 rows: int32 per row.
+inline __m256i group_dot(__m256i w, __m256i x0, __m256i x1, __m256i x2, __m256i x3) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    const __m256i c0 = _mm256_and_si256(w, mask);
+    const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 2), mask);
+    const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+    const __m256i c3 = _mm256_and_si256(_mm256_srli_epi16(w, 6), mask);
+    __m256i s = _mm256_maddubs_epi16(c0, x0);
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, x1));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, x2));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, x3));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
+template <int NT>
+void gemm_tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0, int32_t* out,
+               size_t ld_out) {
+    const int G = w.n_col_groups;
+    const uint8_t* blk = w.codes + static_cast<size_t>(b) * G * kBlockBytes;
+    __m256i lo[NT], hi[NT];
+    for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
+    for (int g = 0; g < G; ++g) {
+        const uint8_t* grp = blk + g * kBlockBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(grp + 1024), _MM_HINT_T0);
+        const __m256i w_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(grp));
+        const __m256i w_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(grp + 32));
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* xg = acts.x + (t0 + t) * acts.stride + g * kColGroup;
+            const __m256i x0 = _mm256_set1_epi32(load_i32(xg));
+            const __m256i x1 = _mm256_set1_epi32(load_i32(xg + 4));
+            const __m256i x2 = _mm256_set1_epi32(load_i32(xg + 8));
+            const __m256i x3 = _mm256_set1_epi32(load_i32(xg + 12));
+            lo[t] = _mm256_add_epi32(lo[t], group_dot(w_lo, x0, x1, x2, x3));
+            hi[t] = _mm256_add_epi32(hi[t], group_dot(w_hi, x0, x1, x2, x3));
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        const __m256i sum = _mm256_set1_epi32(acts.sums[t0 + t]);
+        int32_t* o = out + (t0 + t) * ld_out + b * kRowBlock;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_sub_epi32(lo[t], sum));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_sub_epi32(hi[t], sum));
+    }
+}
+
+void ternary_gemm_avx2(const PackedTernary& w, int block_begin, int block_end,
+                       const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    for (int b = block_begin; b < block_end; ++b) {
+        int t = 0;
+        for (; t + 4 <= acts.n_tokens; t += 4) gemm_tile<4>(w, b, acts, t, out, ld_out);
+        for (; t < acts.n_tokens; ++t) gemm_tile<1>(w, b, acts, t, out, ld_out);
+    }
+}
+
+float quantize_row_avx2(const float* x, int n, int8_t* q, int32_t* sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 vmax = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vmax);
+    float amax = 0.0f;
+    for (float v : lanes) amax = std::max(amax, v);
+    for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float s = 127.0f / std::max(amax, 1e-5f);
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+    __m256i vsum = _mm256_setzero_si256();
+    i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        const __m256i iv = _mm256_cvtps_epi32(v);
+        vsum = _mm256_add_epi32(vsum, iv);
+        alignas(32) int32_t tmp[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), iv);
+        for (int j = 0; j < 8; ++j) q[i + j] = static_cast<int8_t>(tmp[j]);
+    }
+    alignas(32) int32_t parts[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(parts), vsum);
+    int32_t total = 0;
+    for (int32_t p : parts) total += p;
+    for (; i < n; ++i) {
+        float v = std::nearbyint(x[i] * s);
+        v = std::min(127.0f, std::max(-128.0f, v));
+        q[i] = static_cast<int8_t>(v);
+        total += static_cast<int32_t>(v);
+    }
+    *sum = total;
+    return s;
+}
+
+const KernelTable kAvx2 = {"avx2", ternary_gemm_avx2, quantize_row_avx2};
+
+}  // namespace
+
+const KernelTable* kernels_avx2() { return &kAvx2; }
+
+}  // namespace bitnet

@@ -1,0 +1,183 @@
+// AVX-512 VNNI kernels. vpdpbusd multiplies the unsigned 2-bit codes (w+1) by the signed int8
+// activations, 4 per 32-bit lane, 16 rows per zmm; the +1 offset is removed once per output
+// with the activation sum. Decode streams the weights once with independent accumulators;
+// prefill reuses each unpacked 64-byte weight group across a tile of tokens.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace bitnet {
+namespace {
+
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// The four code planes of one 64-byte group: plane p holds columns 4p..4p+3 of every row.
+struct Planes {
+    __m512i p0, p1, p2, p3;
+};
+
+inline Planes unpack(const uint8_t* group) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    const __m512i w = _mm512_load_si512(group);
+    return {_mm512_and_si512(w, mask), _mm512_and_si512(_mm512_srli_epi16(w, 2), mask),
+            _mm512_and_si512(_mm512_srli_epi16(w, 4), mask),
+            _mm512_and_si512(_mm512_srli_epi16(w, 6), mask)};
+}
+
+inline void store_rows(__m512i acc, int32_t sum, int32_t* out) {
+    _mm512_storeu_si512(out, _mm512_sub_epi32(acc, _mm512_set1_epi32(sum)));
+}
+
+// One token: two row blocks at a time, eight independent accumulators, prefetch ahead.
+void gemv(const PackedTernary& w, int block_begin, int block_end, const int8_t* x, int32_t sum,
+          int32_t* out) {
+    const int G = w.n_col_groups;
+    const size_t block_bytes = static_cast<size_t>(G) * kBlockBytes;
+    int b = block_begin;
+    for (; b + 2 <= block_end; b += 2) {
+        const uint8_t* w0 = w.codes + b * block_bytes;
+        const uint8_t* w1 = w0 + block_bytes;
+        __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
+        __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        for (int g = 0; g < G; ++g) {
+            _mm_prefetch(reinterpret_cast<const char*>(w0 + g * kBlockBytes + 1024), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(w1 + g * kBlockBytes + 1024), _MM_HINT_T0);
+            const int8_t* xg = x + g * kColGroup;
+            const __m512i x0 = _mm512_set1_epi32(load_i32(xg));
+            const __m512i x1 = _mm512_set1_epi32(load_i32(xg + 4));
+            const __m512i x2 = _mm512_set1_epi32(load_i32(xg + 8));
+            const __m512i x3 = _mm512_set1_epi32(load_i32(xg + 12));
+            const Planes u = unpack(w0 + g * kBlockBytes);
+            const Planes v = unpack(w1 + g * kBlockBytes);
+            a00 = _mm512_dpbusd_epi32(a00, u.p0, x0);
+            a01 = _mm512_dpbusd_epi32(a01, u.p1, x1);
+            a02 = _mm512_dpbusd_epi32(a02, u.p2, x2);
+            a03 = _mm512_dpbusd_epi32(a03, u.p3, x3);
+            a10 = _mm512_dpbusd_epi32(a10, v.p0, x0);
+            a11 = _mm512_dpbusd_epi32(a11, v.p1, x1);
+            a12 = _mm512_dpbusd_epi32(a12, v.p2, x2);
+            a13 = _mm512_dpbusd_epi32(a13, v.p3, x3);
+        }
+        const __m512i s0 = _mm512_add_epi32(_mm512_add_epi32(a00, a01), _mm512_add_epi32(a02, a03));
+        const __m512i s1 = _mm512_add_epi32(_mm512_add_epi32(a10, a11), _mm512_add_epi32(a12, a13));
+        store_rows(s0, sum, out + b * kRowBlock);
+        store_rows(s1, sum, out + (b + 1) * kRowBlock);
+    }
+    for (; b < block_end; ++b) {
+        const uint8_t* w0 = w.codes + b * block_bytes;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int g = 0; g < G; ++g) {
+            const int8_t* xg = x + g * kColGroup;
+            const Planes u = unpack(w0 + g * kBlockBytes);
+            a0 = _mm512_dpbusd_epi32(a0, u.p0, _mm512_set1_epi32(load_i32(xg)));
+            a1 = _mm512_dpbusd_epi32(a1, u.p1, _mm512_set1_epi32(load_i32(xg + 4)));
+            a2 = _mm512_dpbusd_epi32(a2, u.p2, _mm512_set1_epi32(load_i32(xg + 8)));
+            a3 = _mm512_dpbusd_epi32(a3, u.p3, _mm512_set1_epi32(load_i32(xg + 12)));
+        }
+        store_rows(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)), sum,
+                   out + b * kRowBlock);
+    }
+}
+
+// NB row blocks x NT tokens register tile: each unpacked weight group feeds NT tokens.
+template <int NB, int NT>
+void gemm_tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0, int32_t* out,
+               size_t ld_out) {
+    const int G = w.n_col_groups;
+    const size_t block_bytes = static_cast<size_t>(G) * kBlockBytes;
+    __m512i acc[NB][NT];
+    for (int i = 0; i < NB; ++i) {
+        for (int t = 0; t < NT; ++t) acc[i][t] = _mm512_setzero_si512();
+    }
+    const int8_t* x0 = acts.x + t0 * acts.stride;
+    for (int g = 0; g < G; ++g) {
+        Planes u[NB];
+        for (int i = 0; i < NB; ++i)
+            u[i] = unpack(w.codes + (b + i) * block_bytes + g * kBlockBytes);
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* xg = x0 + t * acts.stride + g * kColGroup;
+            const __m512i q0 = _mm512_set1_epi32(load_i32(xg));
+            const __m512i q1 = _mm512_set1_epi32(load_i32(xg + 4));
+            const __m512i q2 = _mm512_set1_epi32(load_i32(xg + 8));
+            const __m512i q3 = _mm512_set1_epi32(load_i32(xg + 12));
+            for (int i = 0; i < NB; ++i) {
+                __m512i a = acc[i][t];
+                a = _mm512_dpbusd_epi32(a, u[i].p0, q0);
+                a = _mm512_dpbusd_epi32(a, u[i].p1, q1);
+                a = _mm512_dpbusd_epi32(a, u[i].p2, q2);
+                a = _mm512_dpbusd_epi32(a, u[i].p3, q3);
+                acc[i][t] = a;
+            }
+        }
+    }
+    for (int i = 0; i < NB; ++i) {
+        for (int t = 0; t < NT; ++t) {
+            store_rows(acc[i][t], acts.sums[t0 + t], out + (t0 + t) * ld_out + (b + i) * kRowBlock);
+        }
+    }
+}
+
+template <int NB>
+void gemm_blocks(const PackedTernary& w, int b, const QuantizedActs& acts, int32_t* out,
+                 size_t ld_out) {
+    int t = 0;
+    for (; t + 8 <= acts.n_tokens; t += 8) gemm_tile<NB, 8>(w, b, acts, t, out, ld_out);
+    for (; t + 4 <= acts.n_tokens; t += 4) gemm_tile<NB, 4>(w, b, acts, t, out, ld_out);
+    for (; t < acts.n_tokens; ++t) gemm_tile<NB, 1>(w, b, acts, t, out, ld_out);
+}
+
+void ternary_gemm_avx512(const PackedTernary& w, int block_begin, int block_end,
+                         const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    if (acts.n_tokens == 1) {
+        gemv(w, block_begin, block_end, acts.x, acts.sums[0], out);
+        return;
+    }
+    int b = block_begin;
+    for (; b + 2 <= block_end; b += 2) gemm_blocks<2>(w, b, acts, out, ld_out);
+    for (; b < block_end; ++b) gemm_blocks<1>(w, b, acts, out, ld_out);
+}
+
+float quantize_row_avx512(const float* x, int n, int8_t* q, int32_t* sum) {
+    __m512 vmax = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    float amax = _mm512_reduce_max_ps(vmax);
+    for (; i < n; ++i) amax = std::max(amax, x[i] < 0 ? -x[i] : x[i]);
+    const float s = 127.0f / std::max(amax, 1e-5f);
+    const __m512 vs = _mm512_set1_ps(s);
+    const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+    __m512i vsum = _mm512_setzero_si512();
+    i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vs);
+        v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        const __m512i iv = _mm512_cvtps_epi32(v);
+        vsum = _mm512_add_epi32(vsum, iv);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtsepi32_epi8(iv));
+    }
+    int32_t total = _mm512_reduce_add_epi32(vsum);
+    for (; i < n; ++i) {
+        float v = __builtin_nearbyintf(x[i] * s);
+        v = std::min(127.0f, std::max(-128.0f, v));
+        q[i] = static_cast<int8_t>(v);
+        total += static_cast<int32_t>(v);
+    }
+    *sum = total;
+    return s;
+}
+
+const KernelTable kAvx512 = {"avx512", ternary_gemm_avx512, quantize_row_avx512};
+
+}  // namespace
+
+const KernelTable* kernels_avx512() { return &kAvx512; }
+
+}  // namespace bitnet

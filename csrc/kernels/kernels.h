@@ -1,0 +1,59 @@
+// Ternary matrix kernels: one implementation per ISA behind one function table.
+//
+// Weight layout "I2_R16" (shared by every kernel, built once at load by TernaryMatrix):
+// rows are grouped in blocks of 16, columns in groups of 16. One block x group is 64 bytes:
+// lane r (bytes 4r..4r+3) holds row r of the block; in byte j of the lane, the 2-bit field p
+// holds the code of column 16*g + 4*p + j. Codes are w+1 in {0,1,2}. With this layout one
+// 64-byte load, a shift by 2p and a mask give 16 lanes of 4 consecutive columns: exactly the
+// operand shape of vpdpbusd (and of maddubs / sdot pairs on AVX2 / NEON).
+//
+// Activations are int8, one row per token, padded with zeros to the padded column count, plus
+// the per-token sum of the int8 values: sum(code * x) = sum(w * x) + sum(x), so the kernels
+// subtract it once per output.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bitnet {
+
+constexpr int kRowBlock = 16;
+constexpr int kColGroup = 16;
+constexpr int kBlockBytes = kRowBlock * kColGroup / 4;  // 64
+
+struct PackedTernary {
+    const uint8_t* codes;  // n_row_blocks * n_col_groups * 64 bytes
+    int n_row_blocks;
+    int n_col_groups;
+};
+
+// Quantized activations for n tokens: x[t * stride + k], k < n_col_groups * 16.
+struct QuantizedActs {
+    const int8_t* x;
+    const int32_t* sums;
+    size_t stride;
+    int n_tokens;
+};
+
+struct KernelTable {
+    const char* isa;
+    // out[t * ld_out + 16*b + r] = sum_k w[16*b + r][k] * x[t][k] (exact int32) for row
+    // blocks b in [block_begin, block_end) and every token.
+    void (*ternary_gemm)(const PackedTernary& w, int block_begin, int block_end,
+                         const QuantizedActs& acts, int32_t* out, size_t ld_out);
+    // Per-token absmax int8 quantization, bit-exact with transformers' activation_quant:
+    // s = 127 / max(max|x|, 1e-5); q = clamp(round_half_even(x * s), -128, 127).
+    // Writes n values (the caller zero-fills the padding once), returns s and sum(q).
+    float (*quantize_row)(const float* x, int n, int8_t* q, int32_t* sum);
+};
+
+const KernelTable& kernels_ref();
+const KernelTable* kernels_avx2();    // nullptr when not compiled in
+const KernelTable* kernels_avx512();  // nullptr when not compiled in
+const KernelTable* kernels_neon();    // nullptr when not compiled in
+
+// The kernel table for this CPU (or the one forced by BITNET_ISA=ref|avx2|avx512|neon).
+// Throws std::runtime_error when the forced ISA cannot run here.
+const KernelTable& select_kernels(const char* forced_isa);
+
+}  // namespace bitnet

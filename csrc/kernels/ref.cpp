@@ -1,0 +1,55 @@
+// Scalar reference kernels: the definition every optimized kernel is tested against.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels.h"
+
+namespace bitnet {
+namespace {
+
+void ternary_gemm_ref(const PackedTernary& w, int block_begin, int block_end,
+                      const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* block = w.codes + static_cast<size_t>(b) * w.n_col_groups * kBlockBytes;
+        for (int t = 0; t < acts.n_tokens; ++t) {
+            const int8_t* x = acts.x + t * acts.stride;
+            for (int r = 0; r < kRowBlock; ++r) {
+                int32_t acc = 0;
+                for (int g = 0; g < w.n_col_groups; ++g) {
+                    const uint8_t* lane = block + g * kBlockBytes + 4 * r;
+                    for (int j = 0; j < 4; ++j) {
+                        for (int p = 0; p < 4; ++p) {
+                            const int code = (lane[j] >> (2 * p)) & 3;
+                            acc += code * x[g * kColGroup + 4 * p + j];
+                        }
+                    }
+                }
+                out[t * ld_out + b * kRowBlock + r] = acc - acts.sums[t];
+            }
+        }
+    }
+}
+
+float quantize_row_ref(const float* x, int n, int8_t* q, int32_t* sum) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float s = 127.0f / std::max(amax, 1e-5f);
+    int32_t total = 0;
+    for (int i = 0; i < n; ++i) {
+        // nearbyint rounds half to even in the default FP environment, like torch.round.
+        const float v = std::nearbyint(x[i] * s);
+        const int iv = static_cast<int>(std::min(127.0f, std::max(-128.0f, v)));
+        q[i] = static_cast<int8_t>(iv);
+        total += iv;
+    }
+    *sum = total;
+    return s;
+}
+
+const KernelTable kRef = {"ref", ternary_gemm_ref, quantize_row_ref};
+
+}  // namespace
+
+const KernelTable& kernels_ref() { return kRef; }
+
+}  // namespace bitnet
