@@ -1,15 +1,89 @@
 #include "ops.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace bitnet {
+namespace {
+
+// PyTorch's CPU sum of a contiguous float row (ATen SumKernel: cascade sum over 8-lane
+// vectors, 4-way ILP, lanes folded last). Activation quantization rounds x * 127 / max|x|,
+// and bf16 weights make exact .5 ties common at the first layer: the RMSNorm variance must
+// round exactly as in the reference, or a tie resolves the other way. Adds stay in this order
+// (the build has no -ffast-math and no FP contraction).
+constexpr int kLanes = 8;
+using Lanes = std::array<float, kLanes>;
+
+template <typename T>
+void add_to(T& acc, const T& v) {
+    if constexpr (std::is_same_v<T, float>) {
+        acc += v;
+    } else {
+        for (int l = 0; l < kLanes; ++l) acc[l] += v[l];
+    }
+}
+
+int ceil_log2(int64_t x) {
+    int r = 0;
+    while ((int64_t(1) << r) < x) ++r;
+    return r;
+}
+
+// Sums `size` elements; elem(i) returns element i (a float or a Lanes vector).
+template <typename T, typename Elem>
+T cascade_row_sum(int64_t size, Elem elem) {
+    constexpr int kIlp = 4, kLevels = 4;
+    const int64_t rows = size / kIlp;
+    T acc[kLevels][kIlp] = {};
+    const int level_power = std::max(4, ceil_log2(rows) / kLevels);
+    const int64_t level_step = int64_t(1) << level_power, level_mask = level_step - 1;
+    int64_t i = 0;
+    while (i + level_step <= rows) {
+        for (int64_t j = 0; j < level_step; ++j, ++i) {
+            for (int k = 0; k < kIlp; ++k) add_to(acc[0][k], elem(i * kIlp + k));
+        }
+        for (int j = 1; j < kLevels; ++j) {
+            for (int k = 0; k < kIlp; ++k) {
+                add_to(acc[j][k], acc[j - 1][k]);
+                acc[j - 1][k] = T{};
+            }
+            if ((i & (level_mask << (j * level_power))) != 0) break;
+        }
+    }
+    for (; i < rows; ++i) {
+        for (int k = 0; k < kIlp; ++k) add_to(acc[0][k], elem(i * kIlp + k));
+    }
+    for (int j = 1; j < kLevels; ++j) {
+        for (int k = 0; k < kIlp; ++k) add_to(acc[0][k], acc[j][k]);
+    }
+    for (int64_t r = rows * kIlp; r < size; ++r) add_to(acc[0][0], elem(r));
+    for (int k = 1; k < kIlp; ++k) add_to(acc[0][0], acc[0][k]);
+    return acc[0][0];
+}
+
+float reference_order_sum(const float* v, int n) {
+    if (n < kLanes) return cascade_row_sum<float>(n, [&](int64_t i) { return v[i]; });
+    const int n_vec = n / kLanes;
+    const Lanes lanes = cascade_row_sum<Lanes>(n_vec, [&](int64_t i) {
+        Lanes out;
+        std::copy(v + i * kLanes, v + (i + 1) * kLanes, out.begin());
+        return out;
+    });
+    float total = 0.0f;
+    for (int k = n_vec * kLanes; k < n; ++k) total += v[k];
+    for (int l = 0; l < kLanes; ++l) total += lanes[l];
+    return total;
+}
+
+}  // namespace
 
 void rms_norm(const float* x, const float* weight, int n, float eps, float* y) {
-    double sum_sq = 0.0;
-    for (int i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
-    const float variance = static_cast<float>(sum_sq / n);
+    // Squares go through y, which is overwritten below.
+    for (int i = 0; i < n; ++i) y[i] = x[i] * x[i];
+    const float variance = reference_order_sum(y, n) / static_cast<float>(n);
     const float inv = 1.0f / std::sqrt(variance + eps);
     for (int i = 0; i < n; ++i) y[i] = weight[i] * (x[i] * inv);
 }

@@ -82,7 +82,8 @@ float quantize_row_avx2(const float* x, int n, int8_t* q, int32_t* sum) {
     float amax = 0.0f;
     for (float v : lanes) amax = std::max(amax, v);
     for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float s = 127.0f / std::max(amax, 1e-5f);
+    // torch evaluates `127 / t` as reciprocal(t) * 127: two roundings, kept for exactness.
+    const float s = (1.0f / std::max(amax, 1e-5f)) * 127.0f;
     const __m256 vs = _mm256_set1_ps(s);
     const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
     __m256i vsum = _mm256_setzero_si256();

@@ -150,7 +150,8 @@ float quantize_row_avx512(const float* x, int n, int8_t* q, int32_t* sum) {
     for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
     float amax = _mm512_reduce_max_ps(vmax);
     for (; i < n; ++i) amax = std::max(amax, x[i] < 0 ? -x[i] : x[i]);
-    const float s = 127.0f / std::max(amax, 1e-5f);
+    // torch evaluates `127 / t` as reciprocal(t) * 127: two roundings, kept for exactness.
+    const float s = (1.0f / std::max(amax, 1e-5f)) * 127.0f;
     const __m512 vs = _mm512_set1_ps(s);
     const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
     __m512i vsum = _mm512_setzero_si512();

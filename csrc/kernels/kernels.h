@@ -42,7 +42,8 @@ struct KernelTable {
     void (*ternary_gemm)(const PackedTernary& w, int block_begin, int block_end,
                          const QuantizedActs& acts, int32_t* out, size_t ld_out);
     // Per-token absmax int8 quantization, bit-exact with transformers' activation_quant:
-    // s = 127 / max(max|x|, 1e-5); q = clamp(round_half_even(x * s), -128, 127).
+    // s = (1 / max(max|x|, 1e-5)) * 127 (torch evaluates `127 / t` as reciprocal(t) * 127),
+    // q = clamp(round_half_even(x * s), -128, 127).
     // Writes n values (the caller zero-fills the padding once), returns s and sum(q).
     float (*quantize_row)(const float* x, int n, int8_t* q, int32_t* sum);
 };

@@ -33,7 +33,8 @@ void ternary_gemm_ref(const PackedTernary& w, int block_begin, int block_end,
 float quantize_row_ref(const float* x, int n, int8_t* q, int32_t* sum) {
     float amax = 0.0f;
     for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float s = 127.0f / std::max(amax, 1e-5f);
+    // torch evaluates `127 / t` as reciprocal(t) * 127: two roundings, kept for exactness.
+    const float s = (1.0f / std::max(amax, 1e-5f)) * 127.0f;
     int32_t total = 0;
     for (int i = 0; i < n; ++i) {
         // nearbyint rounds half to even in the default FP environment, like torch.round.
