@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 hookimpl = pluggy.HookimplMarker("bitnet_backend")
 
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
+# Output head storage: int8 per row (default), 4-bit per row (speed), f32 (exact reference).
+_HEADS = ("int8", "q4", "f32")
 
 
 def _engine_module() -> Any:
@@ -111,8 +113,10 @@ class CpuEngine:
 
     backend_name = "cpu"
 
-    def __init__(self, checkpoint: Checkpoint, n_threads: int, isa: str) -> None:
+    def __init__(self, checkpoint: Checkpoint, n_threads: int, isa: str, lm_head: str) -> None:
         self._module = _engine_module()
+        # The engine reads the embedding table in place: keep its file mapping alive.
+        self._checkpoint = checkpoint
         self.config: ModelConfig = checkpoint.config
         c = self.config
         native_config = {
@@ -134,7 +138,7 @@ class CpuEngine:
             name: (ref.dtype, tuple(ref.shape), ref.data) for name, ref in checkpoint.tensors.items()
         }
         try:
-            self._model = self._module.Model(native_config, tensors, n_threads, isa)
+            self._model = self._module.Model(native_config, tensors, n_threads, isa, lm_head)
         except self._module.CheckpointContentError as exc:
             raise CheckpointError(checkpoint.path, str(exc)) from None
         except RuntimeError as exc:
@@ -146,6 +150,7 @@ class CpuEngine:
             "isa": self._model.isa,
             "n_threads": self._model.n_threads,
             "weight_format": "i2_r16 (2-bit codes, 16-row interleaved)",
+            "lm_head": self._model.lm_head,
             "weight_bytes": int(self._model.weight_bytes),
         }
 
@@ -172,6 +177,7 @@ class CpuEngine:
 
     def close(self) -> None:
         self._model = None
+        self._checkpoint = None
 
 
 class CpuBackend:
@@ -190,13 +196,16 @@ class CpuBackend:
 
     def load(self, checkpoint: Checkpoint, *, n_threads: int, **options: Any) -> CpuEngine:
         isa = options.pop("isa", None) or os.environ.get("BITNET_ISA", "") or "auto"
+        lm_head = options.pop("lm_head", "int8")
+        if lm_head not in _HEADS:
+            raise InvalidParameterError(f"lm_head must be one of {_HEADS}, got {lm_head!r}")
         if options:
             raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")
         if isa not in _ISAS:
             raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
         if not isinstance(n_threads, int) or n_threads < 1:
             raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
-        return CpuEngine(checkpoint, n_threads, "" if isa == "auto" else isa)
+        return CpuEngine(checkpoint, n_threads, "" if isa == "auto" else isa, lm_head)
 
 
 BACKEND = CpuBackend()

@@ -72,13 +72,18 @@ PYBIND11_MODULE(_engine, m) {
 
     py::class_<Model, std::shared_ptr<Model>>(m, "Model")
         .def(py::init([](const py::dict& config, const py::dict& tensors, int n_threads,
-                         const std::string& isa) {
+                         const std::string& isa, const std::string& lm_head) {
                  const ModelConfig c = config_from_dict(config);
                  const auto views = views_from_dict(tensors);
+                 const HeadKind head = parse_head_kind(lm_head);
                  py::gil_scoped_release release;
-                 return std::make_shared<Model>(c, views, n_threads, isa);
+                 return std::make_shared<Model>(c, views, n_threads, isa, head);
              }),
-             py::arg("config"), py::arg("tensors"), py::arg("n_threads"), py::arg("isa") = "")
+             py::arg("config"), py::arg("tensors"), py::arg("n_threads"), py::arg("isa") = "",
+             py::arg("lm_head") = "int8")
+        .def_property_readonly(
+            "lm_head",
+            [](const Model& mdl) { return std::string(head_kind_name(mdl.head().kind())); })
         .def_property_readonly("isa",
                                [](const Model& mdl) { return std::string(mdl.kernels().isa); })
         .def_property_readonly("n_threads", &Model::n_threads)
@@ -204,6 +209,36 @@ PYBIND11_MODULE(_engine, m) {
             return result;
         },
         py::arg("isa"), py::arg("weights"), py::arg("acts"), py::arg("n_threads") = 1);
+    m.def(
+        "kernel_head_logits",
+        [](const std::string& isa, const std::string& kind,
+           py::array_t<float, py::array::c_style | py::array::forcecast> table,
+           py::array_t<float, py::array::c_style | py::array::forcecast> h, int n_threads) {
+            if (table.ndim() != 2 || h.ndim() != 1 || h.shape(0) != table.shape(1)) {
+                throw std::invalid_argument("table [vocab, hidden] and h [hidden] expected");
+            }
+            const int vocab = static_cast<int>(table.shape(0)),
+                      hidden = static_cast<int>(table.shape(1));
+            const KernelTable& k = table_for(isa);
+            ThreadPool pool(n_threads);
+            TensorView view;
+            view.data = table.data();
+            view.dtype = DType::F32;
+            view.shape = {vocab, hidden};
+            const OutputHead head(view, vocab, hidden, parse_head_kind(kind), pool);
+            std::vector<int8_t> xq(2 * head.padded_cols() + 64);
+            std::vector<int32_t> acc(2 * head.padded_rows());
+            std::vector<float> residual(hidden);
+            py::array_t<float> out(vocab);
+            float* out_ptr = out.mutable_data();
+            const float* h_ptr = h.data();
+            {
+                py::gil_scoped_release release;
+                head.logits(h_ptr, out_ptr, k, pool, xq.data(), acc.data(), residual.data());
+            }
+            return out;
+        },
+        py::arg("isa"), py::arg("kind"), py::arg("table"), py::arg("h"), py::arg("n_threads") = 1);
     m.def(
         "kernel_quantize",
         [](const std::string& isa,

@@ -27,16 +27,6 @@ std::vector<float> to_floats(const TensorView& t, int64_t expected, const std::s
     return out;
 }
 
-void to_float_table(const TensorView& t, int64_t rows, int64_t cols, const std::string& name,
-                    AlignedBuffer& dst, ThreadPool& pool) {
-    if (t.numel() != rows * cols) throw CheckpointContentError(name + ": unexpected size");
-    dst = AlignedBuffer(static_cast<size_t>(rows * cols) * sizeof(float));
-    float* out = dst.as<float>();
-    pool.parallel_for(static_cast<int>(rows), [&](int begin, int end) {
-        for (int64_t i = int64_t(begin) * cols; i < int64_t(end) * cols; ++i) out[i] = t.at(i);
-    });
-}
-
 LinearSource linear_source(const std::map<std::string, TensorView>& tensors,
                            const std::string& prefix) {
     LinearSource src;
@@ -53,16 +43,17 @@ LinearSource linear_source(const std::map<std::string, TensorView>& tensors,
 }  // namespace
 
 Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
-             int n_threads, const std::string& isa)
+             int n_threads, const std::string& isa, HeadKind head)
     : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads) {
     const auto& c = config_;
     const int H = c.hidden_size, I = c.intermediate_size;
-    to_float_table(find(tensors, "model.embed_tokens.weight"), c.vocab_size, H,
-                   "model.embed_tokens.weight", embedding_, pool_);
-    if (!c.tie_word_embeddings) {
-        to_float_table(find(tensors, "lm_head.weight"), c.vocab_size, H, "lm_head.weight", lm_head_,
-                       pool_);
+    embedding_ = find(tensors, "model.embed_tokens.weight");
+    if (embedding_.numel() != static_cast<int64_t>(c.vocab_size) * H) {
+        throw CheckpointContentError("model.embed_tokens.weight: unexpected size");
     }
+    const TensorView& head_table =
+        c.tie_word_embeddings ? embedding_ : find(tensors, "lm_head.weight");
+    head_ = OutputHead(head_table, c.vocab_size, H, head, pool_);
     final_norm_ = to_floats(find(tensors, "model.norm.weight"), H, "model.norm.weight");
     layers_.resize(c.num_layers);
     for (int i = 0; i < c.num_layers; ++i) {
@@ -95,8 +86,26 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
                 rope_sin_.data());
 }
 
+void Model::embed(int token, float* out) const {
+    const int H = config_.hidden_size;
+    const int64_t base = static_cast<int64_t>(token) * H;
+    switch (embedding_.dtype) {
+        case DType::BF16: {
+            const auto* src = static_cast<const uint16_t*>(embedding_.data) + base;
+            for (int i = 0; i < H; ++i) out[i] = bf16_to_f32(src[i]);
+            return;
+        }
+        case DType::F32:
+            std::memcpy(out, static_cast<const float*>(embedding_.data) + base, H * sizeof(float));
+            return;
+        default:
+            for (int i = 0; i < H; ++i) out[i] = embedding_.at(base + i);
+    }
+}
+
+// Bytes read from weights per decoded token: linears, the head, one embedding row.
 size_t Model::weight_bytes() const {
-    size_t total = embedding_.size() + lm_head_.size();
+    size_t total = head_.bytes() + config_.hidden_size * dtype_size(embedding_.dtype);
     for (const auto& L : layers_) {
         total += L.qkv.bytes() + L.o.bytes() + L.gate_up.bytes() + L.down.bytes();
     }
@@ -113,13 +122,13 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     kv_ = KVCache(c.num_layers, n_ctx, c.kv_dim());
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
     const size_t C = chunk_;
-    const int widest = std::max({H, I, Q});
+    const int widest = std::max({H, I, Q, 2 * model_->head().padded_cols()});
     x_.resize(C * H);
     xn_.resize(C * widest);
     qkv_.resize(C * (Q + 2 * c.kv_dim()));
     attn_.resize(C * Q);
     gu_.resize(C * 2 * I);
-    ffn_.resize(C * I);
+    ffn_.resize(C * std::max(H, I));
     scores_.resize(static_cast<size_t>(model_->n_threads()) * n_ctx);
     last_logits_.resize(c.vocab_size);
     tmp_logits_.resize(c.vocab_size);
@@ -134,7 +143,7 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
                                 L.gate_up.padded_rows(), L.down.padded_rows()});
     }
     acc_stride_ = widest_rows;
-    acc_.resize(C * acc_stride_);
+    acc_.resize(std::max(C * acc_stride_, 2 * static_cast<size_t>(model_->head().padded_rows())));
     tokens_.reserve(n_ctx);
 }
 
@@ -179,8 +188,7 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
     const float eps = c.rms_norm_eps;
 
     for (int t = 0; t < m; ++t) {
-        std::memcpy(&x_[t * H], model_->embedding() + static_cast<size_t>(ids[t]) * H,
-                    H * sizeof(float));
+        model_->embed(ids[t], &x_[t * H]);
     }
     for (int l = 0; l < c.num_layers; ++l) {
         const LayerWeights& L = model_->layers()[l];
@@ -310,18 +318,12 @@ void Session::attention(int layer, int m) {
     });
 }
 
-// Tied (or separate) float32 head: logits = h . E^T, rows split across the pool.
 void Session::lm_head(const float* h, int n, float* logits) {
     const auto& c = model_->config();
-    const int H = c.hidden_size;
-    const float* table = model_->lm_head();
     for (int t = 0; t < n; ++t) {
-        const float* x = h + t * H;
-        float* y = logits + static_cast<size_t>(t) * c.vocab_size;
-        model_->pool().parallel_for(c.vocab_size, [&](int begin, int end) {
-            for (int v = begin; v < end; ++v)
-                y[v] = dot_f32(x, table + static_cast<size_t>(v) * H, H);
-        });
+        model_->head().logits(h + static_cast<size_t>(t) * c.hidden_size,
+                              logits + static_cast<size_t>(t) * c.vocab_size, model_->kernels(),
+                              model_->pool(), xq_.as<int8_t>(), acc_.data(), ffn_.data());
     }
 }
 

@@ -13,6 +13,7 @@
 #include "aligned_buffer.h"
 #include "config.h"
 #include "kv_cache.h"
+#include "output_head.h"
 #include "sampler.h"
 #include "tensor.h"
 #include "ternary_matrix.h"
@@ -31,9 +32,11 @@ struct LayerWeights {
 class Model {
  public:
     // `tensors` maps checkpoint names (model.layers.0.self_attn.q_proj.weight, ...) to borrowed
-    // views; they are only read during construction. `isa` may force a kernel family.
+    // views. Linears and the head are repacked at construction; the embedding table is read
+    // in place, so its memory (a file mapping) must outlive the model. `isa` may force a
+    // kernel family.
     Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
-          int n_threads, const std::string& isa);
+          int n_threads, const std::string& isa, HeadKind head);
 
     const ModelConfig& config() const { return config_; }
     const KernelTable& kernels() const { return *kernels_; }
@@ -44,10 +47,9 @@ class Model {
     size_t weight_bytes() const;
 
     const std::vector<LayerWeights>& layers() const { return layers_; }
-    const float* embedding() const { return embedding_.as<float>(); }
-    const float* lm_head() const {
-        return lm_head_.size() ? lm_head_.as<float>() : embedding_.as<float>();
-    }
+    // Writes the float32 embedding of `token` to `out` (widened from the checkpoint dtype).
+    void embed(int token, float* out) const;
+    const OutputHead& head() const { return head_; }
     const std::vector<float>& final_norm() const { return final_norm_; }
     const float* rope_cos() const { return rope_cos_.data(); }
     const float* rope_sin() const { return rope_sin_.data(); }
@@ -58,8 +60,8 @@ class Model {
     ThreadPool pool_;
     std::mutex forward_mutex_;
     std::vector<LayerWeights> layers_;
-    AlignedBuffer embedding_;  // [vocab][hidden] float32
-    AlignedBuffer lm_head_;    // only when embeddings are not tied
+    TensorView embedding_;  // [vocab][hidden], borrowed
+    OutputHead head_;
     std::vector<float> final_norm_;
     std::vector<float> rope_cos_, rope_sin_;  // [max_pos][head_dim / 2]
 };

@@ -112,7 +112,76 @@ float quantize_row_avx2(const float* x, int n, int8_t* q, int32_t* sum) {
     return s;
 }
 
-const KernelTable kAvx2 = {"avx2", ternary_gemm_avx2, quantize_row_avx2};
+// Head GEMV without VNNI: maddubs(u8 weights, s8 x) pairs can reach 2 * 255 * 128 and
+// saturate int16, so the weights go through as signed bytes with sign tricks instead:
+// |w| (u8) times sign(w) * x (s8) never exceeds 2 * 127 * 128 = 32512.
+inline __m256i dot_s8(__m256i w_biased, __m256i x) {
+    const __m256i w = _mm256_xor_si256(w_biased, _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i prod = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(prod, _mm256_set1_epi16(1));
+}
+
+void q8_gemv_avx2(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
+                  const int8_t* hi, int32_t hi_sum, const int8_t* lo, int32_t lo_sum,
+                  int32_t* out_hi, int32_t* out_lo) {
+    const size_t block_bytes = static_cast<size_t>(n_col_quads) * kBlockBytes;
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* w = codes + b * block_bytes;
+        __m256i h_lo = _mm256_setzero_si256(), h_hi = h_lo, l_lo = h_lo, l_hi = h_lo;
+        for (int q = 0; q < n_col_quads; ++q) {
+            const uint8_t* g = w + q * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(g + 2048), _MM_HINT_T0);
+            const __m256i xh = _mm256_set1_epi32(load_i32(hi + 4 * q));
+            const __m256i xl = _mm256_set1_epi32(load_i32(lo + 4 * q));
+            const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
+            const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
+            h_lo = _mm256_add_epi32(h_lo, dot_s8(w0, xh));
+            h_hi = _mm256_add_epi32(h_hi, dot_s8(w1, xh));
+            l_lo = _mm256_add_epi32(l_lo, dot_s8(w0, xl));
+            l_hi = _mm256_add_epi32(l_hi, dot_s8(w1, xl));
+        }
+        // The signed path needs no bias correction: the sums are not used here.
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_hi + b * kRowBlock), h_lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_hi + b * kRowBlock + 8), h_hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_lo + b * kRowBlock), l_lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_lo + b * kRowBlock + 8), l_hi);
+    }
+}
+
+void q4_gemv_avx2(const uint8_t* codes, int n_col_octets, int block_begin, int block_end,
+                  const int8_t* x, int32_t x_sum, int32_t* out) {
+    const size_t block_bytes = static_cast<size_t>(n_col_octets) * kBlockBytes;
+    const __m256i nibble = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const __m256i offset = _mm256_set1_epi32(8 * x_sum);
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* w = codes + b * block_bytes;
+        __m256i lo = _mm256_setzero_si256(), hi = lo;
+        for (int q = 0; q < n_col_octets; ++q) {
+            const uint8_t* g = w + q * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(g + 2048), _MM_HINT_T0);
+            const __m256i x0 = _mm256_set1_epi32(load_i32(x + 8 * q));
+            const __m256i x1 = _mm256_set1_epi32(load_i32(x + 8 * q + 4));
+            const __m256i v_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
+            const __m256i v_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
+            // Codes <= 15: maddubs pairs stay within int16.
+            __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(v_lo, nibble), x0);
+            s = _mm256_add_epi16(
+                s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v_lo, 4), nibble), x1));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(s, ones));
+            __m256i t = _mm256_maddubs_epi16(_mm256_and_si256(v_hi, nibble), x0);
+            t = _mm256_add_epi16(
+                t, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v_hi, 4), nibble), x1));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(t, ones));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kRowBlock),
+                            _mm256_sub_epi32(lo, offset));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kRowBlock + 8),
+                            _mm256_sub_epi32(hi, offset));
+    }
+}
+
+const KernelTable kAvx2 = {"avx2", ternary_gemm_avx2, quantize_row_avx2, q8_gemv_avx2,
+                           q4_gemv_avx2};
 
 }  // namespace
 

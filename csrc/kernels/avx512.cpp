@@ -175,7 +175,78 @@ float quantize_row_avx512(const float* x, int n, int8_t* q, int32_t* sum) {
     return s;
 }
 
-const KernelTable kAvx512 = {"avx512", ternary_gemm_avx512, quantize_row_avx512};
+// Head GEMV: the head is the largest single read of a decode step, so two row blocks and
+// four column steps are in flight (8 independent accumulators) with prefetch ahead.
+void q8_gemv_avx512(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
+                    const int8_t* hi, int32_t hi_sum, const int8_t* lo, int32_t lo_sum,
+                    int32_t* out_hi, int32_t* out_lo) {
+    const size_t block_bytes = static_cast<size_t>(n_col_quads) * kBlockBytes;
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* w = codes + b * block_bytes;
+        __m512i h0 = _mm512_setzero_si512(), h1 = h0, l0 = h0, l1 = h0;
+        int q = 0;
+        for (; q + 2 <= n_col_quads; q += 2) {
+            const uint8_t* g = w + q * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(g + 2048), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(g + 2048 + 64), _MM_HINT_T0);
+            const __m512i w0 = _mm512_load_si512(g), w1 = _mm512_load_si512(g + 64);
+            h0 = _mm512_dpbusd_epi32(h0, w0, _mm512_set1_epi32(load_i32(hi + 4 * q)));
+            l0 = _mm512_dpbusd_epi32(l0, w0, _mm512_set1_epi32(load_i32(lo + 4 * q)));
+            h1 = _mm512_dpbusd_epi32(h1, w1, _mm512_set1_epi32(load_i32(hi + 4 * q + 4)));
+            l1 = _mm512_dpbusd_epi32(l1, w1, _mm512_set1_epi32(load_i32(lo + 4 * q + 4)));
+        }
+        for (; q < n_col_quads; ++q) {
+            const __m512i w0 = _mm512_load_si512(w + q * kBlockBytes);
+            h0 = _mm512_dpbusd_epi32(h0, w0, _mm512_set1_epi32(load_i32(hi + 4 * q)));
+            l0 = _mm512_dpbusd_epi32(l0, w0, _mm512_set1_epi32(load_i32(lo + 4 * q)));
+        }
+        _mm512_storeu_si512(
+            out_hi + b * kRowBlock,
+            _mm512_sub_epi32(_mm512_add_epi32(h0, h1), _mm512_set1_epi32(128 * hi_sum)));
+        _mm512_storeu_si512(
+            out_lo + b * kRowBlock,
+            _mm512_sub_epi32(_mm512_add_epi32(l0, l1), _mm512_set1_epi32(128 * lo_sum)));
+    }
+}
+
+void q4_gemv_avx512(const uint8_t* codes, int n_col_octets, int block_begin, int block_end,
+                    const int8_t* x, int32_t x_sum, int32_t* out) {
+    const size_t block_bytes = static_cast<size_t>(n_col_octets) * kBlockBytes;
+    const __m512i offset = _mm512_set1_epi32(8 * x_sum);
+    const __m512i nibble = _mm512_set1_epi8(15);
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* w = codes + b * block_bytes;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        int q = 0;
+        for (; q + 2 <= n_col_octets; q += 2) {
+            const uint8_t* g = w + q * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(g + 2048), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(g + 2048 + 64), _MM_HINT_T0);
+            const __m512i v0 = _mm512_load_si512(g), v1 = _mm512_load_si512(g + 64);
+            const int8_t* xq = x + 8 * q;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v0, nibble),
+                                     _mm512_set1_epi32(load_i32(xq)));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble),
+                                     _mm512_set1_epi32(load_i32(xq + 4)));
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(v1, nibble),
+                                     _mm512_set1_epi32(load_i32(xq + 8)));
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble),
+                                     _mm512_set1_epi32(load_i32(xq + 12)));
+        }
+        for (; q < n_col_octets; ++q) {
+            const __m512i v0 = _mm512_load_si512(w + q * kBlockBytes);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v0, nibble),
+                                     _mm512_set1_epi32(load_i32(x + 8 * q)));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble),
+                                     _mm512_set1_epi32(load_i32(x + 8 * q + 4)));
+        }
+        const __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+        _mm512_storeu_si512(out + b * kRowBlock, _mm512_sub_epi32(acc, offset));
+    }
+}
+
+const KernelTable kAvx512 = {"avx512", ternary_gemm_avx512, quantize_row_avx512, q8_gemv_avx512,
+                             q4_gemv_avx512};
 
 }  // namespace
 

@@ -46,6 +46,20 @@ struct KernelTable {
     // q = clamp(round_half_even(x * s), -128, 127).
     // Writes n values (the caller zero-fills the padding once), returns s and sum(q).
     float (*quantize_row)(const float* x, int n, int8_t* q, int32_t* sum);
+    // The head kernels take activations from quantize_row, which never yields -128
+    // (|x * s| <= 127 up to rounding), so x is in [-127, 127].
+    // Output head, int8 weights ("Q8_R16": 16 rows x 4 columns per 64 bytes, lane r = 4
+    // consecutive columns of row r, stored as w + 128), one token given as two int8 terms
+    // (x ~ hi / s_hi + lo / s_lo, so the head keeps ~14 bits of activation precision for the
+    // price of one extra multiply per weight load, which is free in a memory-bound GEMV):
+    // out_hi[16b + r] = sum_k w * hi[k], out_lo[16b + r] = sum_k w * lo[k].
+    void (*q8_gemv)(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
+                    const int8_t* hi, int32_t hi_sum, const int8_t* lo, int32_t lo_sum,
+                    int32_t* out_hi, int32_t* out_lo);
+    // Output head, 4-bit weights ("Q4_R16": 16 rows x 8 columns per 64 bytes; in byte j of
+    // lane r the low nibble is column 8q + j and the high nibble 8q + 4 + j, stored as w + 8).
+    void (*q4_gemv)(const uint8_t* codes, int n_col_octets, int block_begin, int block_end,
+                    const int8_t* x, int32_t x_sum, int32_t* out);
 };
 
 const KernelTable& kernels_ref();

@@ -47,7 +47,44 @@ float quantize_row_ref(const float* x, int n, int8_t* q, int32_t* sum) {
     return s;
 }
 
-const KernelTable kRef = {"ref", ternary_gemm_ref, quantize_row_ref};
+void q8_gemv_ref(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
+                 const int8_t* hi, int32_t hi_sum, const int8_t* lo, int32_t lo_sum,
+                 int32_t* out_hi, int32_t* out_lo) {
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* block = codes + static_cast<size_t>(b) * n_col_quads * kBlockBytes;
+        for (int r = 0; r < kRowBlock; ++r) {
+            int32_t acc_hi = 0, acc_lo = 0;
+            for (int q = 0; q < n_col_quads; ++q) {
+                for (int j = 0; j < 4; ++j) {
+                    const int code = block[q * kBlockBytes + 4 * r + j];
+                    acc_hi += code * hi[4 * q + j];
+                    acc_lo += code * lo[4 * q + j];
+                }
+            }
+            out_hi[b * kRowBlock + r] = acc_hi - 128 * hi_sum;
+            out_lo[b * kRowBlock + r] = acc_lo - 128 * lo_sum;
+        }
+    }
+}
+
+void q4_gemv_ref(const uint8_t* codes, int n_col_octets, int block_begin, int block_end,
+                 const int8_t* x, int32_t x_sum, int32_t* out) {
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* block = codes + static_cast<size_t>(b) * n_col_octets * kBlockBytes;
+        for (int r = 0; r < kRowBlock; ++r) {
+            int32_t acc = 0;
+            for (int q = 0; q < n_col_octets; ++q) {
+                for (int j = 0; j < 4; ++j) {
+                    const uint8_t byte = block[q * kBlockBytes + 4 * r + j];
+                    acc += (byte & 15) * x[8 * q + j] + (byte >> 4) * x[8 * q + 4 + j];
+                }
+            }
+            out[b * kRowBlock + r] = acc - 8 * x_sum;
+        }
+    }
+}
+
+const KernelTable kRef = {"ref", ternary_gemm_ref, quantize_row_ref, q8_gemv_ref, q4_gemv_ref};
 
 }  // namespace
 

@@ -1,0 +1,136 @@
+#include "output_head.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "ops.h"
+
+namespace bitnet {
+
+HeadKind parse_head_kind(const std::string& name) {
+    if (name == "f32") return HeadKind::F32;
+    if (name == "int8") return HeadKind::Q8;
+    if (name == "q4") return HeadKind::Q4;
+    throw std::invalid_argument("lm_head must be 'int8', 'q4' or 'f32', got '" + name + "'");
+}
+
+const char* head_kind_name(HeadKind kind) {
+    switch (kind) {
+        case HeadKind::F32:
+            return "f32";
+        case HeadKind::Q8:
+            return "int8";
+        case HeadKind::Q4:
+            return "q4";
+    }
+    return "?";
+}
+
+OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind kind,
+                       ThreadPool& pool)
+    : kind_(kind), vocab_(vocab), hidden_(hidden) {
+    if (table.numel() != static_cast<int64_t>(vocab) * hidden) {
+        throw CheckpointContentError("output head: table size does not match vocab x hidden");
+    }
+    n_blocks_ = (vocab + kRowBlock - 1) / kRowBlock;
+    if (kind == HeadKind::F32) {
+        padded_cols_ = hidden;
+        data_ = AlignedBuffer(static_cast<size_t>(vocab) * hidden * sizeof(float));
+        float* out = data_.as<float>();
+        pool.parallel_for(vocab, [&](int begin, int end) {
+            for (int64_t i = int64_t(begin) * hidden; i < int64_t(end) * hidden; ++i) {
+                out[i] = table.at(i);
+            }
+        });
+        return;
+    }
+    const bool q8 = kind == HeadKind::Q8;
+    const int cols_per_step = q8 ? 4 : 8;  // columns per 64-byte step of 16 rows
+    const int n_steps = (hidden + cols_per_step - 1) / cols_per_step;
+    padded_cols_ = n_steps * cols_per_step;
+    const size_t block_bytes = static_cast<size_t>(n_steps) * kBlockBytes;
+    data_ = AlignedBuffer(n_blocks_ * block_bytes);
+    // Zero weights in padding: code 128 (int8) or 8 (4-bit, both nibbles).
+    std::memset(data_.data(), q8 ? 128 : 0x88, data_.size());
+    scales_.assign(static_cast<size_t>(n_blocks_) * kRowBlock, 0.0f);
+    uint8_t* codes = data_.as<uint8_t>();
+    const float qmax = q8 ? 127.0f : 7.0f;
+    pool.parallel_for(vocab, [&](int begin, int end) {
+        std::vector<float> row(hidden);
+        for (int v = begin; v < end; ++v) {
+            float amax = 0.0f;
+            for (int k = 0; k < hidden; ++k) {
+                row[k] = table.at(static_cast<int64_t>(v) * hidden + k);
+                amax = std::max(amax, std::fabs(row[k]));
+            }
+            const float scale = amax / qmax;
+            const float inv = amax > 0.0f ? qmax / amax : 0.0f;
+            scales_[v] = scale;
+            uint8_t* block = codes + (v / kRowBlock) * block_bytes + 4 * (v % kRowBlock);
+            for (int k = 0; k < hidden; ++k) {
+                const int q = static_cast<int>(std::nearbyint(row[k] * inv));
+                const int step = k / cols_per_step;
+                if (q8) {
+                    block[step * kBlockBytes + k % 4] = static_cast<uint8_t>(q + 128);
+                } else {
+                    const int within = k % 8, j = within % 4;
+                    uint8_t& byte = block[step * kBlockBytes + j];
+                    const int shift = within < 4 ? 0 : 4;
+                    byte = static_cast<uint8_t>((byte & ~(15 << shift)) | ((q + 8) << shift));
+                }
+            }
+        }
+    });
+}
+
+void OutputHead::logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool,
+                        int8_t* xq, int32_t* acc, float* residual) const {
+    if (kind_ == HeadKind::F32) {
+        const float* table = data_.as<float>();
+        pool.parallel_for(vocab_, [&](int begin, int end) {
+            for (int v = begin; v < end; ++v) {
+                out[v] = dot_f32(h, table + static_cast<size_t>(v) * hidden_, hidden_);
+            }
+        });
+        return;
+    }
+    int32_t x_sum = 0;
+    const float s = k.quantize_row(h, hidden_, xq, &x_sum);
+    std::memset(xq + hidden_, 0, padded_cols_ - hidden_);
+    const uint8_t* codes = data_.as<uint8_t>();
+    const float inv_s = 1.0f / s;
+    if (kind_ == HeadKind::Q4) {
+        const int n_steps = padded_cols_ / 8;
+        pool.parallel_for(n_blocks_, [&](int b0, int b1) {
+            k.q4_gemv(codes, n_steps, b0, b1, xq, x_sum, acc);
+            const int r1 = std::min(vocab_, b1 * kRowBlock);
+            for (int v = b0 * kRowBlock; v < r1; ++v) {
+                out[v] = static_cast<float>(acc[v]) * inv_s * scales_[v];
+            }
+        });
+        return;
+    }
+    // Second int8 term: the quantization residual of h, quantized on its own scale.
+    for (int i = 0; i < hidden_; ++i) {
+        residual[i] = h[i] - static_cast<float>(xq[i]) * inv_s;
+    }
+    int8_t* lo = xq + padded_cols_;
+    int32_t lo_sum = 0;
+    const float s_lo = k.quantize_row(residual, hidden_, lo, &lo_sum);
+    std::memset(lo + hidden_, 0, padded_cols_ - hidden_);
+    const float inv_lo = 1.0f / s_lo;
+    int32_t* acc_lo = acc + padded_rows();
+    const int n_steps = padded_cols_ / 4;
+    pool.parallel_for(n_blocks_, [&](int b0, int b1) {
+        k.q8_gemv(codes, n_steps, b0, b1, xq, x_sum, lo, lo_sum, acc, acc_lo);
+        const int r1 = std::min(vocab_, b1 * kRowBlock);
+        for (int v = b0 * kRowBlock; v < r1; ++v) {
+            out[v] = (static_cast<float>(acc[v]) * inv_s + static_cast<float>(acc_lo[v]) * inv_lo) *
+                     scales_[v];
+        }
+    });
+}
+
+}  // namespace bitnet

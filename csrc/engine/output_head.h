@@ -1,0 +1,43 @@
+// The output head (logits = final hidden . E^T over the whole vocabulary). It is the largest
+// single read of a decode step (128256 x 2560 for 2B-4T), so it is stored quantized: int8 per
+// row (default; within the oracle's loose tolerance) or 4-bit per row (speed preset), or f32
+// for exact agreement with the float32 reference.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../kernels/kernels.h"
+#include "aligned_buffer.h"
+#include "tensor.h"
+#include "thread_pool.h"
+
+namespace bitnet {
+
+enum class HeadKind { F32, Q8, Q4 };
+
+HeadKind parse_head_kind(const std::string& name);
+const char* head_kind_name(HeadKind kind);
+
+class OutputHead {
+ public:
+    OutputHead() = default;
+    OutputHead(const TensorView& table, int vocab, int hidden, HeadKind kind, ThreadPool& pool);
+
+    // logits[v] for one token; `xq` needs 2 * padded_cols() bytes, `acc` 2 * padded_rows()
+    // int32, `residual` hidden floats.
+    void logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool, int8_t* xq,
+                int32_t* acc, float* residual) const;
+    HeadKind kind() const { return kind_; }
+    int padded_rows() const { return n_blocks_ * kRowBlock; }
+    int padded_cols() const { return padded_cols_; }
+    size_t bytes() const { return data_.size() + scales_.size() * sizeof(float); }
+
+ private:
+    HeadKind kind_ = HeadKind::Q8;
+    int vocab_ = 0, hidden_ = 0, n_blocks_ = 0, padded_cols_ = 0;
+    AlignedBuffer data_;         // f32 rows, or Q8_R16 / Q4_R16 codes
+    std::vector<float> scales_;  // per row (quantized kinds)
+};
+
+}  // namespace bitnet
