@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pluggy
 
+from ..convert import prepacked_head
 from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class CpuEngine:
             "tie_word_embeddings": c.tie_word_embeddings,
             # Only packed "bitlinear" weights use weight_scale as a divisor (FORMATS.md).
             "scale_divides": c.linear_class == "bitlinear" and c.quantization_mode == "offline",
+            "prepacked_head": prepacked_head(c.extra, checkpoint.path),
         }
         tensors = {
             name: (ref.dtype, tuple(ref.shape), ref.data) for name, ref in checkpoint.tensors.items()
@@ -153,6 +155,10 @@ class CpuEngine:
             "lm_head": self._model.lm_head,
             "weight_bytes": int(self._model.weight_bytes),
         }
+
+    def export_layout(self) -> dict[str, np.ndarray]:
+        """The repacked weights by name (what ``bitnet convert`` saves)."""
+        return dict(self._model.export_layout())
 
     def new_session(self, n_ctx: int) -> CpuSession:
         if not 1 <= n_ctx <= self.config.max_position_embeddings:

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@ ModelConfig config_from_dict(const py::dict& d) {
     c.max_position_embeddings = d["max_position_embeddings"].cast<int>();
     c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
     c.scale_divides = d["scale_divides"].cast<bool>();
+    if (d.contains("prepacked_head")) c.prepacked_head = d["prepacked_head"].cast<std::string>();
     return c;
 }
 
@@ -87,6 +89,23 @@ PYBIND11_MODULE(_engine, m) {
         .def_property_readonly("isa",
                                [](const Model& mdl) { return std::string(mdl.kernels().isa); })
         .def_property_readonly("n_threads", &Model::n_threads)
+        .def("export_layout",
+             [](const Model& mdl) {
+                 py::dict out;
+                 for (const auto& item : mdl.export_layout()) {
+                     const TensorView& v = item.second;
+                     if (v.dtype == DType::F32) {
+                         py::array_t<float> a(v.numel());
+                         std::memcpy(a.mutable_data(), v.data, v.numel() * sizeof(float));
+                         out[py::str(item.first)] = a;
+                     } else {
+                         py::array_t<uint8_t> a(v.numel());
+                         std::memcpy(a.mutable_data(), v.data, v.numel());
+                         out[py::str(item.first)] = a;
+                     }
+                 }
+                 return out;
+             })
         .def_property_readonly("weight_bytes", &Model::weight_bytes);
 
     py::class_<Session>(m, "Session")

@@ -1,8 +1,11 @@
 #include "aligned_buffer.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+
+#include "thread_pool.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -61,6 +64,16 @@ void AlignedBuffer::release() {
 #endif
     std::free(data_);
     data_ = nullptr;
+}
+
+void copy_parallel(uint8_t* dst, const uint8_t* src, size_t bytes, ThreadPool& pool) {
+    constexpr size_t kChunk = size_t(1) << 21;
+    const int n_chunks = static_cast<int>((bytes + kChunk - 1) / kChunk);
+    pool.parallel_for(n_chunks, [&](int begin, int end) {
+        const size_t lo = static_cast<size_t>(begin) * kChunk;
+        const size_t hi = std::min(bytes, static_cast<size_t>(end) * kChunk);
+        std::memcpy(dst + lo, src + lo, hi - lo);
+    });
 }
 
 }  // namespace bitnet

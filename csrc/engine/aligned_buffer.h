@@ -39,4 +39,8 @@ class AlignedBuffer {
     size_t map_bytes_ = 0;
 };
 
+class ThreadPool;
+// memcpy split across the pool: faulting in fresh huge pages is the cost, and it scales.
+void copy_parallel(uint8_t* dst, const uint8_t* src, size_t bytes, ThreadPool& pool);
+
 }  // namespace bitnet

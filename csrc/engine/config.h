@@ -1,6 +1,8 @@
 // Hyper-parameters of a BitNet b1.58 model (from config.json, validated in Python).
 #pragma once
 
+#include <string>
+
 namespace bitnet {
 
 struct ModelConfig {
@@ -17,6 +19,8 @@ struct ModelConfig {
     bool tie_word_embeddings = true;
     // true: y = acc / (weight_scale * s_x) ("bitlinear"); false: y = acc / s_x * scale.
     bool scale_divides = true;
+    // Head kind stored in a converted checkpoint ("" when the linears are in HF format).
+    std::string prepacked_head;
 
     int q_dim() const { return num_heads * head_dim; }
     int kv_dim() const { return num_kv_heads * head_dim; }

@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -46,15 +47,63 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
              int n_threads, const std::string& isa, HeadKind head)
     : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads) {
     const auto& c = config_;
-    const int H = c.hidden_size, I = c.intermediate_size;
+    const int H = c.hidden_size;
     embedding_ = find(tensors, "model.embed_tokens.weight");
     if (embedding_.numel() != static_cast<int64_t>(c.vocab_size) * H) {
         throw CheckpointContentError("model.embed_tokens.weight: unexpected size");
     }
-    const TensorView& head_table =
-        c.tie_word_embeddings ? embedding_ : find(tensors, "lm_head.weight");
-    head_ = OutputHead(head_table, c.vocab_size, H, head, pool_);
+    const bool prepacked = !c.prepacked_head.empty();
+    if (prepacked && parse_head_kind(c.prepacked_head) == head) {
+        head_ =
+            OutputHead::from_prepacked(head, c.vocab_size, H, find(tensors, "bitnet.head.codes"),
+                                       find(tensors, "bitnet.head.scales"), pool_);
+    } else {
+        const TensorView& head_table =
+            c.tie_word_embeddings ? embedding_ : find(tensors, "lm_head.weight");
+        head_ = OutputHead(head_table, c.vocab_size, H, head, pool_);
+    }
     final_norm_ = to_floats(find(tensors, "model.norm.weight"), H, "model.norm.weight");
+    if (prepacked) {
+        load_prepacked(tensors);
+    } else {
+        build_layers(tensors);
+    }
+    const int half = c.head_dim / 2;
+    rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
+    rope_sin_.resize(rope_cos_.size());
+    rope_tables(c.rope_theta, c.head_dim, c.max_position_embeddings, rope_cos_.data(),
+                rope_sin_.data());
+}
+
+void Model::build_layers(const std::map<std::string, TensorView>& tensors) {
+    const auto& c = config_;
+    const int H = c.hidden_size, I = c.intermediate_size;
+    // Gather every linear first, so all ternary matrices go into one arena (huge pages for
+    // the whole decode stream) in the order decode reads them.
+    struct Fused {
+        std::vector<LinearSource> parts;
+        int cols;
+    };
+    std::vector<std::array<Fused, 4>> plan(c.num_layers);
+    size_t arena_bytes = 0;
+    for (int i = 0; i < c.num_layers; ++i) {
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        auto lin = [&](const std::string& name) { return linear_source(tensors, p + name); };
+        plan[i] = {
+            Fused{{lin("self_attn.q_proj"), lin("self_attn.k_proj"), lin("self_attn.v_proj")}, H},
+            Fused{{lin("self_attn.o_proj")}, c.q_dim()},
+            Fused{{lin("mlp.gate_proj"), lin("mlp.up_proj")}, H}, Fused{{lin("mlp.down_proj")}, I}};
+        for (const auto& f : plan[i]) {
+            arena_bytes += TernaryMatrix::packed_bytes(TernaryMatrix::rows_of(f.parts), f.cols);
+        }
+    }
+    arena_ = AlignedBuffer(arena_bytes);
+    uint8_t* cursor = arena_.as<uint8_t>();
+    auto build = [&](const Fused& f) {
+        TernaryMatrix m = TernaryMatrix::build(f.parts, f.cols, c.scale_divides, pool_, cursor);
+        cursor += m.bytes();
+        return m;
+    };
     layers_.resize(c.num_layers);
     for (int i = 0; i < c.num_layers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -66,24 +115,91 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
         L.post_attn_norm = norm("post_attention_layernorm.weight", H);
         L.attn_sub_norm = norm("self_attn.attn_sub_norm.weight", c.q_dim());
         L.ffn_sub_norm = norm("mlp.ffn_sub_norm.weight", I);
-        auto lin = [&](const std::string& name) { return linear_source(tensors, p + name); };
-        L.qkv = TernaryMatrix::build(
-            {lin("self_attn.q_proj"), lin("self_attn.k_proj"), lin("self_attn.v_proj")}, H,
-            c.scale_divides, pool_);
-        L.o = TernaryMatrix::build({lin("self_attn.o_proj")}, c.q_dim(), c.scale_divides, pool_);
-        L.gate_up = TernaryMatrix::build({lin("mlp.gate_proj"), lin("mlp.up_proj")}, H,
-                                         c.scale_divides, pool_);
-        L.down = TernaryMatrix::build({lin("mlp.down_proj")}, I, c.scale_divides, pool_);
+        L.qkv = build(plan[i][0]);
+        L.o = build(plan[i][1]);
+        L.gate_up = build(plan[i][2]);
+        L.down = build(plan[i][3]);
         if (L.qkv.rows() != c.q_dim() + 2 * c.kv_dim() || L.o.rows() != H ||
             L.gate_up.rows() != 2 * I || L.down.rows() != H) {
             throw CheckpointContentError(p + "*: linear shapes do not match config.json");
         }
     }
-    const int half = c.head_dim / 2;
-    rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
-    rope_sin_.resize(rope_cos_.size());
-    rope_tables(c.rope_theta, c.head_dim, c.max_position_embeddings, rope_cos_.data(),
-                rope_sin_.data());
+}
+
+void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
+    const auto& c = config_;
+    const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
+    const TensorView& arena = find(tensors, "bitnet.arena");
+    const std::array<std::pair<const char*, std::pair<int, int>>, 4> shapes = {{
+        {"qkv", {Q + 2 * c.kv_dim(), H}},
+        {"o", {H, Q}},
+        {"gate_up", {2 * I, H}},
+        {"down", {H, I}},
+    }};
+    size_t expected = 0;
+    for (const auto& kv : shapes) {
+        expected += TernaryMatrix::packed_bytes(kv.second.first, kv.second.second);
+    }
+    expected *= c.num_layers;
+    if (arena.dtype != DType::U8 || static_cast<size_t>(arena.numel()) != expected) {
+        throw CheckpointContentError("bitnet.arena: size does not match config.json");
+    }
+    arena_ = AlignedBuffer(expected);
+    copy_parallel(arena_.as<uint8_t>(), static_cast<const uint8_t*>(arena.data), expected, pool_);
+    uint8_t* cursor = arena_.as<uint8_t>();
+    layers_.resize(c.num_layers);
+    for (int i = 0; i < c.num_layers; ++i) {
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        LayerWeights& L = layers_[i];
+        auto norm = [&](const std::string& name, int n) {
+            return to_floats(find(tensors, p + name), n, p + name);
+        };
+        L.input_norm = norm("input_layernorm.weight", H);
+        L.post_attn_norm = norm("post_attention_layernorm.weight", H);
+        L.attn_sub_norm = norm("self_attn.attn_sub_norm.weight", Q);
+        L.ffn_sub_norm = norm("mlp.ffn_sub_norm.weight", I);
+        TernaryMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
+        for (int j = 0; j < 4; ++j) {
+            const int rows = shapes[j].second.first, cols = shapes[j].second.second;
+            const std::string name =
+                "bitnet.layers." + std::to_string(i) + "." + shapes[j].first + ".scales";
+            const TensorView& scales = find(tensors, name);
+            if (scales.dtype != DType::F32 || scales.numel() != rows) {
+                throw CheckpointContentError(name + ": expected " + std::to_string(rows) +
+                                             " F32 values");
+            }
+            *mats[j] = TernaryMatrix::from_prepacked(
+                rows, cols, c.scale_divides, static_cast<const float*>(scales.data), cursor);
+            cursor += mats[j]->bytes();
+        }
+    }
+}
+
+std::vector<std::pair<std::string, TensorView>> Model::export_layout() const {
+    std::vector<std::pair<std::string, TensorView>> out;
+    auto view = [](const void* data, DType dtype, int64_t n) {
+        TensorView v;
+        v.data = data;
+        v.dtype = dtype;
+        v.shape = {n};
+        return v;
+    };
+    out.emplace_back("bitnet.arena",
+                     view(arena_.data(), DType::U8, static_cast<int64_t>(arena_.size())));
+    const char* names[4] = {"qkv", "o", "gate_up", "down"};
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        const TernaryMatrix* mats[4] = {&layers_[i].qkv, &layers_[i].o, &layers_[i].gate_up,
+                                        &layers_[i].down};
+        for (int j = 0; j < 4; ++j) {
+            out.emplace_back("bitnet.layers." + std::to_string(i) + "." + names[j] + ".scales",
+                             view(mats[j]->row_scales(), DType::F32, mats[j]->rows()));
+        }
+    }
+    out.emplace_back("bitnet.head.codes", view(head_.data().data(), DType::U8,
+                                               static_cast<int64_t>(head_.data().size())));
+    out.emplace_back("bitnet.head.scales", view(head_.scales().data(), DType::F32,
+                                                static_cast<int64_t>(head_.scales().size())));
+    return out;
 }
 
 void Model::embed(int token, float* out) const {

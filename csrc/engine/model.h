@@ -47,6 +47,10 @@ class Model {
     size_t weight_bytes() const;
 
     const std::vector<LayerWeights>& layers() const { return layers_; }
+    // The repacked weights (arena, per-row scales, head), for `bitnet convert`: names and
+    // borrowed views a later Model accepts in place of the checkpoint linears.
+    std::vector<std::pair<std::string, TensorView>> export_layout() const;
+
     // Writes the float32 embedding of `token` to `out` (widened from the checkpoint dtype).
     void embed(int token, float* out) const;
     const OutputHead& head() const { return head_; }
@@ -55,11 +59,15 @@ class Model {
     const float* rope_sin() const { return rope_sin_.data(); }
 
  private:
+    void build_layers(const std::map<std::string, TensorView>& tensors);
+    void load_prepacked(const std::map<std::string, TensorView>& tensors);
+
     ModelConfig config_;
     const KernelTable* kernels_;
     ThreadPool pool_;
     std::mutex forward_mutex_;
     std::vector<LayerWeights> layers_;
+    AlignedBuffer arena_;   // every ternary matrix, one huge-page region
     TensorView embedding_;  // [vocab][hidden], borrowed
     OutputHead head_;
     std::vector<float> final_norm_;

@@ -85,6 +85,35 @@ OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind 
     });
 }
 
+OutputHead OutputHead::from_prepacked(HeadKind kind, int vocab, int hidden, const TensorView& data,
+                                      const TensorView& scales, ThreadPool& pool) {
+    OutputHead head;
+    head.kind_ = kind;
+    head.vocab_ = vocab;
+    head.hidden_ = hidden;
+    head.n_blocks_ = (vocab + kRowBlock - 1) / kRowBlock;
+    const int cols_per_step = kind == HeadKind::F32 ? 1 : (kind == HeadKind::Q8 ? 4 : 8);
+    head.padded_cols_ = (hidden + cols_per_step - 1) / cols_per_step * cols_per_step;
+    const size_t bytes = kind == HeadKind::F32
+                             ? static_cast<size_t>(vocab) * hidden * sizeof(float)
+                             : static_cast<size_t>(head.n_blocks_) *
+                                   (head.padded_cols_ / cols_per_step) * kBlockBytes;
+    if (data.dtype != DType::U8 || static_cast<size_t>(data.numel()) != bytes) {
+        throw CheckpointContentError("bitnet.head.codes: size does not match the head layout");
+    }
+    if (kind != HeadKind::F32 &&
+        (scales.dtype != DType::F32 || scales.numel() != head.n_blocks_ * kRowBlock)) {
+        throw CheckpointContentError("bitnet.head.scales: size does not match the vocabulary");
+    }
+    head.data_ = AlignedBuffer(bytes);
+    copy_parallel(head.data_.as<uint8_t>(), static_cast<const uint8_t*>(data.data), bytes, pool);
+    if (kind != HeadKind::F32) {
+        const auto* s = static_cast<const float*>(scales.data);
+        head.scales_.assign(s, s + scales.numel());
+    }
+    return head;
+}
+
 void OutputHead::logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool,
                         int8_t* xq, int32_t* acc, float* residual) const {
     if (kind_ == HeadKind::F32) {

@@ -28,6 +28,11 @@ class OutputHead {
     // int32, `residual` hidden floats.
     void logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool, int8_t* xq,
                 int32_t* acc, float* residual) const;
+    // From a head saved by `bitnet convert` (codes and per-row scales as written by data()).
+    static OutputHead from_prepacked(HeadKind kind, int vocab, int hidden, const TensorView& data,
+                                     const TensorView& scales, ThreadPool& pool);
+    const AlignedBuffer& data() const { return data_; }
+    const std::vector<float>& scales() const { return scales_; }
     HeadKind kind() const { return kind_; }
     int padded_rows() const { return n_blocks_ * kRowBlock; }
     int padded_cols() const { return padded_cols_; }

@@ -8,13 +8,18 @@
 namespace bitnet {
 namespace {
 
-// Where row `row`, column `k` lives in the I2_R16 layout: byte offset and bit shift.
-inline size_t code_byte(int row, int k, int n_col_groups) {
+// Writes one row's codes (padded to G * 16 with code 1) into its lane of every group.
+void pack_row(const uint8_t* row_codes, int row, int G, uint8_t* codes) {
     const int b = row / kRowBlock, r = row % kRowBlock;
-    const int g = k / kColGroup, j = k % 4;
-    return (static_cast<size_t>(b) * n_col_groups + g) * kBlockBytes + 4 * r + j;
+    uint8_t* lane = codes + static_cast<size_t>(b) * G * kBlockBytes + 4 * r;
+    for (int g = 0; g < G; ++g) {
+        const uint8_t* c = row_codes + g * kColGroup;
+        for (int j = 0; j < 4; ++j) {
+            lane[g * kBlockBytes + j] =
+                static_cast<uint8_t>(c[j] | (c[4 + j] << 2) | (c[8 + j] << 4) | (c[12 + j] << 6));
+        }
+    }
 }
-inline int code_shift(int k) { return 2 * ((k % kColGroup) / 4); }
 
 // transformers' WeightQuant: s = 1 / max(mean|W|, 1e-5) over the whole tensor (float32);
 // w_q = clamp(round(W * s), -1, 1); the dequantized value is w_q / s.
@@ -28,23 +33,39 @@ float absmean_scale(const TensorView& w) {
 
 }  // namespace
 
+int TernaryMatrix::rows_of(const std::vector<LinearSource>& parts) {
+    int rows = 0;
+    for (const auto& p : parts) {
+        if (p.weight.shape.size() != 2) throw CheckpointContentError(p.name + ": not a matrix");
+        const bool packed = p.weight.dtype == DType::U8;
+        rows += static_cast<int>(packed ? p.weight.shape[0] * 4 : p.weight.shape[0]);
+    }
+    return rows;
+}
+
+size_t TernaryMatrix::packed_bytes(int rows, int cols) {
+    const size_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+    const size_t groups = (cols + kColGroup - 1) / kColGroup;
+    return blocks * groups * kBlockBytes;
+}
+
 TernaryMatrix TernaryMatrix::build(const std::vector<LinearSource>& parts, int cols, bool divide,
-                                   ThreadPool& pool) {
+                                   ThreadPool& pool, uint8_t* storage) {
     TernaryMatrix m;
     m.cols_ = cols;
     m.divide_ = divide;
-    for (const auto& p : parts) {
-        const bool packed = p.weight.dtype == DType::U8;
-        m.rows_ += static_cast<int>(packed ? p.weight.shape[0] * 4 : p.weight.shape[0]);
-    }
+    m.rows_ = rows_of(parts);
     m.n_row_blocks_ = (m.rows_ + kRowBlock - 1) / kRowBlock;
     m.n_col_groups_ = (cols + kColGroup - 1) / kColGroup;
-    m.codes_ = AlignedBuffer(static_cast<size_t>(m.n_row_blocks_) * m.n_col_groups_ * kBlockBytes);
+    if (storage == nullptr) {
+        m.owned_ = AlignedBuffer(packed_bytes(m.rows_, cols));
+        storage = m.owned_.as<uint8_t>();
+    }
+    m.codes_ = storage;
     // 0x55 = code 1 (weight 0) in all four fields: padding rows and columns contribute nothing.
-    std::memset(m.codes_.data(), 0x55, m.codes_.size());
+    std::memset(m.codes_, 0x55, packed_bytes(m.rows_, cols));
     m.scales_.assign(m.rows_, 1.0f);
 
-    uint8_t* codes = m.codes_.as<uint8_t>();
     const int G = m.n_col_groups_;
     int row0 = 0;
     for (const auto& p : parts) {
@@ -52,50 +73,56 @@ TernaryMatrix TernaryMatrix::build(const std::vector<LinearSource>& parts, int c
         if (w.shape.size() != 2 || w.shape[1] != cols) {
             throw CheckpointContentError(p.name + ": unexpected weight shape");
         }
-        if (w.dtype == DType::U8) {
-            // HF packed planes: byte [r, c] holds rows r, R+r, 2R+r, 3R+r at bits 0, 2, 4, 6.
-            const int R = static_cast<int>(w.shape[0]);
-            const auto* src = static_cast<const uint8_t*>(w.data);
-            std::atomic<bool> bad_code{false};
-            pool.parallel_for(R, [&](int begin, int end) {
-                for (int r = begin; r < end; ++r) {
-                    for (int plane = 0; plane < 4; ++plane) {
-                        const int row = row0 + plane * R + r;
-                        for (int k = 0; k < cols; ++k) {
-                            const int code =
-                                (src[static_cast<size_t>(r) * cols + k] >> (2 * plane)) & 3;
-                            if (code == 3) bad_code.store(true, std::memory_order_relaxed);
-                            uint8_t& byte = codes[code_byte(row, k, G)];
-                            const int shift = code_shift(k);
-                            byte = static_cast<uint8_t>((byte & ~(3 << shift)) | (code << shift));
-                        }
+        const bool packed = w.dtype == DType::U8;
+        const int rows = static_cast<int>(packed ? w.shape[0] * 4 : w.shape[0]);
+        const float s = packed ? 0.0f : absmean_scale(w);
+        std::atomic<bool> bad_code{false};
+        pool.parallel_for(rows, [&](int begin, int end) {
+            std::vector<uint8_t> row_codes(static_cast<size_t>(G) * kColGroup, 1);
+            for (int r = begin; r < end; ++r) {
+                if (packed) {
+                    // HF packed planes: byte [i, c] holds rows i, R+i, 2R+i, 3R+i at bits
+                    // 0, 2, 4, 6 (R = out_features / 4).
+                    const int R = rows / 4, plane = r / R;
+                    const auto* src =
+                        static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r % R) * cols;
+                    uint8_t seen = 0;
+                    for (int k = 0; k < cols; ++k) {
+                        const uint8_t code = (src[k] >> (2 * plane)) & 3;
+                        seen |= static_cast<uint8_t>(code == 3);
+                        row_codes[k] = code;
                     }
-                }
-            });
-            if (bad_code.load()) {
-                throw CheckpointContentError(p.name + ": packed weight holds the invalid code 3");
-            }
-            std::fill(m.scales_.begin() + row0, m.scales_.begin() + row0 + 4 * R, p.weight_scale);
-            row0 += 4 * R;
-        } else {
-            const int rows = static_cast<int>(w.shape[0]);
-            const float s = absmean_scale(w);
-            pool.parallel_for(rows, [&](int begin, int end) {
-                for (int r = begin; r < end; ++r) {
+                    if (seen) bad_code.store(true, std::memory_order_relaxed);
+                } else {
                     for (int k = 0; k < cols; ++k) {
                         const float v =
                             std::nearbyint(w.at(static_cast<int64_t>(r) * cols + k) * s);
-                        const int q = v > 0.0f ? 1 : (v < 0.0f ? -1 : 0);
-                        uint8_t& byte = codes[code_byte(row0 + r, k, G)];
-                        const int shift = code_shift(k);
-                        byte = static_cast<uint8_t>((byte & ~(3 << shift)) | ((q + 1) << shift));
+                        row_codes[k] = static_cast<uint8_t>(v > 0.0f ? 2 : (v < 0.0f ? 0 : 1));
                     }
                 }
-            });
-            std::fill(m.scales_.begin() + row0, m.scales_.begin() + row0 + rows, 1.0f / s);
-            row0 += rows;
+                pack_row(row_codes.data(), row0 + r, G, m.codes_);
+            }
+        });
+        if (bad_code.load()) {
+            throw CheckpointContentError(p.name + ": packed weight holds the invalid code 3");
         }
+        std::fill(m.scales_.begin() + row0, m.scales_.begin() + row0 + rows,
+                  packed ? p.weight_scale : 1.0f / s);
+        row0 += rows;
     }
+    return m;
+}
+
+TernaryMatrix TernaryMatrix::from_prepacked(int rows, int cols, bool divide, const float* scales,
+                                            uint8_t* storage) {
+    TernaryMatrix m;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.divide_ = divide;
+    m.n_row_blocks_ = (rows + kRowBlock - 1) / kRowBlock;
+    m.n_col_groups_ = (cols + kColGroup - 1) / kColGroup;
+    m.codes_ = storage;
+    m.scales_.assign(scales, scales + rows);
     return m;
 }
 
@@ -106,19 +133,19 @@ TernaryMatrix TernaryMatrix::from_ternary(const int8_t* w, int rows, int cols, T
     m.divide_ = false;
     m.n_row_blocks_ = (rows + kRowBlock - 1) / kRowBlock;
     m.n_col_groups_ = (cols + kColGroup - 1) / kColGroup;
-    m.codes_ = AlignedBuffer(static_cast<size_t>(m.n_row_blocks_) * m.n_col_groups_ * kBlockBytes);
-    std::memset(m.codes_.data(), 0x55, m.codes_.size());
+    m.owned_ = AlignedBuffer(packed_bytes(rows, cols));
+    m.codes_ = m.owned_.as<uint8_t>();
+    std::memset(m.codes_, 0x55, packed_bytes(rows, cols));
     m.scales_.assign(rows, 1.0f);
-    uint8_t* codes = m.codes_.as<uint8_t>();
     const int G = m.n_col_groups_;
     pool.parallel_for(rows, [&](int begin, int end) {
+        std::vector<uint8_t> row_codes(static_cast<size_t>(G) * kColGroup, 1);
         for (int r = begin; r < end; ++r) {
             for (int k = 0; k < cols; ++k) {
                 const int q = std::max(-1, std::min(1, int(w[static_cast<size_t>(r) * cols + k])));
-                uint8_t& byte = codes[code_byte(r, k, G)];
-                const int shift = code_shift(k);
-                byte = static_cast<uint8_t>((byte & ~(3 << shift)) | ((q + 1) << shift));
+                row_codes[k] = static_cast<uint8_t>(q + 1);
             }
+            pack_row(row_codes.data(), r, G, m.codes_);
         }
     });
     return m;

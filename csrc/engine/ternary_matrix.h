@@ -27,13 +27,20 @@ class TernaryMatrix {
     TernaryMatrix() = default;
     // Stacks the parts' rows. `divide`: output = acc / (scale * s_x) (linear_class
     // "bitlinear"), else output = acc / s_x * scale ("autobitlinear" and online weights).
+    // `storage` (optional, 64-byte aligned, packed_bytes() long) lets the model place every
+    // matrix in one huge-page arena; otherwise the matrix owns its memory.
     static TernaryMatrix build(const std::vector<LinearSource>& parts, int cols, bool divide,
-                               ThreadPool& pool);
+                               ThreadPool& pool, uint8_t* storage = nullptr);
+    static int rows_of(const std::vector<LinearSource>& parts);
+    // From a layout saved by `bitnet convert`: codes already in `storage`, one scale per row.
+    static TernaryMatrix from_prepacked(int rows, int cols, bool divide, const float* scales,
+                                        uint8_t* storage);
+    static size_t packed_bytes(int rows, int cols);
 
     // From explicit ternary values w[rows][cols] in {-1, 0, 1} (unit scales): kernel tests.
     static TernaryMatrix from_ternary(const int8_t* w, int rows, int cols, ThreadPool& pool);
 
-    PackedTernary packed() const { return {codes_.as<uint8_t>(), n_row_blocks_, n_col_groups_}; }
+    PackedTernary packed() const { return {codes_, n_row_blocks_, n_col_groups_}; }
     int rows() const { return rows_; }
     int cols() const { return cols_; }
     int padded_rows() const { return n_row_blocks_ * kRowBlock; }
@@ -41,12 +48,13 @@ class TernaryMatrix {
     int n_row_blocks() const { return n_row_blocks_; }
     bool divide() const { return divide_; }
     const float* row_scales() const { return scales_.data(); }
-    size_t bytes() const { return codes_.size(); }
+    size_t bytes() const { return packed_bytes(rows_, cols_); }
 
  private:
     int rows_ = 0, cols_ = 0, n_row_blocks_ = 0, n_col_groups_ = 0;
     bool divide_ = true;
-    AlignedBuffer codes_;
+    uint8_t* codes_ = nullptr;
+    AlignedBuffer owned_;
     std::vector<float> scales_;
 };
 

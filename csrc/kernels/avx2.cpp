@@ -122,7 +122,7 @@ inline __m256i dot_s8(__m256i w_biased, __m256i x) {
 }
 
 void q8_gemv_avx2(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
-                  const int8_t* hi, int32_t hi_sum, const int8_t* lo, int32_t lo_sum,
+                  const int8_t* hi, int32_t /*hi_sum*/, const int8_t* lo, int32_t /*lo_sum*/,
                   int32_t* out_hi, int32_t* out_lo) {
     const size_t block_bytes = static_cast<size_t>(n_col_quads) * kBlockBytes;
     for (int b = block_begin; b < block_end; ++b) {

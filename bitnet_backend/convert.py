@@ -1,0 +1,79 @@
+"""``bitnet convert``: save a checkpoint with its weights already in the engine's kernel layout.
+
+Loading a Hugging Face checkpoint repacks every ternary linear and quantizes the output head
+(seconds for 2B-4T). A converted directory stores the result, so a later load is a copy into
+huge-page memory (well under a second). It keeps config.json (with a ``bitnet_backend_layout``
+entry), the tokenizer files, the norms and the embedding table as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .checkpoints.hf import load_checkpoint
+from .checkpoints.safetensors_file import TensorSpec, write_safetensors
+from .errors import CheckpointError, InvalidParameterError
+
+LAYOUT_KEY = "bitnet_backend_layout"
+LAYOUT_FORMAT = "i2_r16"
+_COPIED_FILES = (
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+
+
+def convert(
+    source: str | Path, out_dir: str | Path, *, lm_head: str = "int8", n_threads: int = 1
+) -> Path:
+    """Write ``source`` (a checkpoint directory) to ``out_dir`` in the kernel layout."""
+    from .backends.cpu import BACKEND
+
+    src = Path(source)
+    out = Path(out_dir)
+    if out.resolve() == src.resolve():
+        raise InvalidParameterError("convert needs an output directory different from the source")
+    ckpt = load_checkpoint(src)
+    if LAYOUT_KEY in ckpt.config.extra:
+        raise InvalidParameterError(f"{src} is already converted")
+    engine = BACKEND.load(ckpt, n_threads=n_threads, lm_head=lm_head)
+    layout: dict[str, Any] = engine.export_layout()
+    tensors: dict[str, Any] = {}
+    for name, ref in ckpt.tensors.items():
+        keep = not name.endswith(("_proj.weight", "_proj.weight_scale"))
+        if keep:
+            tensors[name] = TensorSpec.of(ref.data, ref.dtype)
+    for name, array in layout.items():
+        tensors[name] = array
+    out.mkdir(parents=True, exist_ok=True)
+    write_safetensors(
+        out / "model.safetensors",
+        tensors,
+        metadata={"format": "pt", "bitnet_backend_layout": LAYOUT_FORMAT, "lm_head": lm_head},
+    )
+    config = dict(ckpt.config.extra)
+    config[LAYOUT_KEY] = {"format": LAYOUT_FORMAT, "lm_head": lm_head}
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    for name in _COPIED_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)
+    engine.close()
+    ckpt.close()
+    return out
+
+
+def prepacked_head(config_extra: dict[str, Any], path: object) -> str:
+    """The head kind stored by ``convert`` ("" for an ordinary checkpoint)."""
+    layout = config_extra.get(LAYOUT_KEY)
+    if layout is None:
+        return ""
+    if not isinstance(layout, dict) or layout.get("format") != LAYOUT_FORMAT:
+        raise CheckpointError(path, f"unsupported {LAYOUT_KEY} {layout!r}")
+    head = layout.get("lm_head")
+    if head not in ("int8", "q4", "f32"):
+        raise CheckpointError(path, f"unsupported {LAYOUT_KEY}.lm_head {head!r}")
+    return str(head)

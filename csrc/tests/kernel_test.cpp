@@ -1,0 +1,135 @@
+// Standalone kernel test: every kernel table this CPU can run against the scalar reference,
+// on random data and ragged shapes. Built natively and, for NEON, cross-compiled and run under
+// qemu-user by tests/test_neon_kernels.py. Prints one line per check and "N passed, M failed".
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels/kernels.h"
+
+using namespace bitnet;
+
+namespace {
+
+int passed = 0, failed = 0;
+
+// 64-byte aligned copy of a byte vector (the wide kernels use aligned loads).
+class AlignedCodes {
+ public:
+    explicit AlignedCodes(const std::vector<uint8_t>& src) : storage_(src.size() + 64) {
+        const auto base = reinterpret_cast<uintptr_t>(storage_.data());
+        data_ = storage_.data() + ((64 - base % 64) % 64);
+        std::memcpy(data_, src.data(), src.size());
+    }
+    const uint8_t* data() const { return data_; }
+
+ private:
+    std::vector<uint8_t> storage_;
+    uint8_t* data_;
+};
+
+void check(bool ok, const std::string& what) {
+    (ok ? passed : failed)++;
+    if (!ok) std::printf("FAIL %s\n", what.c_str());
+}
+
+std::vector<uint8_t> random_ternary_codes(std::mt19937& rng, size_t bytes) {
+    std::vector<uint8_t> codes(bytes);
+    std::uniform_int_distribution<int> trit(0, 2);
+    for (auto& b : codes)
+        b = static_cast<uint8_t>(trit(rng) | trit(rng) << 2 | trit(rng) << 4 | trit(rng) << 6);
+    return codes;
+}
+
+std::vector<int8_t> random_acts(std::mt19937& rng, size_t n, int lo) {
+    std::vector<int8_t> x(n);
+    std::uniform_int_distribution<int> v(lo, 127);
+    for (auto& e : x) e = static_cast<int8_t>(v(rng));
+    return x;
+}
+
+void test_table(const KernelTable& k, std::mt19937& rng) {
+    const KernelTable& ref = kernels_ref();
+    const std::string isa = k.isa;
+    const int shapes[][3] = {{1, 1, 1}, {2, 3, 1}, {5, 10, 7}, {3, 160, 9}, {8, 6, 17}, {40, 2, 4}};
+    for (const auto& s : shapes) {
+        const int blocks = s[0], groups = s[1], tokens = s[2];
+        auto codes = random_ternary_codes(rng, static_cast<size_t>(blocks) * groups * kBlockBytes);
+        // Keep the layout's 64-byte alignment, which the wide kernels rely on.
+        AlignedCodes aligned(codes);
+        const size_t stride = static_cast<size_t>(groups) * kColGroup;
+        auto x = random_acts(rng, stride * tokens, -128);
+        std::vector<int32_t> sums(tokens, 0);
+        for (int t = 0; t < tokens; ++t) {
+            for (size_t c = 0; c < stride; ++c) sums[t] += x[t * stride + c];
+        }
+        const PackedTernary w{aligned.data(), blocks, groups};
+        const QuantizedActs acts{x.data(), sums.data(), stride, tokens};
+        const size_t ld = static_cast<size_t>(blocks) * kRowBlock;
+        std::vector<int32_t> a(ld * tokens, -1), b(ld * tokens, -2);
+        ref.ternary_gemm(w, 0, blocks, acts, a.data(), ld);
+        k.ternary_gemm(w, 0, blocks, acts, b.data(), ld);
+        check(a == b, isa + " ternary_gemm " + std::to_string(blocks) + "x" +
+                          std::to_string(groups) + "x" + std::to_string(tokens));
+    }
+    const int heads[][2] = {{1, 1}, {3, 5}, {7, 640}, {2, 33}};
+    for (const auto& s : heads) {
+        const int blocks = s[0], steps = s[1];
+        std::vector<uint8_t> bytes(static_cast<size_t>(blocks) * steps * kBlockBytes);
+        std::uniform_int_distribution<int> byte(1, 255);
+        for (auto& e : bytes) e = static_cast<uint8_t>(byte(rng));
+        AlignedCodes aligned(bytes);
+        auto hi = random_acts(rng, static_cast<size_t>(steps) * 8, -127);
+        auto lo = random_acts(rng, static_cast<size_t>(steps) * 8, -127);
+        int32_t hs = 0, ls = 0;
+        for (int i = 0; i < steps * 4; ++i) hs += hi[i], ls += lo[i];
+        const size_t rows = static_cast<size_t>(blocks) * kRowBlock;
+        std::vector<int32_t> a1(rows), a2(rows), b1(rows), b2(rows);
+        ref.q8_gemv(aligned.data(), steps, 0, blocks, hi.data(), hs, lo.data(), ls, a1.data(),
+                    a2.data());
+        k.q8_gemv(aligned.data(), steps, 0, blocks, hi.data(), hs, lo.data(), ls, b1.data(),
+                  b2.data());
+        check(a1 == b1 && a2 == b2,
+              isa + " q8_gemv " + std::to_string(blocks) + "x" + std::to_string(steps));
+        int32_t s8 = 0;
+        for (int i = 0; i < steps * 8; ++i) s8 += hi[i];
+        ref.q4_gemv(aligned.data(), steps, 0, blocks, hi.data(), s8, a1.data());
+        k.q4_gemv(aligned.data(), steps, 0, blocks, hi.data(), s8, b1.data());
+        check(a1 == b1, isa + " q4_gemv " + std::to_string(blocks) + "x" + std::to_string(steps));
+    }
+    for (int n : {1, 3, 4, 16, 17, 100, 2560}) {
+        std::vector<float> x(n);
+        std::normal_distribution<float> g(0.0f, 3.0f);
+        for (auto& e : x) e = g(rng);
+        x[0] = 0.0f;
+        std::vector<int8_t> q1(n), q2(n);
+        int32_t s1 = 0, s2 = 0;
+        const float a = ref.quantize_row(x.data(), n, q1.data(), &s1);
+        const float b = k.quantize_row(x.data(), n, q2.data(), &s2);
+        check(a == b && s1 == s2 && q1 == q2, isa + " quantize_row " + std::to_string(n));
+    }
+}
+
+}  // namespace
+
+int main() {
+    std::mt19937 rng(1234);
+    std::vector<const KernelTable*> tables = {&kernels_ref()};
+    for (const KernelTable* t : {kernels_avx2(), kernels_avx512(), kernels_neon()}) {
+        if (t == nullptr) continue;
+        try {
+            if (&select_kernels(t->isa) == t) tables.push_back(t);
+        } catch (const std::exception&) {
+            std::printf("skip %s: not supported by this CPU\n", t->isa);
+        }
+    }
+    std::printf("tables:");
+    for (const KernelTable* t : tables) std::printf(" %s", t->isa);
+    std::printf("\n");
+    for (const KernelTable* t : tables) test_table(*t, rng);
+    std::printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
