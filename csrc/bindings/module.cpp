@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -228,6 +229,39 @@ PYBIND11_MODULE(_engine, m) {
             return result;
         },
         py::arg("isa"), py::arg("weights"), py::arg("acts"), py::arg("n_threads") = 1);
+    m.def(
+        "kernel_bench",
+        [](const std::string& isa, int rows, int cols, int n_tokens, int iters, int n_threads) {
+            // Seconds per ternary GEMM call on random weights (layout built once, not timed).
+            const KernelTable& k = table_for(isa);
+            ThreadPool pool(n_threads);
+            std::vector<int8_t> w(static_cast<size_t>(rows) * cols);
+            uint32_t state = 12345;
+            for (auto& v : w) {
+                state = state * 1664525u + 1013904223u;
+                v = static_cast<int8_t>(static_cast<int>((state >> 24) % 3) - 1);
+            }
+            const TernaryMatrix mat = TernaryMatrix::from_ternary(w.data(), rows, cols, pool);
+            const size_t stride = static_cast<size_t>(mat.padded_cols());
+            std::vector<int8_t> x(stride * n_tokens, 3);
+            std::vector<int32_t> sums(n_tokens, 0),
+                out(static_cast<size_t>(n_tokens) * mat.padded_rows());
+            const QuantizedActs qa{x.data(), sums.data(), stride, n_tokens};
+            const PackedTernary packed = mat.packed();
+            py::gil_scoped_release release;
+            auto run = [&] {
+                pool.parallel_for(mat.n_row_blocks(), [&](int b0, int b1) {
+                    k.ternary_gemm(packed, b0, b1, qa, out.data(), mat.padded_rows());
+                });
+            };
+            run();
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int i = 0; i < iters; ++i) run();
+            const auto t1 = std::chrono::steady_clock::now();
+            return std::chrono::duration<double>(t1 - t0).count() / iters;
+        },
+        py::arg("isa"), py::arg("rows"), py::arg("cols"), py::arg("n_tokens"), py::arg("iters"),
+        py::arg("n_threads") = 1);
     m.def(
         "kernel_head_logits",
         [](const std::string& isa, const std::string& kind,

@@ -302,16 +302,28 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
     const int QKV = Q + 2 * KV, half = c.head_dim / 2;
     const float eps = c.rms_norm_eps;
+    // Per-token work runs on the pool only for prefill; decode keeps it on this thread (no
+    // barrier for a few microseconds of work).
+    auto per_token = [&](auto&& fn) {
+        if (m == 1) {
+            fn(0);
+            return;
+        }
+        model_->pool().parallel_for(m, [&](int begin, int end) {
+            for (int t = begin; t < end; ++t) fn(t);
+        });
+    };
 
-    for (int t = 0; t < m; ++t) {
-        model_->embed(ids[t], &x_[t * H]);
-    }
+    per_token([&](int t) { model_->embed(ids[t], &x_[t * H]); });
     for (int l = 0; l < c.num_layers; ++l) {
         const LayerWeights& L = model_->layers()[l];
-        // Attention block.
-        for (int t = 0; t < m; ++t) rms_norm(&x_[t * H], L.input_norm.data(), H, eps, &xn_[t * H]);
-        linear(L.qkv, xn_.data(), H, m, qkv_.data(), QKV);
-        for (int t = 0; t < m; ++t) {
+        // Attention block: RMSNorm -> q/k/v -> RoPE -> attention -> sub-norm -> o -> residual.
+        per_token([&](int t) {
+            rms_norm(&x_[t * H], L.input_norm.data(), H, eps, &xn_[t * H]);
+            quantize(t, &xn_[t * H], L.qkv);
+        });
+        gemm(L.qkv, m, qkv_.data(), QKV);
+        per_token([&](int t) {
             const int pos = n_past_ + t;
             float* q = &qkv_[t * QKV];
             float* k = q + Q;
@@ -322,28 +334,27 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
             apply_rope(k, c.num_kv_heads, c.head_dim, cos, sin);
             std::memcpy(kv_.key(l, pos), k, KV * sizeof(float));
             std::memcpy(kv_.value(l, pos), v, KV * sizeof(float));
-        }
+        });
         attention(l, m);
-        for (int t = 0; t < m; ++t) {
+        per_token([&](int t) {
             rms_norm(&attn_[t * Q], L.attn_sub_norm.data(), Q, eps, &xn_[t * Q]);
-        }
-        linear(L.o, xn_.data(), Q, m, ffn_.data(), H);
-        for (int t = 0; t < m; ++t) {
-            for (int i = 0; i < H; ++i) x_[t * H + i] += ffn_[t * H + i];
-        }
-        // Feed-forward block.
-        for (int t = 0; t < m; ++t) {
+            quantize(t, &xn_[t * Q], L.o);
+        });
+        gemm(L.o, m, ffn_.data(), H);
+        // Feed-forward block: residual, RMSNorm -> gate/up -> relu^2 * up -> sub-norm -> down.
+        per_token([&](int t) {
+            add_inplace(&x_[t * H], &ffn_[t * H], H);
             rms_norm(&x_[t * H], L.post_attn_norm.data(), H, eps, &xn_[t * H]);
-        }
-        linear(L.gate_up, xn_.data(), H, m, gu_.data(), 2 * I);
-        for (int t = 0; t < m; ++t) {
+            quantize(t, &xn_[t * H], L.gate_up);
+        });
+        gemm(L.gate_up, m, gu_.data(), 2 * I);
+        per_token([&](int t) {
             relu2_gate(&gu_[t * 2 * I], &gu_[t * 2 * I + I], I, &ffn_[t * I]);
             rms_norm(&ffn_[t * I], L.ffn_sub_norm.data(), I, eps, &xn_[t * I]);
-        }
-        linear(L.down, xn_.data(), I, m, ffn_.data(), H);
-        for (int t = 0; t < m; ++t) {
-            for (int i = 0; i < H; ++i) x_[t * H + i] += ffn_[t * H + i];
-        }
+            quantize(t, &xn_[t * I], L.down);
+        });
+        gemm(L.down, m, ffn_.data(), H);
+        per_token([&](int t) { add_inplace(&x_[t * H], &ffn_[t * H], H); });
     }
     tokens_.insert(tokens_.end(), ids, ids + m);
     n_past_ += m;
@@ -353,7 +364,7 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
         case Output::None:
             return;
         case Output::Hidden:
-            for (int t = 0; t < m; ++t) rms_norm(&x_[t * H], norm.data(), H, eps, out + t * H);
+            per_token([&](int t) { rms_norm(&x_[t * H], norm.data(), H, eps, out + t * H); });
             return;
         case Output::LastLogits:
             rms_norm(&x_[(m - 1) * H], norm.data(), H, eps, xn_.data());
@@ -370,37 +381,27 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
     }
 }
 
-// BitLinear: per-token int8 absmax activations x ternary weights, exact int32 dot, then one
-// float rescale per output (see FORMATS.md for the two scale conventions).
-void Session::linear(const TernaryMatrix& w, const float* in, size_t ld_in, int n, float* out,
-                     size_t ld_out) {
+// BitLinear, step 1: per-token int8 absmax quantization of the input row (zero padding up to
+// the matrix's padded width, since the buffer is shared by matrices of different widths).
+void Session::quantize(int t, const float* in, const TernaryMatrix& w) {
+    int8_t* row = xq_.as<int8_t>() + t * xq_stride_;
+    xs_[t] = model_->kernels().quantize_row(in, w.cols(), row, &xsum_[t]);
+    std::memset(row + w.cols(), 0, w.padded_cols() - w.cols());
+}
+
+// BitLinear, step 2: ternary x int8 with exact int32 accumulation, then one float rescale per
+// output (see FORMATS.md for the two scale conventions).
+void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     const KernelTable& k = model_->kernels();
-    int8_t* xq = xq_.as<int8_t>();
-    const int cols = w.cols(), padded = w.padded_cols();
-    for (int t = 0; t < n; ++t) {
-        int8_t* row = xq + t * xq_stride_;
-        xs_[t] = k.quantize_row(in + t * ld_in, cols, row, &xsum_[t]);
-        std::memset(row + cols, 0, padded - cols);
-    }
-    const QuantizedActs acts{xq, xsum_.data(), xq_stride_, n};
+    const QuantizedActs acts{xq_.as<int8_t>(), xsum_.data(), xq_stride_, n};
     const PackedTernary packed = w.packed();
-    const float* scale = w.row_scales();
-    const int rows = w.rows();
-    const bool divide = w.divide();
     int32_t* acc = acc_.data();
     const size_t ld_acc = acc_stride_;
     model_->pool().parallel_for(w.n_row_blocks(), [&](int b0, int b1) {
         k.ternary_gemm(packed, b0, b1, acts, acc, ld_acc);
-        const int r0 = b0 * kRowBlock, r1 = std::min(rows, b1 * kRowBlock);
+        const int r0 = b0 * kRowBlock, r1 = std::min(w.rows(), b1 * kRowBlock);
         for (int t = 0; t < n; ++t) {
-            const float sx = xs_[t];
-            const int32_t* a = acc + t * ld_acc;
-            float* y = out + t * ld_out;
-            if (divide) {
-                for (int r = r0; r < r1; ++r) y[r] = static_cast<float>(a[r]) / (scale[r] * sx);
-            } else {
-                for (int r = r0; r < r1; ++r) y[r] = static_cast<float>(a[r]) / sx * scale[r];
-            }
+            rescale(acc + t * ld_acc, w.row_scales(), xs_[t], w.divide(), r0, r1, out + t * ld_out);
         }
     });
 }

@@ -98,8 +98,8 @@ class Session {
 
  private:
     void forward_chunk(const int32_t* ids, int n, Output output, float* out);
-    void linear(const TernaryMatrix& w, const float* in, size_t ld_in, int n, float* out,
-                size_t ld_out);
+    void quantize(int t, const float* in, const TernaryMatrix& w);
+    void gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out);
     void attention(int layer, int n);
     void lm_head(const float* h, int n, float* logits);
 

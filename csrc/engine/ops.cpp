@@ -80,6 +80,7 @@ float reference_order_sum(const float* v, int n) {
 
 }  // namespace
 
+BITNET_FLOAT_CLONES
 void rms_norm(const float* x, const float* weight, int n, float eps, float* y) {
     // Squares go through y, which is overwritten below.
     for (int i = 0; i < n; ++i) y[i] = x[i] * x[i];
@@ -104,6 +105,7 @@ void rope_tables(float theta, int head_dim, int max_pos, float* cos_out, float* 
     }
 }
 
+BITNET_FLOAT_CLONES
 void apply_rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin) {
     const int half = head_dim / 2;
     for (int h = 0; h < n_heads; ++h) {
@@ -116,6 +118,7 @@ void apply_rope(float* x, int n_heads, int head_dim, const float* cos, const flo
     }
 }
 
+BITNET_FLOAT_CLONES
 void relu2_gate(const float* gate, const float* up, int n, float* out) {
     for (int i = 0; i < n; ++i) {
         const float r = std::max(gate[i], 0.0f);
@@ -123,6 +126,7 @@ void relu2_gate(const float* gate, const float* up, int n, float* out) {
     }
 }
 
+BITNET_FLOAT_CLONES
 void softmax_inplace(float* scores, int n) {
     float mx = -INFINITY;
     for (int i = 0; i < n; ++i) mx = std::max(mx, scores[i]);
@@ -135,6 +139,7 @@ void softmax_inplace(float* scores, int n) {
     for (int i = 0; i < n; ++i) scores[i] *= inv;
 }
 
+BITNET_FLOAT_CLONES
 float dot_f32(const float* a, const float* b, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
@@ -146,8 +151,24 @@ float dot_f32(const float* a, const float* b, int n) {
     return total;
 }
 
+BITNET_FLOAT_CLONES
 void axpy_f32(float a, const float* x, float* y, int n) {
     for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+BITNET_FLOAT_CLONES
+void add_inplace(float* y, const float* x, int n) {
+    for (int i = 0; i < n; ++i) y[i] += x[i];
+}
+
+BITNET_FLOAT_CLONES
+void rescale(const int32_t* acc, const float* scale, float s_x, bool divide, int r0, int r1,
+             float* y) {
+    if (divide) {
+        for (int r = r0; r < r1; ++r) y[r] = static_cast<float>(acc[r]) / (scale[r] * s_x);
+    } else {
+        for (int r = r0; r < r1; ++r) y[r] = static_cast<float>(acc[r]) / s_x * scale[r];
+    }
 }
 
 }  // namespace bitnet

@@ -3,6 +3,16 @@
 
 #include <cstdint>
 
+// The float loops of the forward are compiled for several x86 ISAs at once and the best is
+// bound at load time (GCC target_clones + ifunc), so the portable core still runs them with
+// wide vectors. Results do not depend on the clone: every loop keeps its order of additions.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BITNET_FLOAT_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BITNET_FLOAT_CLONES
+#endif
+
 namespace bitnet {
 
 // BitNetRMSNorm: y = w * (x * rsqrt(mean(x^2) + eps)), in float32.
@@ -21,6 +31,11 @@ void relu2_gate(const float* gate, const float* up, int n, float* out);
 void softmax_inplace(float* scores, int n);
 
 float dot_f32(const float* a, const float* b, int n);
+void add_inplace(float* y, const float* x, int n);
+// BitLinear output rows [r0, r1): acc / (scale * s_x) when `divide` (torch's bitlinear order
+// of operations), else acc / s_x * scale.
+void rescale(const int32_t* acc, const float* scale, float s_x, bool divide, int r0, int r1,
+             float* y);
 void axpy_f32(float a, const float* x, float* y, int n);
 
 }  // namespace bitnet

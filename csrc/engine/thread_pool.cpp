@@ -16,6 +16,7 @@ namespace {
 // Long enough to bridge the gaps inside one token, short enough not to burn a core while
 // Python detokenizes or the user thinks.
 constexpr auto kSpinTime = std::chrono::microseconds(2000);
+constexpr int kSpinsBeforeYield = 4096;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -46,7 +47,15 @@ void ThreadPool::run_raw(Task task, void* ctx) {
     }
     wake_.notify_all();
     task(ctx, 0, n_threads_);
-    while (done_.load(std::memory_order_acquire) != n_threads_ - 1) BITNET_CPU_RELAX();
+    // Spin briefly, then yield: when the machine is oversubscribed the worker we wait for may
+    // need this core to finish.
+    for (int spins = 0; done_.load(std::memory_order_acquire) != n_threads_ - 1; ++spins) {
+        if (spins < kSpinsBeforeYield) {
+            BITNET_CPU_RELAX();
+        } else {
+            std::this_thread::yield();
+        }
+    }
 }
 
 void ThreadPool::worker(int index) {
@@ -56,8 +65,12 @@ void ThreadPool::worker(int index) {
         const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
         int spins = 0;
         while (gen == seen) {
-            BITNET_CPU_RELAX();
-            if ((++spins & 255) == 0 && std::chrono::steady_clock::now() > spin_until) {
+            if (++spins < kSpinsBeforeYield) {
+                BITNET_CPU_RELAX();
+            } else {
+                std::this_thread::yield();
+            }
+            if ((spins & 255) == 0 && std::chrono::steady_clock::now() > spin_until) {
                 std::unique_lock<std::mutex> lock(mutex_);
                 wake_.wait(lock, [&] { return generation_.load() != seen; });
             }

@@ -12,6 +12,12 @@
 namespace bitnet {
 namespace {
 
+// How far ahead decode prefetches its weight stream (bytes).
+#ifndef BITNET_PREFETCH_BYTES
+#define BITNET_PREFETCH_BYTES 2048
+#endif
+constexpr int kPrefetchBytes = BITNET_PREFETCH_BYTES;
+
 inline int32_t load_i32(const int8_t* p) {
     int32_t v;
     std::memcpy(&v, p, sizeof v);
@@ -35,45 +41,34 @@ inline void store_rows(__m512i acc, int32_t sum, int32_t* out) {
     _mm512_storeu_si512(out, _mm512_sub_epi32(acc, _mm512_set1_epi32(sum)));
 }
 
-// One token: two row blocks at a time, eight independent accumulators, prefetch ahead.
+// One token: each row block is one sequential 64-byte-group stream, read with prefetch ahead;
+// unrolling two groups gives eight independent accumulators to hide the vpdpbusd latency.
 void gemv(const PackedTernary& w, int block_begin, int block_end, const int8_t* x, int32_t sum,
           int32_t* out) {
     const int G = w.n_col_groups;
     const size_t block_bytes = static_cast<size_t>(G) * kBlockBytes;
-    int b = block_begin;
-    for (; b + 2 <= block_end; b += 2) {
-        const uint8_t* w0 = w.codes + b * block_bytes;
-        const uint8_t* w1 = w0 + block_bytes;
-        __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
-        __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        for (int g = 0; g < G; ++g) {
-            _mm_prefetch(reinterpret_cast<const char*>(w0 + g * kBlockBytes + 1024), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(w1 + g * kBlockBytes + 1024), _MM_HINT_T0);
-            const int8_t* xg = x + g * kColGroup;
-            const __m512i x0 = _mm512_set1_epi32(load_i32(xg));
-            const __m512i x1 = _mm512_set1_epi32(load_i32(xg + 4));
-            const __m512i x2 = _mm512_set1_epi32(load_i32(xg + 8));
-            const __m512i x3 = _mm512_set1_epi32(load_i32(xg + 12));
-            const Planes u = unpack(w0 + g * kBlockBytes);
-            const Planes v = unpack(w1 + g * kBlockBytes);
-            a00 = _mm512_dpbusd_epi32(a00, u.p0, x0);
-            a01 = _mm512_dpbusd_epi32(a01, u.p1, x1);
-            a02 = _mm512_dpbusd_epi32(a02, u.p2, x2);
-            a03 = _mm512_dpbusd_epi32(a03, u.p3, x3);
-            a10 = _mm512_dpbusd_epi32(a10, v.p0, x0);
-            a11 = _mm512_dpbusd_epi32(a11, v.p1, x1);
-            a12 = _mm512_dpbusd_epi32(a12, v.p2, x2);
-            a13 = _mm512_dpbusd_epi32(a13, v.p3, x3);
-        }
-        const __m512i s0 = _mm512_add_epi32(_mm512_add_epi32(a00, a01), _mm512_add_epi32(a02, a03));
-        const __m512i s1 = _mm512_add_epi32(_mm512_add_epi32(a10, a11), _mm512_add_epi32(a12, a13));
-        store_rows(s0, sum, out + b * kRowBlock);
-        store_rows(s1, sum, out + (b + 1) * kRowBlock);
-    }
-    for (; b < block_end; ++b) {
+    for (int b = block_begin; b < block_end; ++b) {
         const uint8_t* w0 = w.codes + b * block_bytes;
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (int g = 0; g < G; ++g) {
+        __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        int g = 0;
+        for (; g + 2 <= G; g += 2) {
+            const uint8_t* grp = w0 + g * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetchBytes + 64), _MM_HINT_T0);
+            const int8_t* xg = x + g * kColGroup;
+            const Planes u = unpack(grp);
+            const Planes v = unpack(grp + kBlockBytes);
+            a0 = _mm512_dpbusd_epi32(a0, u.p0, _mm512_set1_epi32(load_i32(xg)));
+            a1 = _mm512_dpbusd_epi32(a1, u.p1, _mm512_set1_epi32(load_i32(xg + 4)));
+            a2 = _mm512_dpbusd_epi32(a2, u.p2, _mm512_set1_epi32(load_i32(xg + 8)));
+            a3 = _mm512_dpbusd_epi32(a3, u.p3, _mm512_set1_epi32(load_i32(xg + 12)));
+            c0 = _mm512_dpbusd_epi32(c0, v.p0, _mm512_set1_epi32(load_i32(xg + 16)));
+            c1 = _mm512_dpbusd_epi32(c1, v.p1, _mm512_set1_epi32(load_i32(xg + 20)));
+            c2 = _mm512_dpbusd_epi32(c2, v.p2, _mm512_set1_epi32(load_i32(xg + 24)));
+            c3 = _mm512_dpbusd_epi32(c3, v.p3, _mm512_set1_epi32(load_i32(xg + 28)));
+        }
+        for (; g < G; ++g) {
             const int8_t* xg = x + g * kColGroup;
             const Planes u = unpack(w0 + g * kBlockBytes);
             a0 = _mm512_dpbusd_epi32(a0, u.p0, _mm512_set1_epi32(load_i32(xg)));
@@ -81,8 +76,9 @@ void gemv(const PackedTernary& w, int block_begin, int block_end, const int8_t* 
             a2 = _mm512_dpbusd_epi32(a2, u.p2, _mm512_set1_epi32(load_i32(xg + 8)));
             a3 = _mm512_dpbusd_epi32(a3, u.p3, _mm512_set1_epi32(load_i32(xg + 12)));
         }
-        store_rows(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)), sum,
-                   out + b * kRowBlock);
+        a0 = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+        c0 = _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
+        store_rows(_mm512_add_epi32(a0, c0), sum, out + b * kRowBlock);
     }
 }
 
