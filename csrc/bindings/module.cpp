@@ -33,6 +33,13 @@ ModelConfig config_from_dict(const py::dict& d) {
     c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
     c.scale_divides = d["scale_divides"].cast<bool>();
     if (d.contains("prepacked_head")) c.prepacked_head = d["prepacked_head"].cast<std::string>();
+    if (d.contains("weight_layout")) {
+        const auto layout = d["weight_layout"].cast<std::string>();
+        if (layout != "i2_r16" && layout != "i1_r16") {
+            throw std::invalid_argument("weight_layout must be 'i2_r16' or 'i1_r16'");
+        }
+        c.base3_layout = layout == "i1_r16";
+    }
     return c;
 }
 
@@ -90,6 +97,11 @@ PYBIND11_MODULE(_engine, m) {
         .def_property_readonly("isa",
                                [](const Model& mdl) { return std::string(mdl.kernels().isa); })
         .def_property_readonly("n_threads", &Model::n_threads)
+        .def_property_readonly(
+            "weight_layout",
+            [](const Model& mdl) {
+                return std::string(mdl.config().base3_layout ? "i1_r16" : "i2_r16");
+            })
         .def("export_layout",
              [](const Model& mdl) {
                  py::dict out;
@@ -192,7 +204,8 @@ PYBIND11_MODULE(_engine, m) {
         "kernel_gemm",
         [](const std::string& isa,
            py::array_t<int8_t, py::array::c_style | py::array::forcecast> weights,
-           py::array_t<int8_t, py::array::c_style | py::array::forcecast> acts, int n_threads) {
+           py::array_t<int8_t, py::array::c_style | py::array::forcecast> acts, int n_threads,
+           bool base3) {
             if (weights.ndim() != 2 || acts.ndim() != 2 || acts.shape(1) != weights.shape(1)) {
                 throw std::invalid_argument("weights [rows, cols] and acts [n, cols] expected");
             }
@@ -201,7 +214,8 @@ PYBIND11_MODULE(_engine, m) {
             const int n = static_cast<int>(acts.shape(0));
             const KernelTable& k = table_for(isa);
             ThreadPool pool(n_threads);
-            const TernaryMatrix mat = TernaryMatrix::from_ternary(weights.data(), rows, cols, pool);
+            const TernaryMatrix mat =
+                TernaryMatrix::from_ternary(weights.data(), rows, cols, pool, base3);
             const size_t stride = static_cast<size_t>(mat.padded_cols());
             std::vector<int8_t> x(static_cast<size_t>(n) * stride, 0);
             std::vector<int32_t> sums(n, 0);
@@ -217,7 +231,8 @@ PYBIND11_MODULE(_engine, m) {
             {
                 py::gil_scoped_release release;
                 pool.parallel_for(mat.n_row_blocks(), [&](int b0, int b1) {
-                    k.ternary_gemm(packed, b0, b1, qa, out.data(), mat.padded_rows());
+                    (base3 ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, qa, out.data(),
+                                                               mat.padded_rows());
                 });
             }
             py::array_t<int32_t> result({n, rows});
@@ -228,10 +243,12 @@ PYBIND11_MODULE(_engine, m) {
             }
             return result;
         },
-        py::arg("isa"), py::arg("weights"), py::arg("acts"), py::arg("n_threads") = 1);
+        py::arg("isa"), py::arg("weights"), py::arg("acts"), py::arg("n_threads") = 1,
+        py::arg("base3") = false);
     m.def(
         "kernel_bench",
-        [](const std::string& isa, int rows, int cols, int n_tokens, int iters, int n_threads) {
+        [](const std::string& isa, int rows, int cols, int n_tokens, int iters, int n_threads,
+           bool base3) {
             // Seconds per ternary GEMM call on random weights (layout built once, not timed).
             const KernelTable& k = table_for(isa);
             ThreadPool pool(n_threads);
@@ -241,7 +258,8 @@ PYBIND11_MODULE(_engine, m) {
                 state = state * 1664525u + 1013904223u;
                 v = static_cast<int8_t>(static_cast<int>((state >> 24) % 3) - 1);
             }
-            const TernaryMatrix mat = TernaryMatrix::from_ternary(w.data(), rows, cols, pool);
+            const TernaryMatrix mat =
+                TernaryMatrix::from_ternary(w.data(), rows, cols, pool, base3);
             const size_t stride = static_cast<size_t>(mat.padded_cols());
             std::vector<int8_t> x(stride * n_tokens, 3);
             std::vector<int32_t> sums(n_tokens, 0),
@@ -251,7 +269,8 @@ PYBIND11_MODULE(_engine, m) {
             py::gil_scoped_release release;
             auto run = [&] {
                 pool.parallel_for(mat.n_row_blocks(), [&](int b0, int b1) {
-                    k.ternary_gemm(packed, b0, b1, qa, out.data(), mat.padded_rows());
+                    (base3 ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, qa, out.data(),
+                                                               mat.padded_rows());
                 });
             };
             run();
@@ -261,7 +280,7 @@ PYBIND11_MODULE(_engine, m) {
             return std::chrono::duration<double>(t1 - t0).count() / iters;
         },
         py::arg("isa"), py::arg("rows"), py::arg("cols"), py::arg("n_tokens"), py::arg("iters"),
-        py::arg("n_threads") = 1);
+        py::arg("n_threads") = 1, py::arg("base3") = false);
     m.def(
         "kernel_head_logits",
         [](const std::string& isa, const std::string& kind,

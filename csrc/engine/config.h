@@ -21,6 +21,8 @@ struct ModelConfig {
     bool scale_divides = true;
     // Head kind stored in a converted checkpoint ("" when the linears are in HF format).
     std::string prepacked_head;
+    // Ternary layout: false = I2_R16 (2 bits per weight), true = I1_R16 (~1.6 bits).
+    bool base3_layout = false;
 
     int q_dim() const { return num_heads * head_dim; }
     int kv_dim() const { return num_kv_heads * head_dim; }

@@ -94,13 +94,15 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors) {
             Fused{{lin("self_attn.o_proj")}, c.q_dim()},
             Fused{{lin("mlp.gate_proj"), lin("mlp.up_proj")}, H}, Fused{{lin("mlp.down_proj")}, I}};
         for (const auto& f : plan[i]) {
-            arena_bytes += TernaryMatrix::packed_bytes(TernaryMatrix::rows_of(f.parts), f.cols);
+            arena_bytes += TernaryMatrix::packed_bytes(TernaryMatrix::rows_of(f.parts), f.cols,
+                                                       c.base3_layout);
         }
     }
     arena_ = AlignedBuffer(arena_bytes);
     uint8_t* cursor = arena_.as<uint8_t>();
     auto build = [&](const Fused& f) {
-        TernaryMatrix m = TernaryMatrix::build(f.parts, f.cols, c.scale_divides, pool_, cursor);
+        TernaryMatrix m =
+            TernaryMatrix::build(f.parts, f.cols, c.scale_divides, pool_, cursor, c.base3_layout);
         cursor += m.bytes();
         return m;
     };
@@ -138,7 +140,7 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
     }};
     size_t expected = 0;
     for (const auto& kv : shapes) {
-        expected += TernaryMatrix::packed_bytes(kv.second.first, kv.second.second);
+        expected += TernaryMatrix::packed_bytes(kv.second.first, kv.second.second, c.base3_layout);
     }
     expected *= c.num_layers;
     if (arena.dtype != DType::U8 || static_cast<size_t>(arena.numel()) != expected) {
@@ -168,8 +170,9 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
                 throw CheckpointContentError(name + ": expected " + std::to_string(rows) +
                                              " F32 values");
             }
-            *mats[j] = TernaryMatrix::from_prepacked(
-                rows, cols, c.scale_divides, static_cast<const float*>(scales.data), cursor);
+            *mats[j] = TernaryMatrix::from_prepacked(rows, cols, c.scale_divides,
+                                                     static_cast<const float*>(scales.data), cursor,
+                                                     c.base3_layout);
             cursor += mats[j]->bytes();
         }
     }
@@ -238,7 +241,11 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     kv_ = KVCache(c.num_layers, n_ctx, c.kv_dim());
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
     const size_t C = chunk_;
-    const int widest = std::max({H, I, Q, 2 * model_->head().padded_cols()});
+    int widest = std::max({H, I, Q, 2 * model_->head().padded_cols()});
+    for (const auto& L : model_->layers()) {
+        widest = std::max({widest, L.qkv.padded_cols(), L.o.padded_cols(), L.gate_up.padded_cols(),
+                           L.down.padded_cols()});
+    }
     x_.resize(C * H);
     xn_.resize(C * widest);
     qkv_.resize(C * (Q + 2 * c.kv_dim()));
@@ -398,7 +405,7 @@ void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     int32_t* acc = acc_.data();
     const size_t ld_acc = acc_stride_;
     model_->pool().parallel_for(w.n_row_blocks(), [&](int b0, int b1) {
-        k.ternary_gemm(packed, b0, b1, acts, acc, ld_acc);
+        (w.base3() ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, acts, acc, ld_acc);
         const int r0 = b0 * kRowBlock, r1 = std::min(w.rows(), b1 * kRowBlock);
         for (int t = 0; t < n; ++t) {
             rescale(acc + t * ld_acc, w.row_scales(), xs_[t], w.divide(), r0, r1, out + t * ld_out);

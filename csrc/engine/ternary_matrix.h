@@ -29,30 +29,35 @@ class TernaryMatrix {
     // "bitlinear"), else output = acc / s_x * scale ("autobitlinear" and online weights).
     // `storage` (optional, 64-byte aligned, packed_bytes() long) lets the model place every
     // matrix in one huge-page arena; otherwise the matrix owns its memory.
+    // `base3` selects the ~1.6-bit I1_R16 layout instead of the 2-bit I2_R16 one.
     static TernaryMatrix build(const std::vector<LinearSource>& parts, int cols, bool divide,
-                               ThreadPool& pool, uint8_t* storage = nullptr);
+                               ThreadPool& pool, uint8_t* storage = nullptr, bool base3 = false);
     static int rows_of(const std::vector<LinearSource>& parts);
     // From a layout saved by `bitnet convert`: codes already in `storage`, one scale per row.
     static TernaryMatrix from_prepacked(int rows, int cols, bool divide, const float* scales,
-                                        uint8_t* storage);
-    static size_t packed_bytes(int rows, int cols);
+                                        uint8_t* storage, bool base3);
+    static size_t packed_bytes(int rows, int cols, bool base3);
+    static int cols_per_group(bool base3) { return base3 ? kColGroup5 : kColGroup; }
 
     // From explicit ternary values w[rows][cols] in {-1, 0, 1} (unit scales): kernel tests.
-    static TernaryMatrix from_ternary(const int8_t* w, int rows, int cols, ThreadPool& pool);
+    static TernaryMatrix from_ternary(const int8_t* w, int rows, int cols, ThreadPool& pool,
+                                      bool base3 = false);
 
     PackedTernary packed() const { return {codes_, n_row_blocks_, n_col_groups_}; }
     int rows() const { return rows_; }
     int cols() const { return cols_; }
     int padded_rows() const { return n_row_blocks_ * kRowBlock; }
-    int padded_cols() const { return n_col_groups_ * kColGroup; }
+    int padded_cols() const { return n_col_groups_ * cols_per_group(base3_); }
+    bool base3() const { return base3_; }
     int n_row_blocks() const { return n_row_blocks_; }
     bool divide() const { return divide_; }
     const float* row_scales() const { return scales_.data(); }
-    size_t bytes() const { return packed_bytes(rows_, cols_); }
+    size_t bytes() const { return packed_bytes(rows_, cols_, base3_); }
 
  private:
     int rows_ = 0, cols_ = 0, n_row_blocks_ = 0, n_col_groups_ = 0;
     bool divide_ = true;
+    bool base3_ = false;
     uint8_t* codes_ = nullptr;
     AlignedBuffer owned_;
     std::vector<float> scales_;

@@ -180,8 +180,9 @@ void q4_gemv_avx2(const uint8_t* codes, int n_col_octets, int block_begin, int b
     }
 }
 
-const KernelTable kAvx2 = {"avx2", ternary_gemm_avx2, quantize_row_avx2, q8_gemv_avx2,
-                           q4_gemv_avx2};
+const KernelTable kAvx2 = {
+    "avx2",       ternary_gemm_avx2, quantize_row_avx2, ternary5_gemm_reference,
+    q8_gemv_avx2, q4_gemv_avx2};
 
 }  // namespace
 

@@ -171,6 +171,15 @@ float quantize_row_avx512(const float* x, int n, int8_t* q, int32_t* sum) {
     return s;
 }
 
+// The I1_R16 kernel needs VBMI byte permutes; without them the scalar one runs.
+void ternary5_gemm_avx512(const PackedTernary& w, int block_begin, int block_end,
+                          const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    static const Ternary5Gemm impl = (cpu_has_avx512_vbmi() && ternary5_gemm_avx512_vbmi())
+                                         ? ternary5_gemm_avx512_vbmi()
+                                         : ternary5_gemm_reference;
+    impl(w, block_begin, block_end, acts, out, ld_out);
+}
+
 // Head GEMV: the head is the largest single read of a decode step, so two row blocks and
 // four column steps are in flight (8 independent accumulators) with prefetch ahead.
 void q8_gemv_avx512(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
@@ -241,8 +250,9 @@ void q4_gemv_avx512(const uint8_t* codes, int n_col_octets, int block_begin, int
     }
 }
 
-const KernelTable kAvx512 = {"avx512", ternary_gemm_avx512, quantize_row_avx512, q8_gemv_avx512,
-                             q4_gemv_avx512};
+const KernelTable kAvx512 = {
+    "avx512",       ternary_gemm_avx512, quantize_row_avx512, ternary5_gemm_avx512,
+    q8_gemv_avx512, q4_gemv_avx512};
 
 }  // namespace
 

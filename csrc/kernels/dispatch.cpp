@@ -38,6 +38,12 @@ bool cpu_has_avx512_vnni() {
     const bool vnni = c & (1u << 11);
     return f && bw && vl && vnni;
 }
+bool cpu_has_vbmi_bits() {
+    unsigned a, b, c, d;
+    if (!cpu_has_avx512_vnni()) return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    return c & (1u << 1);
+}
 #endif
 
 const KernelTable* best_available() {
@@ -51,12 +57,23 @@ const KernelTable* best_available() {
 
 }  // namespace
 
+bool cpu_has_avx512_vbmi() {
+#if defined(__x86_64__) || defined(_M_X64)
+    return cpu_has_vbmi_bits();
+#else
+    return false;
+#endif
+}
+
 // ISA files that this build did not compile in (see CMakeLists.txt) report "absent".
 #ifndef BITNET_HAVE_AVX2
 const KernelTable* kernels_avx2() { return nullptr; }
 #endif
 #ifndef BITNET_HAVE_AVX512
 const KernelTable* kernels_avx512() { return nullptr; }
+#endif
+#ifndef BITNET_HAVE_AVX512
+Ternary5Gemm ternary5_gemm_avx512_vbmi() { return nullptr; }
 #endif
 #ifndef BITNET_HAVE_NEON
 const KernelTable* kernels_neon() { return nullptr; }

@@ -21,6 +21,12 @@ constexpr int kRowBlock = 16;
 constexpr int kColGroup = 16;
 constexpr int kBlockBytes = kRowBlock * kColGroup / 4;  // 64
 
+// Weight layout "I1_R16" (~1.6 bits per weight, the dense option): same 16-row blocks and
+// 64-byte groups, but each byte holds 5 base-3 digits (3^5 = 243 <= 256): in byte j of lane r,
+// digit d is the code of column 20*g + 4*d + j. Digit d of a whole group is again a vpdpbusd
+// operand (16 lanes x 4 consecutive columns), so only the unpacking differs from I2_R16.
+constexpr int kColGroup5 = 20;
+
 struct PackedTernary {
     const uint8_t* codes;  // n_row_blocks * n_col_groups * 64 bytes
     int n_row_blocks;
@@ -46,6 +52,9 @@ struct KernelTable {
     // q = clamp(round_half_even(x * s), -128, 127).
     // Writes n values (the caller zero-fills the padding once), returns s and sum(q).
     float (*quantize_row)(const float* x, int n, int8_t* q, int32_t* sum);
+    // As ternary_gemm, for the I1_R16 layout (n_col_groups counts 20-column groups).
+    void (*ternary5_gemm)(const PackedTernary& w, int block_begin, int block_end,
+                          const QuantizedActs& acts, int32_t* out, size_t ld_out);
     // The head kernels take activations from quantize_row, which never yields -128
     // (|x * s| <= 127 up to rounding), so x is in [-127, 127].
     // Output head, int8 weights ("Q8_R16": 16 rows x 4 columns per 64 bytes, lane r = 4
@@ -66,6 +75,14 @@ const KernelTable& kernels_ref();
 const KernelTable* kernels_avx2();    // nullptr when not compiled in
 const KernelTable* kernels_avx512();  // nullptr when not compiled in
 const KernelTable* kernels_neon();    // nullptr when not compiled in
+// The I1_R16 kernel of the AVX-512 VBMI file (byte permutes decode the base-3 digits).
+using Ternary5Gemm = void (*)(const PackedTernary&, int, int, const QuantizedActs&, int32_t*,
+                              size_t);
+Ternary5Gemm ternary5_gemm_avx512_vbmi();  // nullptr when not compiled in
+// The scalar I1_R16 kernel, used by ISAs without a faster one.
+void ternary5_gemm_reference(const PackedTernary& w, int block_begin, int block_end,
+                             const QuantizedActs& acts, int32_t* out, size_t ld_out);
+bool cpu_has_avx512_vbmi();
 
 // The kernel table for this CPU (or the one forced by BITNET_ISA=ref|avx2|avx512|neon).
 // Throws std::runtime_error when the forced ISA cannot run here.

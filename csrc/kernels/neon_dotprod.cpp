@@ -8,8 +8,9 @@
 namespace bitnet {
 
 const KernelTable* kernels_neon_dotprod() {
-    static const KernelTable table = {"neon", ternary_gemm_neon, quantize_row_neon, q8_gemv_neon,
-                                      q4_gemv_neon};
+    static const KernelTable table = {
+        "neon",       ternary_gemm_neon, quantize_row_neon, ternary5_gemm_reference,
+        q8_gemv_neon, q4_gemv_neon};
     return &table;
 }
 

@@ -30,6 +30,29 @@ void ternary_gemm_ref(const PackedTernary& w, int block_begin, int block_end,
     }
 }
 
+void ternary5_gemm_ref(const PackedTernary& w, int block_begin, int block_end,
+                       const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* block = w.codes + static_cast<size_t>(b) * w.n_col_groups * kBlockBytes;
+        for (int t = 0; t < acts.n_tokens; ++t) {
+            const int8_t* x = acts.x + t * acts.stride;
+            for (int r = 0; r < kRowBlock; ++r) {
+                int32_t acc = 0;
+                for (int g = 0; g < w.n_col_groups; ++g) {
+                    const uint8_t* lane = block + g * kBlockBytes + 4 * r;
+                    for (int j = 0; j < 4; ++j) {
+                        int v = lane[j];
+                        for (int d = 0; d < 5; ++d, v /= 3) {
+                            acc += (v % 3) * x[g * kColGroup5 + 4 * d + j];
+                        }
+                    }
+                }
+                out[t * ld_out + b * kRowBlock + r] = acc - acts.sums[t];
+            }
+        }
+    }
+}
+
 float quantize_row_ref(const float* x, int n, int8_t* q, int32_t* sum) {
     float amax = 0.0f;
     for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
@@ -84,10 +107,16 @@ void q4_gemv_ref(const uint8_t* codes, int n_col_octets, int block_begin, int bl
     }
 }
 
-const KernelTable kRef = {"ref", ternary_gemm_ref, quantize_row_ref, q8_gemv_ref, q4_gemv_ref};
+const KernelTable kRef = {"ref",       ternary_gemm_ref, quantize_row_ref, ternary5_gemm_ref,
+                          q8_gemv_ref, q4_gemv_ref};
 
 }  // namespace
 
 const KernelTable& kernels_ref() { return kRef; }
+
+void ternary5_gemm_reference(const PackedTernary& w, int block_begin, int block_end,
+                             const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    ternary5_gemm_ref(w, block_begin, block_end, acts, out, ld_out);
+}
 
 }  // namespace bitnet

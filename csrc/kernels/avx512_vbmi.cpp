@@ -1,0 +1,141 @@
+// I1_R16 (5 base-3 digits per byte, ~1.6 bits per weight) with AVX-512 VNNI + VBMI. Each
+// digit plane is looked up with two 128-entry byte permutes (vpermi2b) and a blend on the
+// top bit, then fed to vpdpbusd exactly like a 2-bit plane. Decoding costs ~15 ops per 320
+// weights; decode stays memory-bound and reads 20% fewer bytes than I2_R16.
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace bitnet {
+namespace {
+
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// LUT[d][h]: digit d of byte values 128*h .. 128*h + 127 (values >= 243 never occur).
+struct DigitTables {
+    __m512i t[5][4];
+    DigitTables() {
+        for (int d = 0; d < 5; ++d) {
+            alignas(64) std::array<uint8_t, 256> digit{};
+            for (int v = 0; v < 256; ++v) {
+                int x = v;
+                for (int k = 0; k < d; ++k) x /= 3;
+                digit[v] = static_cast<uint8_t>(x % 3);
+            }
+            for (int q = 0; q < 4; ++q) t[d][q] = _mm512_load_si512(digit.data() + 64 * q);
+        }
+    }
+};
+
+const DigitTables& tables() {
+    static const DigitTables tbl;
+    return tbl;
+}
+
+struct Planes5 {
+    __m512i p[5];
+};
+
+inline Planes5 unpack5(const uint8_t* group, const DigitTables& tb) {
+    const __m512i v = _mm512_load_si512(group);
+    const __mmask64 high = _mm512_movepi8_mask(v);
+    Planes5 out;
+    for (int d = 0; d < 5; ++d) {
+        const __m512i lo = _mm512_permutex2var_epi8(tb.t[d][0], v, tb.t[d][1]);
+        const __m512i hi = _mm512_permutex2var_epi8(tb.t[d][2], v, tb.t[d][3]);
+        out.p[d] = _mm512_mask_blend_epi8(high, lo, hi);
+    }
+    return out;
+}
+
+template <int NT>
+void tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0, int32_t* out,
+          size_t ld_out, const DigitTables& tb) {
+    const int G = w.n_col_groups;
+    const uint8_t* blk = w.codes + static_cast<size_t>(b) * G * kBlockBytes;
+    __m512i acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_si512();
+    for (int g = 0; g < G; ++g) {
+        const uint8_t* grp = blk + g * kBlockBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(grp + 2048), _MM_HINT_T0);
+        const Planes5 u = unpack5(grp, tb);
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* xg = acts.x + (t0 + t) * acts.stride + g * kColGroup5;
+            __m512i a = acc[t];
+            for (int d = 0; d < 5; ++d) {
+                a = _mm512_dpbusd_epi32(a, u.p[d], _mm512_set1_epi32(load_i32(xg + 4 * d)));
+            }
+            acc[t] = a;
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        _mm512_storeu_si512(out + (t0 + t) * ld_out + b * kRowBlock,
+                            _mm512_sub_epi32(acc[t], _mm512_set1_epi32(acts.sums[t0 + t])));
+    }
+}
+
+// One token: a separate accumulator per digit plane, two groups in flight, so the dependent
+// vpdpbusd chain does not bound the stream.
+void gemv5(const PackedTernary& w, int block_begin, int block_end, const int8_t* x, int32_t sum,
+           int32_t* out, const DigitTables& tb) {
+    const int G = w.n_col_groups;
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* blk = w.codes + static_cast<size_t>(b) * G * kBlockBytes;
+        __m512i acc[10];
+        for (auto& a : acc) a = _mm512_setzero_si512();
+        int g = 0;
+        for (; g + 2 <= G; g += 2) {
+            const uint8_t* grp = blk + g * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(grp + 2048), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(grp + 2048 + 64), _MM_HINT_T0);
+            const Planes5 u = unpack5(grp, tb);
+            const Planes5 v = unpack5(grp + kBlockBytes, tb);
+            const int8_t* xg = x + g * kColGroup5;
+            for (int d = 0; d < 5; ++d) {
+                acc[d] =
+                    _mm512_dpbusd_epi32(acc[d], u.p[d], _mm512_set1_epi32(load_i32(xg + 4 * d)));
+                acc[5 + d] = _mm512_dpbusd_epi32(
+                    acc[5 + d], v.p[d], _mm512_set1_epi32(load_i32(xg + kColGroup5 + 4 * d)));
+            }
+        }
+        for (; g < G; ++g) {
+            const Planes5 u = unpack5(blk + g * kBlockBytes, tb);
+            const int8_t* xg = x + g * kColGroup5;
+            for (int d = 0; d < 5; ++d) {
+                acc[d] =
+                    _mm512_dpbusd_epi32(acc[d], u.p[d], _mm512_set1_epi32(load_i32(xg + 4 * d)));
+            }
+        }
+        __m512i total = acc[0];
+        for (int i = 1; i < 10; ++i) total = _mm512_add_epi32(total, acc[i]);
+        _mm512_storeu_si512(out + b * kRowBlock, _mm512_sub_epi32(total, _mm512_set1_epi32(sum)));
+    }
+}
+
+void ternary5_gemm(const PackedTernary& w, int block_begin, int block_end,
+                   const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    const DigitTables& tb = tables();
+    if (acts.n_tokens == 1) {
+        gemv5(w, block_begin, block_end, acts.x, acts.sums[0], out, tb);
+        return;
+    }
+    for (int b = block_begin; b < block_end; ++b) {
+        int t = 0;
+        for (; t + 8 <= acts.n_tokens; t += 8) tile<8>(w, b, acts, t, out, ld_out, tb);
+        for (; t + 4 <= acts.n_tokens; t += 4) tile<4>(w, b, acts, t, out, ld_out, tb);
+        for (; t < acts.n_tokens; ++t) tile<1>(w, b, acts, t, out, ld_out, tb);
+    }
+}
+
+}  // namespace
+
+Ternary5Gemm ternary5_gemm_avx512_vbmi() { return ternary5_gemm; }
+
+}  // namespace bitnet
