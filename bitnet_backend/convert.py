@@ -18,7 +18,7 @@ from .checkpoints.safetensors_file import TensorSpec, write_safetensors
 from .errors import CheckpointError, InvalidParameterError
 
 LAYOUT_KEY = "bitnet_backend_layout"
-LAYOUT_FORMAT = "i2_r16"
+LAYOUT_FORMATS = ("i2_r16", "i1_r16")
 _COPIED_FILES = (
     "generation_config.json",
     "tokenizer.json",
@@ -28,7 +28,12 @@ _COPIED_FILES = (
 
 
 def convert(
-    source: str | Path, out_dir: str | Path, *, lm_head: str = "int8", n_threads: int = 1
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    lm_head: str = "int8",
+    weight_layout: str = "auto",
+    n_threads: int = 1,
 ) -> Path:
     """Write ``source`` (a checkpoint directory) to ``out_dir`` in the kernel layout."""
     from .backends.cpu import BACKEND
@@ -40,7 +45,8 @@ def convert(
     ckpt = load_checkpoint(src)
     if LAYOUT_KEY in ckpt.config.extra:
         raise InvalidParameterError(f"{src} is already converted")
-    engine = BACKEND.load(ckpt, n_threads=n_threads, lm_head=lm_head)
+    engine = BACKEND.load(ckpt, n_threads=n_threads, lm_head=lm_head, weight_layout=weight_layout)
+    layout_format = engine.info["weight_format"]
     layout: dict[str, Any] = engine.export_layout()
     tensors: dict[str, Any] = {}
     for name, ref in ckpt.tensors.items():
@@ -53,10 +59,10 @@ def convert(
     write_safetensors(
         out / "model.safetensors",
         tensors,
-        metadata={"format": "pt", "bitnet_backend_layout": LAYOUT_FORMAT, "lm_head": lm_head},
+        metadata={"format": "pt", "bitnet_backend_layout": layout_format, "lm_head": lm_head},
     )
     config = dict(ckpt.config.extra)
-    config[LAYOUT_KEY] = {"format": LAYOUT_FORMAT, "lm_head": lm_head}
+    config[LAYOUT_KEY] = {"format": layout_format, "lm_head": lm_head}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     for name in _COPIED_FILES:
         if (src / name).is_file():
@@ -68,12 +74,25 @@ def convert(
 
 def prepacked_head(config_extra: dict[str, Any], path: object) -> str:
     """The head kind stored by ``convert`` ("" for an ordinary checkpoint)."""
-    layout = config_extra.get(LAYOUT_KEY)
+    layout = _layout_entry(config_extra, path)
     if layout is None:
         return ""
-    if not isinstance(layout, dict) or layout.get("format") != LAYOUT_FORMAT:
-        raise CheckpointError(path, f"unsupported {LAYOUT_KEY} {layout!r}")
     head = layout.get("lm_head")
     if head not in ("int8", "q4", "f32"):
         raise CheckpointError(path, f"unsupported {LAYOUT_KEY}.lm_head {head!r}")
     return str(head)
+
+
+def prepacked_layout(config_extra: dict[str, Any], path: object) -> str:
+    """The ternary layout stored by ``convert`` ("" for an ordinary checkpoint)."""
+    layout = _layout_entry(config_extra, path)
+    return "" if layout is None else str(layout["format"])
+
+
+def _layout_entry(config_extra: dict[str, Any], path: object) -> dict[str, Any] | None:
+    layout = config_extra.get(LAYOUT_KEY)
+    if layout is None:
+        return None
+    if not isinstance(layout, dict) or layout.get("format") not in LAYOUT_FORMATS:
+        raise CheckpointError(path, f"unsupported {LAYOUT_KEY} {layout!r}")
+    return layout

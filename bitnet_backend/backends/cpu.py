@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pluggy
 
-from ..convert import prepacked_head
+from ..convert import prepacked_head, prepacked_layout
 from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
 
 if TYPE_CHECKING:
@@ -22,12 +23,29 @@ hookimpl = pluggy.HookimplMarker("bitnet_backend")
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
 # Output head storage: int8 per row (default), 4-bit per row (speed), f32 (exact reference).
 _HEADS = ("int8", "q4", "f32")
+# Ternary weight layouts: 2 bits per weight, or 5 base-3 digits per byte (~1.6 bits).
+_LAYOUTS = ("auto", "i2_r16", "i1_r16")
+# Named option sets: "quality" (default) and "speed" (denser weights, 4-bit head).
+_PRESETS = {
+    "quality": {"weight_layout": "auto", "lm_head": "int8"},
+    "speed": {"weight_layout": "i1_r16", "lm_head": "q4"},
+}
 
 
 def _engine_module() -> Any:
     from .. import _engine  # type: ignore[attr-defined]
 
     return _engine
+
+
+def _is_file_mapped(array: np.ndarray) -> bool:
+    """True when ``array`` is a view on a read-only ``mmap`` of a file."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return isinstance(base, mmap.mmap)
 
 
 def _as_ids(ids: Sequence[int], vocab: int) -> np.ndarray:
@@ -114,7 +132,9 @@ class CpuEngine:
 
     backend_name = "cpu"
 
-    def __init__(self, checkpoint: Checkpoint, n_threads: int, isa: str, lm_head: str) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, n_threads: int, isa: str, lm_head: str, layout: str
+    ) -> None:
         self._module = _engine_module()
         # The engine reads the embedding table in place: keep its file mapping alive.
         self._checkpoint = checkpoint
@@ -135,6 +155,11 @@ class CpuEngine:
             # Only packed "bitlinear" weights use weight_scale as a divisor (FORMATS.md).
             "scale_divides": c.linear_class == "bitlinear" and c.quantization_mode == "offline",
             "prepacked_head": prepacked_head(c.extra, checkpoint.path),
+            "weight_layout": prepacked_layout(c.extra, checkpoint.path) or layout,
+            # Repacked sources can leave RSS only if they are pages of a read-only file mapping.
+            "release_source_pages": all(
+                _is_file_mapped(ref.data) for ref in checkpoint.tensors.values()
+            ),
         }
         tensors = {
             name: (ref.dtype, tuple(ref.shape), ref.data) for name, ref in checkpoint.tensors.items()
@@ -151,7 +176,7 @@ class CpuEngine:
         return {
             "isa": self._model.isa,
             "n_threads": self._model.n_threads,
-            "weight_format": "i2_r16 (2-bit codes, 16-row interleaved)",
+            "weight_format": self._model.weight_layout,
             "lm_head": self._model.lm_head,
             "weight_bytes": int(self._model.weight_bytes),
         }
@@ -186,6 +211,11 @@ class CpuEngine:
         self._checkpoint = None
 
 
+def default_layout() -> str:
+    """The ternary layout that decodes fastest here (measured: see benchmarks/)."""
+    return "i2_r16"
+
+
 class CpuBackend:
     """Backend plugin for the C++ engine."""
 
@@ -202,7 +232,16 @@ class CpuBackend:
 
     def load(self, checkpoint: Checkpoint, *, n_threads: int, **options: Any) -> CpuEngine:
         isa = options.pop("isa", None) or os.environ.get("BITNET_ISA", "") or "auto"
-        lm_head = options.pop("lm_head", "int8")
+        preset_name = options.pop("preset", "quality")
+        if preset_name not in _PRESETS:
+            raise InvalidParameterError(f"preset must be one of {sorted(_PRESETS)}, got {preset_name!r}")
+        preset = _PRESETS[preset_name]
+        lm_head = options.pop("lm_head", preset["lm_head"])
+        layout = options.pop("weight_layout", preset["weight_layout"])
+        if layout not in _LAYOUTS:
+            raise InvalidParameterError(f"weight_layout must be one of {_LAYOUTS}, got {layout!r}")
+        if layout == "auto":
+            layout = default_layout()
         if lm_head not in _HEADS:
             raise InvalidParameterError(f"lm_head must be one of {_HEADS}, got {lm_head!r}")
         if options:
@@ -211,7 +250,7 @@ class CpuBackend:
             raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
         if not isinstance(n_threads, int) or n_threads < 1:
             raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
-        return CpuEngine(checkpoint, n_threads, "" if isa == "auto" else isa, lm_head)
+        return CpuEngine(checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout)
 
 
 BACKEND = CpuBackend()

@@ -32,6 +32,9 @@ ModelConfig config_from_dict(const py::dict& d) {
     c.max_position_embeddings = d["max_position_embeddings"].cast<int>();
     c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
     c.scale_divides = d["scale_divides"].cast<bool>();
+    if (d.contains("release_source_pages")) {
+        c.release_source_pages = d["release_source_pages"].cast<bool>();
+    }
     if (d.contains("prepacked_head")) c.prepacked_head = d["prepacked_head"].cast<std::string>();
     if (d.contains("weight_layout")) {
         const auto layout = d["weight_layout"].cast<std::string>();

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "tensor.h"
 #include "thread_pool.h"
 
 #if defined(__linux__)
@@ -66,13 +67,18 @@ void AlignedBuffer::release() {
     data_ = nullptr;
 }
 
-void copy_parallel(uint8_t* dst, const uint8_t* src, size_t bytes, ThreadPool& pool) {
+void copy_parallel(uint8_t* dst, const uint8_t* src, size_t bytes, ThreadPool& pool,
+                   bool release_src) {
     constexpr size_t kChunk = size_t(1) << 21;
     const int n_chunks = static_cast<int>((bytes + kChunk - 1) / kChunk);
     pool.parallel_for(n_chunks, [&](int begin, int end) {
         const size_t lo = static_cast<size_t>(begin) * kChunk;
         const size_t hi = std::min(bytes, static_cast<size_t>(end) * kChunk);
-        std::memcpy(dst + lo, src + lo, hi - lo);
+        for (size_t at = lo; at < hi; at += kChunk) {
+            const size_t n = std::min(kChunk, hi - at);
+            std::memcpy(dst + at, src + at, n);
+            if (release_src) release_file_pages(src + at, n);
+        }
     });
 }
 

@@ -41,6 +41,9 @@ class AlignedBuffer {
 
 class ThreadPool;
 // memcpy split across the pool: faulting in fresh huge pages is the cost, and it scales.
-void copy_parallel(uint8_t* dst, const uint8_t* src, size_t bytes, ThreadPool& pool);
+// `release_src`: src is a read-only file mapping whose pages are dropped chunk by chunk, so
+// peak RSS stays near the destination's size.
+void copy_parallel(uint8_t* dst, const uint8_t* src, size_t bytes, ThreadPool& pool,
+                   bool release_src = false);
 
 }  // namespace bitnet

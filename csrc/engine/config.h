@@ -23,6 +23,8 @@ struct ModelConfig {
     std::string prepacked_head;
     // Ternary layout: false = I2_R16 (2 bits per weight), true = I1_R16 (~1.6 bits).
     bool base3_layout = false;
+    // The tensors are read-only file mappings whose pages may be dropped after repacking.
+    bool release_source_pages = false;
 
     int q_dim() const { return num_heads * head_dim; }
     int kv_dim() const { return num_kv_heads * head_dim; }

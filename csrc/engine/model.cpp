@@ -54,13 +54,16 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
     }
     const bool prepacked = !c.prepacked_head.empty();
     if (prepacked && parse_head_kind(c.prepacked_head) == head) {
-        head_ =
-            OutputHead::from_prepacked(head, c.vocab_size, H, find(tensors, "bitnet.head.codes"),
-                                       find(tensors, "bitnet.head.scales"), pool_);
+        head_ = OutputHead::from_prepacked(
+            head, c.vocab_size, H, find(tensors, "bitnet.head.codes"),
+            find(tensors, "bitnet.head.scales"), pool_, c.release_source_pages);
     } else {
         const TensorView& head_table =
             c.tie_word_embeddings ? embedding_ : find(tensors, "lm_head.weight");
         head_ = OutputHead(head_table, c.vocab_size, H, head, pool_);
+        if (c.release_source_pages) {
+            release_file_pages(head_table.data, head_table.numel() * dtype_size(head_table.dtype));
+        }
     }
     final_norm_ = to_floats(find(tensors, "model.norm.weight"), H, "model.norm.weight");
     if (prepacked) {
@@ -103,6 +106,12 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors) {
     auto build = [&](const Fused& f) {
         TernaryMatrix m =
             TernaryMatrix::build(f.parts, f.cols, c.scale_divides, pool_, cursor, c.base3_layout);
+        if (c.release_source_pages) {
+            for (const auto& part : f.parts) {
+                release_file_pages(part.weight.data,
+                                   part.weight.numel() * dtype_size(part.weight.dtype));
+            }
+        }
         cursor += m.bytes();
         return m;
     };
@@ -147,7 +156,8 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
         throw CheckpointContentError("bitnet.arena: size does not match config.json");
     }
     arena_ = AlignedBuffer(expected);
-    copy_parallel(arena_.as<uint8_t>(), static_cast<const uint8_t*>(arena.data), expected, pool_);
+    copy_parallel(arena_.as<uint8_t>(), static_cast<const uint8_t*>(arena.data), expected, pool_,
+                  c.release_source_pages);
     uint8_t* cursor = arena_.as<uint8_t>();
     layers_.resize(c.num_layers);
     for (int i = 0; i < c.num_layers; ++i) {

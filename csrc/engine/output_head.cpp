@@ -86,7 +86,8 @@ OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind 
 }
 
 OutputHead OutputHead::from_prepacked(HeadKind kind, int vocab, int hidden, const TensorView& data,
-                                      const TensorView& scales, ThreadPool& pool) {
+                                      const TensorView& scales, ThreadPool& pool,
+                                      bool release_src) {
     OutputHead head;
     head.kind_ = kind;
     head.vocab_ = vocab;
@@ -106,7 +107,8 @@ OutputHead OutputHead::from_prepacked(HeadKind kind, int vocab, int hidden, cons
         throw CheckpointContentError("bitnet.head.scales: size does not match the vocabulary");
     }
     head.data_ = AlignedBuffer(bytes);
-    copy_parallel(head.data_.as<uint8_t>(), static_cast<const uint8_t*>(data.data), bytes, pool);
+    copy_parallel(head.data_.as<uint8_t>(), static_cast<const uint8_t*>(data.data), bytes, pool,
+                  release_src);
     if (kind != HeadKind::F32) {
         const auto* s = static_cast<const float*>(scales.data);
         head.scales_.assign(s, s + scales.numel());

@@ -30,7 +30,7 @@ class OutputHead {
                 int32_t* acc, float* residual) const;
     // From a head saved by `bitnet convert` (codes and per-row scales as written by data()).
     static OutputHead from_prepacked(HeadKind kind, int vocab, int hidden, const TensorView& data,
-                                     const TensorView& scales, ThreadPool& pool);
+                                     const TensorView& scales, ThreadPool& pool, bool release_src);
     const AlignedBuffer& data() const { return data_; }
     const std::vector<float>& scales() const { return scales_; }
     HeadKind kind() const { return kind_; }

@@ -1,6 +1,12 @@
 #include "tensor.h"
 
 #include <cmath>
+#include <cstdint>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 namespace bitnet {
 
@@ -64,6 +70,19 @@ float TensorView::at(int64_t i) const {
             return static_cast<const float*>(data)[i];
     }
     return 0.0f;
+}
+
+void release_file_pages(const void* data, size_t bytes) {
+#if defined(__linux__)
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(data);
+    const uintptr_t first = (begin + page - 1) & ~(page - 1);
+    const uintptr_t last = (begin + bytes) & ~(page - 1);
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+#else
+    (void)data;
+    (void)bytes;
+#endif
 }
 
 }  // namespace bitnet

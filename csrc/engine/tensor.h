@@ -38,6 +38,11 @@ inline float bf16_to_f32(uint16_t v) {
 
 float f16_to_f32(uint16_t v);
 
+// Drops this process's pages of a read-only file mapping (the page cache keeps them): once a
+// tensor has been repacked, its source must not count in RSS twice. A later read re-faults.
+// Only for memory-mapped files: on anonymous memory this would discard data.
+void release_file_pages(const void* data, size_t bytes);
+
 // Thrown for checkpoint content the engine cannot use; the bindings map it to CheckpointError.
 struct CheckpointContentError : std::runtime_error {
     using std::runtime_error::runtime_error;
