@@ -80,6 +80,7 @@ def test_x86_kernels_match_reference(tmp_path: Path) -> None:
             (KERNELS / "dispatch.cpp", []),
             (KERNELS / "avx2.cpp", ["-mavx2", "-mfma"]),
             (KERNELS / "avx512.cpp", avx512),
+            (KERNELS / "avx512_vbmi.cpp", [*avx512, "-mavx512vbmi"]),
         ],
         defines,
         [],

@@ -51,7 +51,9 @@ def _is_file_mapped(array: np.ndarray) -> bool:
 def _as_ids(ids: Sequence[int], vocab: int) -> np.ndarray:
     arr = np.asarray(ids, dtype=np.int64).reshape(-1)
     if arr.size and (arr.min() < 0 or arr.max() >= vocab):
-        raise InvalidParameterError(f"token ids must be in [0, {vocab}), got {arr.min()}..{arr.max()}")
+        raise InvalidParameterError(
+            f"token ids must be in [0, {vocab}), got {arr.min()}..{arr.max()}"
+        )
     return arr.astype(np.int32)
 
 
@@ -137,7 +139,7 @@ class CpuEngine:
     ) -> None:
         self._module = _engine_module()
         # The engine reads the embedding table in place: keep its file mapping alive.
-        self._checkpoint = checkpoint
+        self._checkpoint: Checkpoint | None = checkpoint
         self.config: ModelConfig = checkpoint.config
         c = self.config
         native_config = {
@@ -162,7 +164,8 @@ class CpuEngine:
             ),
         }
         tensors = {
-            name: (ref.dtype, tuple(ref.shape), ref.data) for name, ref in checkpoint.tensors.items()
+            name: (ref.dtype, tuple(ref.shape), ref.data)
+            for name, ref in checkpoint.tensors.items()
         }
         try:
             self._model = self._module.Model(native_config, tensors, n_threads, isa, lm_head)
@@ -234,7 +237,9 @@ class CpuBackend:
         isa = options.pop("isa", None) or os.environ.get("BITNET_ISA", "") or "auto"
         preset_name = options.pop("preset", "quality")
         if preset_name not in _PRESETS:
-            raise InvalidParameterError(f"preset must be one of {sorted(_PRESETS)}, got {preset_name!r}")
+            raise InvalidParameterError(
+                f"preset must be one of {sorted(_PRESETS)}, got {preset_name!r}"
+            )
         preset = _PRESETS[preset_name]
         lm_head = options.pop("lm_head", preset["lm_head"])
         layout = options.pop("weight_layout", preset["weight_layout"])

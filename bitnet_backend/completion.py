@@ -1,0 +1,85 @@
+"""Result types of the public API: completions, chat completions, stream chunks, usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+FinishReason = Literal["stop", "length"]
+
+
+class Usage(TypedDict):
+    """Token accounting of one call."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+def make_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of ``Model.generate``.
+
+    ``token_ids`` are the generated tokens (an end-of-sequence token is not included; the
+    tokens of a matched stop string are, although its text is cut from ``text``).
+    ``finish_reason`` is "stop" (end-of-sequence token or stop string) or "length"
+    (max_tokens or the context window reached).
+    """
+
+    text: str
+    token_ids: list[int]
+    finish_reason: FinishReason
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class CompletionChunk:
+    """One piece of a streamed completion.
+
+    ``text`` is always whole UTF-8 characters and never part of a stop string. The last chunk
+    of a stream has ``finish_reason`` and ``usage`` set (its text may be empty).
+    """
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    """The result of ``Model.chat``: ``message`` is ``{"role": "assistant", "content": ...}``."""
+
+    message: dict[str, Any]
+    token_ids: list[int]
+    finish_reason: FinishReason
+    usage: Usage
+
+    @property
+    def content(self) -> str:
+        return str(self.message.get("content") or "")
+
+
+@dataclass(frozen=True)
+class ChatCompletionChunk:
+    """One piece of a streamed chat reply; ``delta`` is ``{"role": ..., "content": ...}``.
+
+    The first chunk carries the role; the last one has ``finish_reason`` and ``usage``.
+    """
+
+    delta: dict[str, Any]
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+    @property
+    def content(self) -> str:
+        return str(self.delta.get("content") or "")

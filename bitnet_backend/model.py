@@ -1,0 +1,818 @@
+"""The public Model: load a checkpoint on a backend, then tokenize, generate, chat and embed.
+
+Every generation runs in its own Session (its own KV cache), so one Model serves several
+threads at once. The prompt is evaluated in one batched call, then tokens are sampled and
+evaluated one at a time; text is assembled incrementally from token bytes (generation.py),
+so the per-token Python work does not grow with the vocabulary or the text length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from . import plugins
+from .completion import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    CompletionChunk,
+    FinishReason,
+    make_usage,
+)
+from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
+from .generation import TextAssembler, normalize_stop
+from .sampling import SamplingParams, resolve_seed
+from .tokenizer import Tokenizer, find_chat_template
+
+if TYPE_CHECKING:
+    from .backend import Engine, Session
+    from .checkpoints.hf import Checkpoint
+    from .config import ModelConfig
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default-model"
+# Above this many bytes of weights, loading shows a progress bar when asked to decide itself.
+LARGE_CHECKPOINT_BYTES = 256 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Defaults for generation options; any option passed to a call overrides them.
+
+    ``max_tokens=-1`` means no limit other than the context window. ``seed=None`` draws a
+    fresh seed per call. A model starts from these defaults, overridden by the sampling
+    settings its checkpoint's generation_config.json sets explicitly.
+    """
+
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_max_tokens(self.max_tokens)
+        self.sampling_params()  # validates the sampling options
+        if self.seed is not None:
+            resolve_seed(self.seed)
+        object.__setattr__(self, "stop", normalize_stop(self.stop))
+
+    def sampling_params(self) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            repeat_last_n=self.repeat_last_n,
+        )
+
+    @classmethod
+    def from_hf(cls, generation_config: Mapping[str, Any]) -> GenerationConfig:
+        """Defaults overridden by the keys a Hugging Face generation_config.json sets."""
+        g = generation_config
+        kw: dict[str, Any] = {}
+        for ours, theirs in (
+            ("temperature", "temperature"),
+            ("top_k", "top_k"),
+            ("top_p", "top_p"),
+            ("min_p", "min_p"),
+            ("repeat_penalty", "repetition_penalty"),
+            ("max_tokens", "max_new_tokens"),
+        ):
+            if g.get(theirs) is not None:
+                kw[ours] = g[theirs]
+        if g.get("do_sample") is False:
+            kw["temperature"] = 0.0
+        try:
+            return cls(**kw)
+        except InvalidParameterError:
+            return cls()  # a checkpoint's odd defaults must not make it unloadable
+
+
+def _check_max_tokens(v: object) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not (v >= 1 or v == -1):
+        raise InvalidParameterError(f"max_tokens must be an integer >= 1 or -1, got {v!r}")
+
+
+_OPTION_NAMES = frozenset(
+    (
+        "max_tokens",
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "seed",
+        "stop",
+        "json_schema",
+    )
+)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    params: SamplingParams
+    seed: int
+    max_tokens: int
+    stops: tuple[str, ...]
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
+    if source is None:
+        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+            raise CheckpointError(
+                DEFAULT_MODEL_DIR,
+                "no default model is bundled with this installation; pass a model directory "
+                "or a Hugging Face hub id",
+            )
+        return DEFAULT_MODEL_DIR
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidParameterError(f"source must be a path or a hub id, got {source!r}")
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    try:
+        from .checkpoints.hub import resolve_source
+    except ImportError:
+        raise CheckpointError(source, "no such file or directory") from None
+    return Path(resolve_source(str(source)))
+
+
+def checkpoint_bytes(path: Path) -> int:
+    """Bytes of weight files under a local checkpoint path (0 when it is not local)."""
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.glob("*.safetensors"))
+
+
+def load(
+    source: str | os.PathLike[str] | None = None,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    n_ctx: int | None = None,
+    progress: bool | None = None,
+    *,
+    cache_prompt: bool = True,
+    **options: Any,
+) -> Model:
+    """Load a BitNet b1.58 model.
+
+    ``source``: a local checkpoint directory (Hugging Face layout), a hub id, or None for the
+    default model bundled with the package. ``backend``: a backend name or "auto" (the
+    highest-priority available one; see ``bitnet plugins``). ``n_threads``: worker threads
+    (default: the CPUs this process may use). ``n_ctx``: context window in tokens (default:
+    the model's max_position_embeddings). ``progress``: show a progress bar while reading
+    weights (None: only for large checkpoints). ``cache_prompt`` (default True): reuse the
+    KV cache of the previous call for a prompt that shares its prefix (multi-turn chat).
+    Other options go to the backend's ``load``.
+    """
+    if n_threads is None:
+        n_threads = _default_threads()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise InvalidParameterError(f"n_threads must be an integer >= 1, got {n_threads!r}")
+    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
+        raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
+    chosen = plugins.get_backend(backend)  # before reading gigabytes of weights
+    path = _resolve_source(source)
+    if progress is None:
+        progress = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
+
+    from .checkpoints.hf import load_checkpoint
+
+    ckpt = load_checkpoint(path, progress=bool(progress))
+    try:
+        max_pos = ckpt.config.max_position_embeddings
+        if n_ctx is not None and n_ctx > max_pos:
+            raise InvalidParameterError(
+                f"n_ctx {n_ctx} is larger than the model's context length {max_pos}"
+            )
+        tokenizer = _make_tokenizer(ckpt)
+        engine = chosen.load(ckpt, n_threads=n_threads, **options)
+    except BaseException:
+        ckpt.close()
+        raise
+    return Model(
+        engine,
+        ckpt,
+        tokenizer,
+        n_ctx=n_ctx or ckpt.config.max_position_embeddings,
+        n_threads=n_threads,
+        source=str(source) if source is not None else "default",
+        backend_name=chosen.name,
+        cache_prompt=bool(cache_prompt),
+    )
+
+
+def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
+    tok_file = getattr(ckpt, "tokenizer_file", None)
+    if tok_file is None or not Path(tok_file).is_file():
+        return None
+    cfg = ckpt.tokenizer_config or {}
+    return Tokenizer(
+        tok_file,
+        cfg,
+        chat_template=find_chat_template(Path(tok_file).parent, cfg),
+        bos_token_id=ckpt.config.bos_token_id,
+        eos_token_ids=ckpt.eos_token_ids,
+        vocab_size=ckpt.config.vocab_size,
+    )
+
+
+class Model:
+    """A loaded model. Use ``bitnet_backend.load`` to make one; ``close()`` frees it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        checkpoint: Checkpoint,
+        tokenizer: Tokenizer | None,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        source: str = "",
+        backend_name: str | None = None,
+        cache_prompt: bool = True,
+        generation_config: GenerationConfig | None = None,
+    ) -> None:
+        self.engine = engine
+        self.backend_name = backend_name or engine.backend_name
+        self.checkpoint = checkpoint
+        self.tokenizer = tokenizer
+        self.config: ModelConfig = engine.config
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.source = source
+        self.cache_prompt = cache_prompt
+        self.generation_config = generation_config or GenerationConfig.from_hf(
+            checkpoint.generation_config or {}
+        )
+        eos = list(checkpoint.eos_token_ids)
+        if tokenizer is not None:
+            eos += [e for e in tokenizer.eos_token_ids if e not in eos]
+        self.eos_token_ids: tuple[int, ...] = tuple(eos)
+        self._eos = frozenset(eos)
+        self._lock = threading.Lock()
+        self._cached: Session | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the KV caches and the weights. Further calls raise BitnetError."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            cached, self._cached = self._cached, None
+        if cached is not None:
+            cached.close()
+        self.engine.close()
+        self.checkpoint.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"backend={self.backend_name!r}"
+        return f"<Model {self.source!r} {state} n_ctx={self.n_ctx}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BitnetError("the model is closed")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Architecture, parameter count, context length, weight format, backend, ISA, threads."""
+        cfg = self.config
+        engine_info = dict(self.engine.info)
+        weight_format = engine_info.get("weight_format") or (
+            f"ternary {'packed' if cfg.quantization_mode == 'offline' else 'master'} weights "
+            f"({cfg.quantization_mode}, {cfg.linear_class})"
+        )
+        return {
+            "architecture": ", ".join(cfg.extra.get("architectures") or ["BitNetForCausalLM"]),
+            "parameters": cfg.parameter_count,
+            "context_length": self.n_ctx,
+            "max_position_embeddings": cfg.max_position_embeddings,
+            "layers": cfg.num_hidden_layers,
+            "hidden_size": cfg.hidden_size,
+            "vocab_size": cfg.vocab_size,
+            "weight_format": weight_format,
+            "backend": self.backend_name,
+            "kernel_isa": engine_info.get("kernel_isa") or engine_info.get("isa") or "n/a",
+            "threads": engine_info.get("threads") or engine_info.get("n_threads") or self.n_threads,
+            "source": self.source,
+            "path": str(self.checkpoint.path),
+            "engine": engine_info,
+        }
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def _tok(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise InvalidParameterError("this checkpoint has no tokenizer; pass token ids")
+        return self.tokenizer
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Token ids of ``text`` (with a leading BOS when ``add_special``)."""
+        return self._tok().encode(text, add_special=add_special)
+
+    def detokenize(self, ids: Sequence[int], skip_special: bool = True) -> str:
+        """Text of ``ids``."""
+        return self._tok().decode(ids, skip_special=skip_special)
+
+    def _check_ids(self, ids: Sequence[int]) -> list[int]:
+        n = self.vocab_size
+        out = []
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+                raise InvalidParameterError(f"token id {i!r} is outside the vocabulary [0, {n})")
+            out.append(int(i))
+        return out
+
+    def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
+        if isinstance(prompt, str):
+            ids = self._tok().encode(prompt, add_special=True)
+        elif isinstance(prompt, (Sequence, np.ndarray)):
+            ids = self._check_ids(list(prompt))  # type: ignore[arg-type]
+        else:
+            raise InvalidParameterError(
+                f"prompt must be a string or a list of token ids, got {type(prompt).__name__}"
+            )
+        if not ids:
+            raise InvalidParameterError("the prompt is empty")
+        if len(ids) > self.n_ctx:
+            raise ContextOverflowError(len(ids), self.n_ctx)
+        return ids
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Fresh forward over ``ids``: float32 logits ``[len(ids), vocab]`` (no state kept)."""
+        self._check_open()
+        ids = self._check_ids(list(ids))
+        if not ids:
+            raise InvalidParameterError("ids is empty")
+        if len(ids) > self.n_ctx:
+            raise ContextOverflowError(len(ids), self.n_ctx)
+        return np.asarray(self.engine.logits(ids), dtype=np.float32)
+
+    # -- generation -----------------------------------------------------------------------
+
+    def _plan(self, options: Mapping[str, Any]) -> _Plan:
+        """Validate generation options (None = the generation_config default)."""
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise TypeError(f"unexpected generation option(s): {', '.join(sorted(unknown))}")
+        o = {k: v for k, v in options.items() if v is not None}
+        if "json_schema" in o:
+            raise InvalidParameterError("json_schema is not supported yet")
+        g = self.generation_config
+        params = SamplingParams(
+            temperature=o.get("temperature", g.temperature),
+            top_k=o.get("top_k", g.top_k),
+            top_p=o.get("top_p", g.top_p),
+            min_p=o.get("min_p", g.min_p),
+            repeat_penalty=o.get("repeat_penalty", g.repeat_penalty),
+            repeat_last_n=o.get("repeat_last_n", g.repeat_last_n),
+        )
+        max_tokens = o.get("max_tokens", g.max_tokens)
+        _check_max_tokens(max_tokens)
+        return _Plan(
+            params=params,
+            seed=resolve_seed(o.get("seed", g.seed)),
+            max_tokens=int(max_tokens),
+            stops=normalize_stop(o["stop"]) if "stop" in o else g.stop,
+        )
+
+    def _start(
+        self,
+        prompt: str | Sequence[int],
+        options: Mapping[str, Any],
+        cancel: threading.Event | None = None,
+    ) -> Iterator[CompletionChunk]:
+        """Validate everything, then hand back the (lazy) generation loop."""
+        self._check_open()
+        plan = self._plan(options)
+        return self._run(self._prompt_ids(prompt), plan, cancel)
+
+    def _acquire_session(self, prompt: list[int]) -> Session:
+        with self._lock:
+            self._check_open()
+            session, self._cached = self._cached, None
+        if session is None:
+            return self.engine.new_session(self.n_ctx)
+        cached = session.tokens
+        common = 0
+        limit = min(len(cached), len(prompt) - 1)  # the last prompt token must be evaluated
+        while common < limit and cached[common] == prompt[common]:
+            common += 1
+        session.truncate(common)
+        return session
+
+    def _release_session(self, session: Session) -> None:
+        if not self.cache_prompt:
+            session.close()
+            return
+        with self._lock:
+            if self._closed:
+                old: Session | None = session
+            else:
+                old, self._cached = self._cached, session
+        if old is not None:
+            old.close()
+
+    def _run(
+        self,
+        prompt: list[int],
+        plan: _Plan,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[CompletionChunk]:
+        """The generation loop: chunks of new text; the last one has finish_reason/usage."""
+        token_bytes = self._tok().token_bytes if self.tokenizer is not None else None
+        session = self._acquire_session(prompt)
+        ok = False
+        try:
+            session.set_seed(plan.seed)
+            rest = prompt[session.n_past :]
+            session.eval(rest)
+            assembler = TextAssembler(token_bytes or [], plan.stops)
+            generated: list[int] = []
+            unsent: list[int] = []
+            finish: FinishReason = "length"
+            eos = self._eos
+            limit = plan.max_tokens
+            room = session.n_ctx - len(prompt)  # a sequence never outgrows the context window
+            while True:
+                if len(generated) >= room or (limit != -1 and len(generated) >= limit):
+                    break  # finish "length"
+                if cancel is not None and cancel.is_set():
+                    break
+                if generated:
+                    # Evaluated only now that another token is wanted, so a finished
+                    # generation never pays for a forward pass whose logits go unused.
+                    session.eval(generated[-1:])
+                tok = session.sample(plan.params)
+                if tok in eos:
+                    finish = "stop"
+                    break
+                generated.append(tok)
+                unsent.append(tok)
+                if token_bytes is not None:
+                    text = assembler.push(tok)
+                    if text:
+                        yield CompletionChunk(text, unsent)
+                        unsent = []
+                    if assembler.stopped:
+                        finish = "stop"
+                        break
+            tail = assembler.flush() if token_bytes is not None else ""
+            ok = True
+            yield CompletionChunk(
+                tail,
+                unsent,
+                finish_reason=finish,
+                usage=make_usage(len(prompt), len(generated)),
+            )
+        except GeneratorExit:
+            ok = True  # the consumer stopped early: the session is still consistent
+            raise
+        finally:
+            if ok:
+                self._release_session(session)
+            else:
+                session.close()
+
+    @staticmethod
+    def _collect(chunks: Iterator[CompletionChunk]) -> Completion:
+        texts: list[str] = []
+        ids: list[int] = []
+        for c in chunks:
+            texts.append(c.text)
+            ids.extend(c.token_ids)
+            if c.finish_reason is not None:
+                assert c.usage is not None
+                return Completion("".join(texts), ids, c.finish_reason, c.usage)
+        raise BitnetError("generation ended without a final chunk")
+
+    def generate(
+        self,
+        prompt: str | Sequence[int],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        repeat_penalty: float | None = None,
+        seed: int | None = None,
+        stop: str | Iterable[str] | None = None,
+        json_schema: Any = None,
+        *,
+        repeat_last_n: int | None = None,
+    ) -> Completion:
+        """Complete ``prompt`` (text, or token ids used as is).
+
+        Options left at None take ``self.generation_config``'s value (max_tokens 256; -1 =
+        until the context window is full). ``temperature=0`` is greedy. ``stop`` strings end
+        the generation and are not part of the text. Raises InvalidParameterError for bad
+        options and ContextOverflowError when the prompt does not fit in n_ctx, both before
+        any model work.
+        """
+        options = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "min_p": min_p,
+            "repeat_penalty": repeat_penalty,
+            "repeat_last_n": repeat_last_n,
+            "seed": seed,
+            "stop": stop,
+            "json_schema": json_schema,
+        }
+        return self._collect(self._start(prompt, options))
+
+    def stream(
+        self,
+        prompt: str | Sequence[int],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        repeat_penalty: float | None = None,
+        seed: int | None = None,
+        stop: str | Iterable[str] | None = None,
+        json_schema: Any = None,
+        *,
+        repeat_last_n: int | None = None,
+    ) -> Iterator[CompletionChunk]:
+        """Like ``generate``, as an iterator of CompletionChunk.
+
+        The options and the prompt are checked by this call, before iteration starts.
+        """
+        options = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "min_p": min_p,
+            "repeat_penalty": repeat_penalty,
+            "repeat_last_n": repeat_last_n,
+            "seed": seed,
+            "stop": stop,
+            "json_schema": json_schema,
+        }
+        return self._start(prompt, options)
+
+    # -- chat -----------------------------------------------------------------------------
+
+    def apply_chat_template(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        **template_kwargs: Any,
+    ) -> str:
+        """The prompt text the model's chat template makes of ``messages``."""
+        return self._tok().apply_chat_template(
+            messages, tools=tools, add_generation_prompt=add_generation_prompt, **template_kwargs
+        )
+
+    def _chat_prompt(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None,
+        template_kwargs: Mapping[str, Any] | None,
+    ) -> list[int]:
+        text = self.apply_chat_template(messages, tools=tools, **dict(template_kwargs or {}))
+        # The template writes the special tokens itself (BOS included), as in transformers.
+        return self._tok().encode(text, add_special=False)
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        template_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ChatCompletion:
+        """Reply to ``messages`` (``[{"role": ..., "content": ...}, ...]``).
+
+        ``tools`` (JSON schemas) and ``template_kwargs`` are handed to the chat template;
+        ``options`` are those of ``generate``.
+        """
+        return self._chat_result(self._start_chat(messages, tools, template_kwargs, options))
+
+    def stream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        template_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Iterator[ChatCompletionChunk]:
+        """Like ``chat``, as an iterator of ChatCompletionChunk."""
+        return self._chat_chunks(self._start_chat(messages, tools, template_kwargs, options))
+
+    def _start_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None,
+        template_kwargs: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
+        cancel: threading.Event | None = None,
+    ) -> Iterator[CompletionChunk]:
+        self._check_open()
+        plan = self._plan(options)
+        return self._run(self._chat_prompt(messages, tools, template_kwargs), plan, cancel)
+
+    def _chat_result(self, chunks: Iterator[CompletionChunk]) -> ChatCompletion:
+        c = self._collect(chunks)
+        return ChatCompletion(
+            message={"role": "assistant", "content": c.text},
+            token_ids=c.token_ids,
+            finish_reason=c.finish_reason,
+            usage=c.usage,
+        )
+
+    @staticmethod
+    def _chat_chunks(chunks: Iterator[CompletionChunk]) -> Iterator[ChatCompletionChunk]:
+        first = True
+        try:
+            for c in chunks:
+                delta: dict[str, Any] = {"content": c.text}
+                if first:
+                    delta = {"role": "assistant", **delta}
+                    first = False
+                yield ChatCompletionChunk(delta, c.token_ids, c.finish_reason, c.usage)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Float32 ``[len(texts), hidden]``: mean of the final hidden states, L2-normalised."""
+        self._check_open()
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
+            raise InvalidParameterError("texts must be a string or a list of strings")
+        tok = self._tok()
+        batches = [tok.encode(t, add_special=True) for t in texts]
+        for ids in batches:
+            if not ids:
+                raise InvalidParameterError("cannot embed an empty text")
+            if len(ids) > self.n_ctx:
+                raise ContextOverflowError(len(ids), self.n_ctx)
+        out = np.zeros((len(batches), self.hidden_size), dtype=np.float32)
+        for row, ids in enumerate(batches):
+            h = np.asarray(self.engine.hidden_states(ids), dtype=np.float32)
+            v = h.mean(axis=0, dtype=np.float64)
+            norm = float(np.linalg.norm(v))
+            out[row] = v / norm if norm > 0 else v
+        return out
+
+    # -- async ----------------------------------------------------------------------------
+
+    async def agenerate(self, prompt: str | Sequence[int], **options: Any) -> Completion:
+        """``generate`` in a worker thread; cancelling the await stops the generation."""
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                lambda: self._collect(self._start(prompt, options, cancel))
+            )
+        finally:
+            cancel.set()
+
+    async def astream(
+        self, prompt: str | Sequence[int], **options: Any
+    ) -> AsyncIterator[CompletionChunk]:
+        """``stream`` driven from a worker thread, as an async iterator."""
+        async for chunk in _aiterate(lambda cancel: self._start(prompt, options, cancel)):
+            yield chunk
+
+    async def achat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        template_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ChatCompletion:
+        """``chat`` in a worker thread; cancelling the await stops the generation."""
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                lambda: self._chat_result(
+                    self._start_chat(messages, tools, template_kwargs, options, cancel)
+                )
+            )
+        finally:
+            cancel.set()
+
+    async def astream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        template_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """``stream_chat`` driven from a worker thread, as an async iterator."""
+        async for chunk in _aiterate(
+            lambda cancel: self._chat_chunks(
+                self._start_chat(messages, tools, template_kwargs, options, cancel)
+            )
+        ):
+            yield chunk
+
+    async def aembed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """``embed`` in a worker thread."""
+        return await asyncio.to_thread(self.embed, texts)
+
+
+_END = object()
+
+
+async def _aiterate(make: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
+    """Run a blocking iterator in a worker thread and hand its items to the event loop.
+
+    The iterator is created, advanced and closed in that one thread, so the event loop never
+    waits on model work; leaving the ``async for`` early stops the worker after its current
+    token.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def put(item: Any, exc: BaseException | None = None) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (item, exc))
+        except RuntimeError:  # the event loop is gone: nobody is listening any more
+            cancel.set()
+
+    def work() -> None:
+        try:
+            it = make(cancel)
+            try:
+                for item in it:
+                    put(item)
+                    if cancel.is_set():
+                        break
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as exc:
+            put(_END, exc)
+        else:
+            put(_END)
+
+    worker = loop.run_in_executor(None, work)
+    try:
+        while True:
+            item, exc = await queue.get()
+            if item is _END:
+                if exc is not None:
+                    raise exc
+                break
+            yield item
+    finally:
+        cancel.set()
+        del worker  # finishes on its own after the current token

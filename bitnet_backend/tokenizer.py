@@ -1,0 +1,506 @@
+"""Tokenizer: Hugging Face ``tokenizer.json`` plus transformers-compatible chat templates.
+
+Encoding and decoding go through the ``tokenizers`` library. Chat templates are rendered the
+way transformers' ``apply_chat_template`` renders them (same Jinja environment, globals and
+filters), inside jinja2's ImmutableSandboxedEnvironment because templates come from
+downloaded repositories. For streaming, every token id maps to the raw bytes it stands for, so
+text can be produced token by token without re-decoding the whole sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.nodes
+import jinja2.utils
+import numpy as np
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import CheckpointError, InvalidParameterError
+
+_SPECIAL_TOKEN_KEYS = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
+# Older names under which a message's reasoning travels; templates read "reasoning_content"
+# and gpt-oss ones read "thinking" (transformers fills both the same way).
+_REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+class ChatTemplateError(InvalidParameterError):
+    """A chat template is missing, malformed, or refused the messages it was given."""
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    # GPT-2's byte-level alphabet: printable bytes map to themselves, the others to U+0100...
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    table: dict[int, str] = {}
+    extra = 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+_BYTE_LEVEL_DECODE = {c: b for b, c in _bytes_to_unicode().items()}
+
+
+def _token_content(value: Any) -> str | None:
+    """A special token from tokenizer_config.json: a string or an AddedToken dict."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("content"), str):
+        return str(value["content"])
+    return None
+
+
+class Tokenizer:
+    """Text <-> token ids for one model, plus its chat template."""
+
+    def __init__(
+        self,
+        tokenizer_file: str | Path,
+        tokenizer_config: Mapping[str, Any] | None = None,
+        *,
+        chat_template: str | Mapping[str, str] | Sequence[Mapping[str, str]] | None = None,
+        bos_token_id: int | None = None,
+        eos_token_ids: Iterable[int] = (),
+        vocab_size: int | None = None,
+    ) -> None:
+        import tokenizers
+
+        self.path = Path(tokenizer_file)
+        try:
+            self._tok = tokenizers.Tokenizer.from_file(str(self.path))
+        except Exception as exc:  # tokenizers raises plain Exception subclasses
+            raise CheckpointError(self.path, f"cannot read tokenizer: {exc}") from None
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        cfg = dict(tokenizer_config or {})
+        self.config = cfg
+
+        self.special_tokens_map: dict[str, str] = {}
+        for key in _SPECIAL_TOKEN_KEYS:
+            content = _token_content(cfg.get(key))
+            if content is not None:
+                self.special_tokens_map[key] = content
+        self.bos_token = self.special_tokens_map.get("bos_token")
+        self.eos_token = self.special_tokens_map.get("eos_token")
+
+        if bos_token_id is None and self.bos_token is not None:
+            bos_token_id = self._tok.token_to_id(self.bos_token)
+        self.bos_token_id: int | None = bos_token_id
+        eos = list(eos_token_ids)
+        if self.eos_token is not None:
+            tid = self._tok.token_to_id(self.eos_token)
+            if tid is not None and tid not in eos:
+                eos.append(tid)
+        self.eos_token_ids: tuple[int, ...] = tuple(int(e) for e in eos)
+
+        added = self._tok.get_added_tokens_decoder()
+        self._added: dict[int, str] = {i: t.content for i, t in added.items()}
+        self.special_ids: frozenset[int] = frozenset(i for i, t in added.items() if t.special)
+        self.vocab_size = max(vocab_size or 0, self._tok.get_vocab_size(with_added_tokens=True))
+
+        self._bos_policy = self._resolve_bos_policy(cfg)
+        self.chat_template = self._normalise_templates(chat_template)
+        self._token_bytes: list[bytes] | None = None
+
+    @classmethod
+    def from_dir(
+        cls,
+        path: str | Path,
+        *,
+        bos_token_id: int | None = None,
+        eos_token_ids: Iterable[int] = (),
+        vocab_size: int | None = None,
+    ) -> Tokenizer:
+        """Load ``tokenizer.json`` (+ ``tokenizer_config.json``, ``chat_template.jinja``)."""
+        path = Path(path)
+        cfg_file = path / "tokenizer_config.json"
+        cfg: dict[str, Any] = {}
+        if cfg_file.is_file():
+            try:
+                cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CheckpointError(cfg_file, f"malformed tokenizer_config.json: {exc}") from None
+        tok_file = path / "tokenizer.json"
+        if not tok_file.is_file():
+            raise CheckpointError(path, "tokenizer.json is missing")
+        return cls(
+            tok_file,
+            cfg,
+            chat_template=find_chat_template(path, cfg),
+            bos_token_id=bos_token_id,
+            eos_token_ids=eos_token_ids,
+            vocab_size=vocab_size,
+        )
+
+    # -- encoding -------------------------------------------------------------------------
+
+    def _resolve_bos_policy(self, cfg: Mapping[str, Any]) -> str:
+        """How ``encode(add_special=True)`` gets its BOS: "post" or "prepend".
+
+        As in transformers, a post-processor in tokenizer.json decides (llama-3's
+        TemplateProcessing adds BOS). Without one that adds BOS, BOS is prepended here, as
+        llama-style models expect, unless tokenizer_config.json sets add_bos_token false.
+        """
+        if self.bos_token_id is None:
+            return "post"
+        probe_plain = self._tok.encode("a", add_special_tokens=False).ids
+        probe = self._tok.encode("a", add_special_tokens=True).ids
+        if len(probe) > len(probe_plain) and probe[0] == self.bos_token_id:
+            return "post"
+        return "post" if cfg.get("add_bos_token") is False else "prepend"
+
+    def encode(self, text: str, add_special: bool = True) -> list[int]:
+        """Token ids of ``text``; with ``add_special``, a leading BOS (never two)."""
+        if not isinstance(text, str):
+            raise InvalidParameterError(f"text must be a str, got {type(text).__name__}")
+        ids: list[int] = self._tok.encode(text, add_special_tokens=add_special).ids
+        if not add_special or self.bos_token_id is None:
+            return ids
+        bos = self.bos_token_id
+        if self._bos_policy == "prepend":
+            ids = [bos, *ids]
+        # A text that already starts with the BOS token (a rendered chat prompt) keeps one.
+        if len(ids) >= 2 and ids[0] == bos and ids[1] == bos:
+            ids = ids[1:]
+        return ids
+
+    def decode(self, ids: Sequence[int], skip_special: bool = True) -> str:
+        """Text of ``ids``; special tokens are dropped unless ``skip_special`` is false."""
+        self.check_ids(ids)
+        return str(self._tok.decode([int(i) for i in ids], skip_special_tokens=skip_special))
+
+    def check_ids(self, ids: Sequence[int]) -> None:
+        """Raise InvalidParameterError unless every id is a token of the vocabulary."""
+        n = self.vocab_size
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+                raise InvalidParameterError(f"token id {i!r} is outside the vocabulary [0, {n})")
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of one token string, or None."""
+        tid = self._tok.token_to_id(token)
+        return None if tid is None else int(tid)
+
+    # -- raw token bytes (streaming) ------------------------------------------------------
+
+    @property
+    def token_bytes(self) -> list[bytes]:
+        """For every id, the bytes its text is made of (special tokens: empty).
+
+        Built once (O(vocab)) so that streaming costs one list lookup per token.
+        """
+        if self._token_bytes is None:
+            self._token_bytes = self._build_token_bytes()
+        return self._token_bytes
+
+    def _build_token_bytes(self) -> list[bytes]:
+        steps = self._decoder_steps()
+        kinds = {s.get("type") for s in steps}
+        table = [b""] * self.vocab_size
+        vocab = self._tok.get_vocab(with_added_tokens=False)
+        if "ByteLevel" in kinds:
+            dec = _BYTE_LEVEL_DECODE
+            for tok, i in vocab.items():
+                if 0 <= i < len(table):
+                    table[i] = bytes(
+                        [dec[c] for c in tok] if all(c in dec for c in tok) else tok.encode()
+                    )
+        elif kinds <= {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"}:
+            replaces = [
+                (s["pattern"].get("String"), s.get("content", ""))
+                for s in steps
+                if s.get("type") == "Replace" and isinstance(s.get("pattern"), dict)
+            ]
+            metaspace = [s.get("replacement", "▁") for s in steps if s.get("type") == "Metaspace"]
+            byte_fallback = "ByteFallback" in kinds
+            for tok, i in vocab.items():
+                if not 0 <= i < len(table):
+                    continue
+                m = _BYTE_FALLBACK.match(tok) if byte_fallback else None
+                if m:
+                    table[i] = bytes([int(m.group(1), 16)])
+                    continue
+                for pat, rep in replaces:
+                    if pat:
+                        tok = tok.replace(pat, rep)
+                for rep in metaspace:
+                    tok = tok.replace(rep, " ")
+                table[i] = tok.encode("utf-8")
+        else:
+            for i in vocab.values():
+                if 0 <= i < len(table):
+                    table[i] = self._tok.decode([i], skip_special_tokens=False).encode("utf-8")
+        for i, content in self._added.items():
+            if 0 <= i < len(table):
+                table[i] = b"" if i in self.special_ids else content.encode("utf-8")
+        return table
+
+    def _decoder_steps(self) -> list[dict[str, Any]]:
+        dec = self._tok.decoder
+        if dec is None:
+            return []
+        try:
+            spec = json.loads(dec.__getstate__())
+        except Exception:  # an exotic decoder: fall back to per-token decode
+            return [{"type": "?"}]
+        if spec.get("type") == "Sequence":
+            return list(spec.get("decoders", []))
+        return [spec]
+
+    # -- chat templates -------------------------------------------------------------------
+
+    @staticmethod
+    def _normalise_templates(
+        template: str | Mapping[str, str] | Sequence[Mapping[str, str]] | None,
+    ) -> str | dict[str, str] | None:
+        if template is None or isinstance(template, str):
+            return template
+        if isinstance(template, Mapping):
+            return {str(k): str(v) for k, v in template.items()}
+        # tokenizer_config.json may hold a list of {"name": ..., "template": ...}
+        return {str(t["name"]): str(t["template"]) for t in template}
+
+    def _select_template(self, chat_template: str | None, tools: Any) -> str:
+        templates = self.chat_template
+        if isinstance(templates, dict):
+            if chat_template is not None and chat_template in templates:
+                return templates[chat_template]
+            if chat_template is not None:
+                return chat_template
+            if tools is not None and "tool_use" in templates:
+                return templates["tool_use"]
+            if "default" in templates:
+                return templates["default"]
+            raise ChatTemplateError(
+                f"the model has several chat templates and none is the default: {sorted(templates)}"
+            )
+        if chat_template is not None:
+            return chat_template
+        if templates is None:
+            raise ChatTemplateError("the model has no chat template")
+        return templates
+
+    def apply_chat_template(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = False,
+        chat_template: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Render ``messages`` to a prompt string exactly as transformers does.
+
+        ``kwargs`` become template variables (after bos_token / eos_token / ..., which they
+        override). Any failure inside the template raises ChatTemplateError.
+        """
+        template = self._select_template(chat_template, tools)
+        if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+            raise ChatTemplateError(
+                "messages must be a list of {'role': ..., 'content': ...} dicts"
+            )
+        if len(messages) == 0:
+            raise ChatTemplateError("cannot render an empty conversation")
+        chat = []
+        for m in messages:
+            if not isinstance(m, Mapping):
+                raise ChatTemplateError(f"chat messages must be dicts, got {m!r}")
+            # Drop None values: many templates render a literal "None" for them (OpenAI-style
+            # content=None) but handle a missing key.
+            chat.append({k: v for k, v in m.items() if v is not None})
+        chat = _alias_reasoning_fields(_plain_template_data(chat))
+        if tools is not None:
+            for t in tools:
+                if not isinstance(t, Mapping):
+                    raise ChatTemplateError(f"tools must be JSON-schema dicts, got {t!r}")
+        if documents is not None:
+            for d in documents:
+                if not isinstance(d, Mapping):
+                    raise ChatTemplateError("documents must be dicts with 'title' and 'text' keys")
+        variables = _plain_template_data({**self.special_tokens_map, **kwargs})
+        try:
+            compiled = _compile_template(template)
+            return compiled.render(
+                messages=chat,
+                tools=_plain_template_data(list(tools) if tools is not None else None),
+                documents=_plain_template_data(list(documents) if documents is not None else None),
+                add_generation_prompt=add_generation_prompt,
+                **variables,
+            )
+        except ChatTemplateError:
+            raise
+        except jinja2.TemplateError as exc:
+            raise ChatTemplateError(f"chat template error: {exc}") from None
+        except Exception as exc:  # foreign template code: any failure is the template's
+            raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
+
+
+def find_chat_template(path: Path, tokenizer_config: Mapping[str, Any]) -> Any:
+    """The chat template of a model directory: chat_template.jinja wins over the config."""
+    jinja_file = path / "chat_template.jinja"
+    if jinja_file.is_file():
+        return jinja_file.read_text(encoding="utf-8")
+    json_file = path / "chat_template.json"
+    if json_file.is_file():
+        try:
+            data = json.loads(json_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(json_file, f"malformed chat_template.json: {exc}") from None
+        if isinstance(data, dict) and "chat_template" in data:
+            return data["chat_template"]
+    return tokenizer_config.get("chat_template")
+
+
+def _plain_template_data(value: Any) -> Any:
+    # Templates are untrusted code: they only ever see plain JSON-like data, never the caller's
+    # rich objects (whose methods the sandbox does not know to be harmful).
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, Mapping):
+        return {_plain_template_data(k): _plain_template_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_template_data(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_template_data(v) for v in value)
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
+        return _plain_template_data(value.item())  # numpy scalars
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain_template_data(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _plain_template_data(dump())
+    return f"<{type(value).__name__}>"
+
+
+def _alias_reasoning_fields(chat: list[Any]) -> list[Any]:
+    out = []
+    for message in chat:
+        if isinstance(message, dict):
+            reasoning = next(
+                (message[k] for k in _REASONING_FIELDS if message.get(k) is not None), None
+            )
+            if reasoning is not None:
+                message = {"thinking": reasoning, **message, "reasoning_content": reasoning}
+        out.append(message)
+    return out
+
+
+class _GenerationTag(jinja2.ext.Extension):
+    """``{% generation %}...{% endgeneration %}``: transformers' assistant-mask marker.
+
+    Only the tag is needed here (templates using it must parse); its body renders as is.
+    """
+
+    tags = {"generation"}  # noqa: RUF012 (jinja2's own class attribute)
+
+    def parse(self, parser: Any) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        call = self.call_method("_render")
+        return jinja2.nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _render(self, caller: Callable[[], str]) -> str:
+        return caller()
+
+
+def _raise_exception(message: str) -> None:
+    raise ChatTemplateError(str(message))
+
+
+def _tojson(
+    x: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    # jinja2's own tojson escapes HTML characters; chat templates expect plain json.dumps.
+    return json.dumps(
+        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+class _TemplateDict:
+    # dict() for templates without handing them the dict type itself.
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+        return dict.fromkeys(*args, **kwargs)
+
+
+class _TemplateNamespace(jinja2.utils.Namespace):
+    # Namespaces refuse underscore attributes so templates cannot reach CPython internals.
+    def __init__(*args: Any, **kwargs: Any) -> None:
+        self, rest = args[0], args[1:]
+        attrs = dict(*rest, **kwargs)
+        for name in attrs:
+            _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__init__(self, attrs)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check_name(name: object) -> None:
+        if isinstance(name, str) and name.startswith("_"):
+            raise jinja2.exceptions.SecurityError(
+                f"chat templates cannot set underscore attributes on a namespace ({name!r})"
+            )
+
+
+@lru_cache(maxsize=32)
+def _compile_template(source: str) -> jinja2.Template:
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[_GenerationTag, jinja2.ext.loopcontrols],
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    env.globals["dict"] = _TemplateDict()
+    env.globals["namespace"] = _TemplateNamespace
+    return env.from_string(source)
