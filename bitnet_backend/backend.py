@@ -121,5 +121,10 @@ class Backend(Protocol):
         ...
 
     def load(self, checkpoint: Checkpoint, *, n_threads: int, **options: Any) -> Engine:
-        """Build an Engine from a parsed checkpoint (weights are memory-mapped arrays)."""
+        """Build an Engine from a parsed checkpoint (weights are memory-mapped arrays).
+
+        ``options`` are backend-specific, except ``progress``: an optional callable
+        ``progress(done, total)`` that a backend may call while it prepares the weights, and
+        must otherwise ignore.
+        """
         ...

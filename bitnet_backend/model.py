@@ -211,7 +211,11 @@ def load(
                 f"n_ctx {n_ctx} is larger than the model's context length {max_pos}"
             )
         tokenizer = _make_tokenizer(ckpt)
-        engine = chosen.load(ckpt, n_threads=n_threads, **options)
+        if progress:
+            with _LayerProgress(ckpt.config.num_hidden_layers) as bar:
+                engine = chosen.load(ckpt, n_threads=n_threads, progress=bar.update, **options)
+        else:
+            engine = chosen.load(ckpt, n_threads=n_threads, **options)
     except BaseException:
         ckpt.close()
         raise
@@ -225,6 +229,26 @@ def load(
         backend_name=chosen.name,
         cache_prompt=bool(cache_prompt),
     )
+
+
+class _LayerProgress:
+    """A tqdm bar over the layers a backend prepares (repacking is the slow part of a load)."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, desc="preparing weights", unit="layer", leave=False)
+
+    def update(self, done: int, total: int) -> None:
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def __enter__(self) -> _LayerProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
 
 
 def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:

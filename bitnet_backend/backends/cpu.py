@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,7 +135,13 @@ class CpuEngine:
     backend_name = "cpu"
 
     def __init__(
-        self, checkpoint: Checkpoint, n_threads: int, isa: str, lm_head: str, layout: str
+        self,
+        checkpoint: Checkpoint,
+        n_threads: int,
+        isa: str,
+        lm_head: str,
+        layout: str,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self._module = _engine_module()
         # The engine reads the embedding table in place: keep its file mapping alive.
@@ -168,7 +174,9 @@ class CpuEngine:
             for name, ref in checkpoint.tensors.items()
         }
         try:
-            self._model = self._module.Model(native_config, tensors, n_threads, isa, lm_head)
+            self._model = self._module.Model(
+                native_config, tensors, n_threads, isa, lm_head, progress
+            )
         except self._module.CheckpointContentError as exc:
             raise CheckpointError(checkpoint.path, str(exc)) from None
         except RuntimeError as exc:
@@ -235,6 +243,7 @@ class CpuBackend:
 
     def load(self, checkpoint: Checkpoint, *, n_threads: int, **options: Any) -> CpuEngine:
         isa = options.pop("isa", None) or os.environ.get("BITNET_ISA", "") or "auto"
+        progress = options.pop("progress", None)
         preset_name = options.pop("preset", "quality")
         if preset_name not in _PRESETS:
             raise InvalidParameterError(
@@ -255,7 +264,9 @@ class CpuBackend:
             raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
         if not isinstance(n_threads, int) or n_threads < 1:
             raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
-        return CpuEngine(checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout)
+        return CpuEngine(
+            checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout, progress
+        )
 
 
 BACKEND = CpuBackend()

@@ -1,5 +1,6 @@
 // pybind11 module bitnet_backend._engine: the only file that sees Python. Every call that
 // runs the network releases the GIL, so several Python threads can drive separate sessions.
+#include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -85,15 +86,23 @@ PYBIND11_MODULE(_engine, m) {
 
     py::class_<Model, std::shared_ptr<Model>>(m, "Model")
         .def(py::init([](const py::dict& config, const py::dict& tensors, int n_threads,
-                         const std::string& isa, const std::string& lm_head) {
+                         const std::string& isa, const std::string& lm_head,
+                         const py::object& progress) {
                  const ModelConfig c = config_from_dict(config);
                  const auto views = views_from_dict(tensors);
                  const HeadKind head = parse_head_kind(lm_head);
+                 std::function<void(int, int)> report;
+                 if (!progress.is_none()) {
+                     report = [&progress](int done, int total) {
+                         py::gil_scoped_acquire gil;
+                         progress(done, total);
+                     };
+                 }
                  py::gil_scoped_release release;
-                 return std::make_shared<Model>(c, views, n_threads, isa, head);
+                 return std::make_shared<Model>(c, views, n_threads, isa, head, report);
              }),
              py::arg("config"), py::arg("tensors"), py::arg("n_threads"), py::arg("isa") = "",
-             py::arg("lm_head") = "int8")
+             py::arg("lm_head") = "int8", py::arg("progress") = py::none())
         .def_property_readonly(
             "lm_head",
             [](const Model& mdl) { return std::string(head_kind_name(mdl.head().kind())); })

@@ -44,7 +44,8 @@ LinearSource linear_source(const std::map<std::string, TensorView>& tensors,
 }  // namespace
 
 Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
-             int n_threads, const std::string& isa, HeadKind head)
+             int n_threads, const std::string& isa, HeadKind head,
+             const std::function<void(int, int)>& progress)
     : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads) {
     const auto& c = config_;
     const int H = c.hidden_size;
@@ -69,7 +70,7 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
     if (prepacked) {
         load_prepacked(tensors);
     } else {
-        build_layers(tensors);
+        build_layers(tensors, progress);
     }
     const int half = c.head_dim / 2;
     rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
@@ -78,7 +79,8 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
                 rope_sin_.data());
 }
 
-void Model::build_layers(const std::map<std::string, TensorView>& tensors) {
+void Model::build_layers(const std::map<std::string, TensorView>& tensors,
+                         const std::function<void(int, int)>& progress) {
     const auto& c = config_;
     const int H = c.hidden_size, I = c.intermediate_size;
     // Gather every linear first, so all ternary matrices go into one arena (huge pages for
@@ -134,6 +136,7 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors) {
             L.gate_up.rows() != 2 * I || L.down.rows() != H) {
             throw CheckpointContentError(p + "*: linear shapes do not match config.json");
         }
+        if (progress) progress(i + 1, c.num_layers);
     }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,8 +36,10 @@ class Model {
     // views. Linears and the head are repacked at construction; the embedding table is read
     // in place, so its memory (a file mapping) must outlive the model. `isa` may force a
     // kernel family.
+    // `progress(done, total)` is called as layers are prepared (may be empty).
     Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
-          int n_threads, const std::string& isa, HeadKind head);
+          int n_threads, const std::string& isa, HeadKind head,
+          const std::function<void(int, int)>& progress = {});
 
     const ModelConfig& config() const { return config_; }
     const KernelTable& kernels() const { return *kernels_; }
@@ -59,7 +62,8 @@ class Model {
     const float* rope_sin() const { return rope_sin_.data(); }
 
  private:
-    void build_layers(const std::map<std::string, TensorView>& tensors);
+    void build_layers(const std::map<std::string, TensorView>& tensors,
+                      const std::function<void(int, int)>& progress);
     void load_prepacked(const std::map<std::string, TensorView>& tensors);
 
     ModelConfig config_;
