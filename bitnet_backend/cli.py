@@ -37,6 +37,13 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", default="auto", help="backend name (default: auto)")
     g.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all CPUs)")
     g.add_argument("--ctx", type=int, metavar="N", help="context window in tokens")
+    g.add_argument(
+        "--preset", choices=("quality", "speed"), help="cpu backend: weight layout + head preset"
+    )
+    g.add_argument("--lm-head", choices=("int8", "q4", "f32"), help="cpu backend: head storage")
+    g.add_argument(
+        "--layout", choices=("auto", "i2_r16", "i1_r16"), help="cpu backend: ternary layout"
+    )
     return p
 
 
@@ -80,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("plugins", help="list backend plugins and their availability")
+
+    convert = sub.add_parser(
+        "convert", help="save a checkpoint in the engine's kernel layout (fast later loads)"
+    )
+    convert.add_argument("source", metavar="SOURCE", help="checkpoint directory or hub id")
+    convert.add_argument("output", metavar="OUT", help="directory to write")
+    convert.add_argument("--lm-head", choices=("int8", "q4", "f32"), default="int8")
+    convert.add_argument("--layout", choices=("auto", "i2_r16", "i1_r16"), default="auto")
+    convert.add_argument("--threads", type=int, metavar="N", default=1)
     return parser
 
 
@@ -90,12 +106,20 @@ def _progress_wanted() -> bool | None:
 
 def _load(args: argparse.Namespace, source: str | None = None) -> Model:
     src = source if source is not None else args.model
+    options: dict[str, Any] = {}
+    if getattr(args, "preset", None):
+        options["preset"] = args.preset
+    if getattr(args, "lm_head", None):
+        options["lm_head"] = args.lm_head
+    if getattr(args, "layout", None):
+        options["weight_layout"] = args.layout
     return load(
         src,
         backend=args.backend,
         n_threads=args.threads,
         n_ctx=args.ctx,
         progress=_progress_wanted(),
+        **options,
     )
 
 
@@ -220,7 +244,28 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "chat": cmd_chat, "info": cmd_info, "plugins": cmd_plugins}
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .checkpoints.hub import resolve_source
+    from .convert import convert
+
+    out = convert(
+        resolve_source(args.source),
+        args.output,
+        lm_head=args.lm_head,
+        weight_layout=args.layout,
+        n_threads=args.threads,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "chat": cmd_chat,
+    "info": cmd_info,
+    "plugins": cmd_plugins,
+    "convert": cmd_convert,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

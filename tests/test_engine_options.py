@@ -1,0 +1,148 @@
+"""The C++ engine's load options: ISAs, weight layouts, output heads, presets, converted files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bitnet_backend as bb
+from bitnet_backend.checkpoints.hf import load_checkpoint
+
+_engine = pytest.importorskip("bitnet_backend._engine")
+from bitnet_backend.backends.cpu import BACKEND  # noqa: E402
+
+IDS = [5, 17, 99, 3, 250, 31, 7, 64, 128, 200, 11, 42]
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(make_checkpoint: Callable[..., Path]) -> Path:
+    return make_checkpoint(shape={"hidden_size": 96, "intermediate_size": 200}, seed=3)
+
+
+def _logits(path: Path, **options: object) -> np.ndarray:
+    engine = BACKEND.load(load_checkpoint(path), n_threads=2, **options)
+    return engine.logits(IDS)
+
+
+@pytest.mark.parametrize("isa", _engine.available_isas())
+def test_every_isa_gives_bit_identical_logits(ckpt_dir: Path, isa: str) -> None:
+    ref = _logits(ckpt_dir, isa="ref", lm_head="f32")
+    np.testing.assert_array_equal(_logits(ckpt_dir, isa=isa, lm_head="f32"), ref)
+
+
+@pytest.mark.parametrize("lm_head", ["f32", "int8", "q4"])
+def test_dense_layout_computes_the_same_network_as_the_2bit_one(
+    ckpt_dir: Path, lm_head: str
+) -> None:
+    two_bit = _logits(ckpt_dir, weight_layout="i2_r16", lm_head=lm_head)
+    dense = _logits(ckpt_dir, weight_layout="i1_r16", lm_head=lm_head)
+    np.testing.assert_array_equal(dense, two_bit)
+
+
+def test_dense_layout_reads_fewer_weight_bytes(ckpt_dir: Path) -> None:
+    ckpt = load_checkpoint(ckpt_dir)
+    two_bit = BACKEND.load(ckpt, n_threads=1, weight_layout="i2_r16", lm_head="f32")
+    dense = BACKEND.load(ckpt, n_threads=1, weight_layout="i1_r16", lm_head="f32")
+    assert dense.info["weight_format"] == "i1_r16"
+    assert dense.info["weight_bytes"] < two_bit.info["weight_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("lm_head", "max_rel_rms", "min_top1"), [("int8", 0.02, 0.9), ("q4", 0.3, 0.5)]
+)
+def test_quantized_heads_stay_close_to_the_float_head(
+    ckpt_dir: Path, lm_head: str, max_rel_rms: float, min_top1: float
+) -> None:
+    exact = _logits(ckpt_dir, lm_head="f32")
+    approx = _logits(ckpt_dir, lm_head=lm_head)
+    rel = np.sqrt(((approx - exact) ** 2).mean() / (exact**2).mean())
+    assert rel <= max_rel_rms
+    assert (approx.argmax(-1) == exact.argmax(-1)).mean() >= min_top1
+
+
+def test_speed_preset_selects_dense_layout_and_4bit_head(ckpt_dir: Path) -> None:
+    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=1, preset="speed")
+    assert engine.info["weight_format"] == "i1_r16"
+    assert engine.info["lm_head"] == "q4"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"lm_head": "int4"},
+        {"weight_layout": "i3"},
+        {"preset": "fastest"},
+        {"isa": "sse9"},
+        {"colour": "blue"},
+    ],
+)
+def test_bad_cpu_options_raise_invalid_parameter(ckpt_dir: Path, options: dict[str, str]) -> None:
+    with pytest.raises(bb.InvalidParameterError):
+        BACKEND.load(load_checkpoint(ckpt_dir), n_threads=1, **options)
+
+
+@pytest.mark.parametrize(("layout", "lm_head"), [("i2_r16", "int8"), ("i1_r16", "q4")])
+def test_converted_checkpoint_loads_to_the_same_logits(
+    ckpt_dir: Path, tmp_path: Path, layout: str, lm_head: str
+) -> None:
+    from bitnet_backend.convert import convert
+
+    out = convert(ckpt_dir, tmp_path / "converted", lm_head=lm_head, weight_layout=layout)
+    expected = _logits(ckpt_dir, weight_layout=layout, lm_head=lm_head)
+    np.testing.assert_array_equal(_logits(out, lm_head=lm_head), expected)
+    with bb.load(out, backend="cpu", lm_head=lm_head) as model:
+        assert model.info["weight_format"] == layout
+        assert model.generate("Hello", max_tokens=4, temperature=0).finish_reason in (
+            "stop",
+            "length",
+        )
+
+
+def test_converted_checkpoint_can_still_choose_another_head(ckpt_dir: Path, tmp_path: Path) -> None:
+    from bitnet_backend.convert import convert
+
+    out = convert(ckpt_dir, tmp_path / "converted", lm_head="q4")
+    np.testing.assert_array_equal(_logits(out, lm_head="f32"), _logits(ckpt_dir, lm_head="f32"))
+
+
+def test_convert_refuses_to_overwrite_its_source(ckpt_dir: Path) -> None:
+    from bitnet_backend.convert import convert
+
+    with pytest.raises(bb.InvalidParameterError):
+        convert(ckpt_dir, ckpt_dir)
+
+
+def test_cli_convert_writes_a_loadable_directory(ckpt_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-converted"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bitnet_backend.cli", "convert", str(ckpt_dir), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "config.json").exists()
+    np.testing.assert_array_equal(_logits(out), _logits(ckpt_dir))
+
+
+def test_corrupt_converted_arena_is_a_checkpoint_error(ckpt_dir: Path, tmp_path: Path) -> None:
+    from bitnet_backend.checkpoints.safetensors_file import SafetensorsFile, write_safetensors
+    from bitnet_backend.convert import convert
+
+    out = convert(ckpt_dir, tmp_path / "converted")
+    with SafetensorsFile(out / "model.safetensors") as f:
+        tensors = {name: np.array(f.array(name)) for name in f.tensors}
+        dtypes = {name: info.dtype for name, info in f.tensors.items()}
+    from bitnet_backend.checkpoints.safetensors_file import TensorSpec
+
+    tensors["bitnet.arena"] = tensors["bitnet.arena"][:-64]
+    write_safetensors(
+        out / "model.safetensors", {n: TensorSpec.of(a, dtypes[n]) for n, a in tensors.items()}
+    )
+    with pytest.raises(bb.CheckpointError, match="arena"):
+        BACKEND.load(load_checkpoint(out), n_threads=1)
