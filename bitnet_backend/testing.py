@@ -1,0 +1,608 @@
+"""Random BitNet b1.58 checkpoints in the exact on-disk format of microsoft/bitnet-b1.58-2B-4T.
+
+``write_checkpoint`` writes config.json, generation_config.json, a small byte-level BPE
+tokenizer (llama-3 style special tokens, a chat template shaped like 2B-4T's) and safetensors
+(one file or shards + index) with random weights whose logits are far from uniform. The same
+seed always gives the same files. ``write_hub_cache`` lays a checkpoint out as a
+huggingface_hub cache entry, so hub ids can be loaded offline.
+
+    python -m bitnet_backend.testing --shape 2b-4t OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoints.safetensors_file import TensorSpec, write_safetensors
+from .checkpoints.ternary import f32_to_bf16, is_packed
+from .config import ModelConfig
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "small": {
+        "hidden_size": 256,
+        "intermediate_size": 640,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+    },
+    # microsoft/bitnet-b1.58-2B-4T
+    "2b-4t": {
+        "hidden_size": 2560,
+        "intermediate_size": 6912,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 20,
+        "num_key_value_heads": 5,
+        "vocab_size": 128256,
+    },
+}
+BOS, EOS, EOT = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"
+# The chat template of microsoft/bitnet-b1.58-2B-4T.
+CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+    "{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
+)
+# llama-3's pre-tokenizer split pattern.
+_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_BPE_VOCAB = 509  # + 3 special tokens = 512
+_CHUNK_ELEMENTS = 1 << 22  # values generated per step: bounds memory for the 2B shape
+
+_CORPUS = """\
+The sun rose slowly over the quiet valley, and the farmers walked out to their fields.
+A small river ran past the old mill, where children played in the shallow water.
+In the morning the market opened early. People bought bread, cheese, apples and fresh fish.
+She asked him whether he had finished the report, and he said that it would be ready soon.
+The library was full of students reading books about history, science and mathematics.
+Computers process information by following instructions written in programming languages.
+A function takes some input, does a little work, and returns a result to the caller.
+Good software is tested carefully, because small mistakes can cause large problems later.
+The weather today is cloudy with a chance of rain in the afternoon and strong winds tonight.
+Please remember to bring your umbrella, your keys and your phone when you leave the house.
+The cat sat on the warm windowsill and watched the birds in the garden below.
+Our team meets every Monday to discuss progress, plan the week and answer questions.
+Water boils at one hundred degrees Celsius at sea level, but at a lower temperature on a mountain.
+The train to the city leaves at eight o'clock and arrives a little after nine.
+He opened the window to let in the fresh air, then sat down to write a long letter.
+Language models predict the next word in a sentence from the words that came before it.
+Music, painting and poetry have helped people express their feelings for thousands of years.
+The recipe needs two cups of flour, one egg, a spoon of sugar and a pinch of salt.
+When you travel abroad, it is useful to learn a few words of the local language.
+The museum is open from ten in the morning until six in the evening, except on holidays.
+I think that we should start the meeting now, because everyone is already here.
+What time is it? It's almost noon, so let's have lunch together in the park.
+They've been working on the new bridge for two years, and it'll be finished next spring.
+Thank you very much for your help. You're welcome, it was a pleasure to assist you.
+Can you tell me how to get to the station? Walk straight ahead and turn left at the bank.
+The answer to the question is simple: read the instructions first, then try again.
+User: Hello, who are you?
+Assistant: I am a helpful assistant. How can I help you today?
+User: Write a short poem about the sea.
+Assistant: The sea is wide, the sea is deep, it sings the sailors off to sleep.
+Numbers such as 12, 345, 2024 and 3.14 appear in many kinds of text and tables.
+"""
+_SUBJECTS = ["The teacher", "A young girl", "My neighbour", "The old man", "Our doctor", "Everyone"]
+_VERBS = ["reads", "writes", "likes", "finds", "remembers", "explains", "builds", "shares"]
+_OBJECTS = [
+    "a good story",
+    "the new computer",
+    "simple answers",
+    "the morning news",
+    "a small garden",
+    "the history of science",
+]
+_ENDINGS = ["every day.", "with great care.", "at home.", "before dinner.", "in the library."]
+
+
+def corpus() -> list[str]:
+    """The built-in English text the test tokenizer is trained on (deterministic)."""
+    lines = _CORPUS.splitlines()
+    generated = [
+        f"{s} {v} {o} {e}"
+        for s, v, o, e in itertools.product(_SUBJECTS, _VERBS, _OBJECTS, _ENDINGS)
+    ]
+    return lines + generated[::7]
+
+
+@functools.lru_cache(maxsize=1)
+def tokenizer_json() -> str:
+    """A byte-level BPE tokenizer.json with llama-3 special tokens appended after the BPE vocab.
+
+    Every UTF-8 string round-trips (the 256 byte symbols are in the alphabet); encoding adds
+    <|begin_of_text|> like llama-3's TemplateProcessing.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=_BPE_VOCAB,
+        min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus(), trainer)
+    tok.add_special_tokens([BOS, EOS, EOT])
+    bos = tok.token_to_id(BOS)
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single=f"{BOS} $A",
+                pair=f"{BOS} $A {BOS}:1 $B:1",
+                special_tokens=[(BOS, bos)],
+            ),
+        ]
+    )
+    return str(tok.to_str(pretty=True))
+
+
+def _special_ids() -> dict[str, int]:
+    added = json.loads(tokenizer_json())["added_tokens"]
+    return {t["content"]: int(t["id"]) for t in added}
+
+
+def tokenizer_size() -> int:
+    """Number of tokens of the test tokenizer (BPE vocab + special tokens)."""
+    return max(_special_ids().values()) + 1
+
+
+def build_config(
+    shape: str | Mapping[str, Any] = "tiny",
+    mode: str = "offline",
+    linear_class: str | None = None,
+    dtype: str = "bfloat16",
+) -> dict[str, Any]:
+    """The config.json dict ``write_checkpoint`` writes (same keys as the real 2B-4T one).
+
+    ``shape`` is a name from SHAPES or a dict of config.json overrides applied to
+    ``SHAPES[shape.get("base", "tiny")]``. vocab_size defaults to the tokenizer size rounded
+    up to a multiple of 64.
+    """
+    if isinstance(shape, str):
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+        overrides: dict[str, Any] = dict(SHAPES[shape])
+    else:
+        overrides = dict(shape)
+        base = overrides.pop("base", "tiny")
+        if base not in SHAPES:
+            raise ValueError(f"unknown base shape {base!r}")
+        overrides = {**SHAPES[base], **overrides}
+    if mode not in ("offline", "online"):
+        raise ValueError(f"mode must be 'offline' or 'online', got {mode!r}")
+    linear_class = linear_class or "autobitlinear"
+    if linear_class not in ("bitlinear", "autobitlinear"):
+        raise ValueError(f"linear_class must be 'bitlinear' or 'autobitlinear': {linear_class!r}")
+    if mode == "online" and linear_class != "autobitlinear":
+        raise ValueError("online (float master weight) checkpoints need linear_class autobitlinear")
+    if dtype not in ("bfloat16", "float32"):
+        raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+
+    ids = _special_ids()
+    n_tok = tokenizer_size()
+    vocab = overrides.pop("vocab_size", -(-n_tok // 64) * 64)
+    if vocab < n_tok:
+        raise ValueError(f"vocab_size {vocab} is smaller than the tokenizer ({n_tok} tokens)")
+    cfg: dict[str, Any] = {
+        "architectures": ["BitNetForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": ids[BOS],
+        "eos_token_id": ids[EOS],
+        "hidden_act": "relu2",
+        "hidden_size": 0,
+        "initializer_range": 0.02,
+        "intermediate_size": 0,
+        "max_position_embeddings": 4096,
+        "model_type": "bitnet",
+        "num_attention_heads": 0,
+        "num_hidden_layers": 0,
+        "num_key_value_heads": 0,
+        "rms_norm_eps": 1e-05,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": True,
+        "torch_dtype": dtype,
+        "use_cache": True,
+        "vocab_size": vocab,
+        "quantization_config": {
+            "quant_method": "bitnet",
+            "linear_class": linear_class,
+            "quantization_mode": mode,
+        },
+    }
+    cfg.update(overrides)
+    parsed = ModelConfig.from_dict(cfg)
+    if is_packed(linear_class, mode):
+        widths = {
+            "hidden_size": parsed.hidden_size,
+            "k/v width": parsed.num_key_value_heads * parsed.head_dim,
+            "intermediate_size": parsed.intermediate_size,
+        }
+        for what, n in widths.items():
+            if n % 4:
+                raise ValueError(f"{what} {n} must be a multiple of 4 for packed weights")
+    return cfg
+
+
+def write_checkpoint(
+    out_dir: str | Path,
+    *,
+    shape: str | Mapping[str, Any] = "tiny",
+    mode: str = "offline",
+    linear_class: str | None = None,
+    shards: int = 1,
+    seed: int = 0,
+    dtype: str = "bfloat16",
+    tokenizer: bool = True,
+    progress: bool = False,
+) -> Path:
+    """Write a random BitNet checkpoint directory and return its path.
+
+    ``mode="offline"`` stores packed uint8 ternary weights + weight_scale; ``"online"`` stores
+    float master weights (``dtype``) quantized at load. ``linear_class`` defaults to
+    autobitlinear, as in the real checkpoints (weight_scale is a multiplier, about mean|W|);
+    with "bitlinear" it is the divisor 1/mean|W|. ``dtype`` is also used for embeddings, norms
+    and weight_scale. ``shards > 1`` writes model-0000k-of-0000n.safetensors + index.
+    """
+    cfg = build_config(shape, mode, linear_class, dtype)
+    config = ModelConfig.from_dict(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("model*.safetensors"), out / "model.safetensors.index.json"]:
+        stale.unlink(missing_ok=True)
+
+    _write_json(out / "config.json", cfg)
+    ids = _special_ids()
+    _write_json(
+        out / "generation_config.json",
+        {
+            "bos_token_id": ids[BOS],
+            "do_sample": True,
+            "eos_token_id": [ids[EOS], ids[EOT]],
+            "max_length": cfg["max_position_embeddings"],
+            "temperature": 0.6,
+            "top_p": 0.9,
+        },
+    )
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (out / name).unlink(missing_ok=True)
+    if tokenizer:
+        (out / "tokenizer.json").write_text(tokenizer_json(), encoding="utf-8")
+        _write_json(out / "tokenizer_config.json", _tokenizer_config(cfg))
+        _write_json(out / "special_tokens_map.json", {"bos_token": BOS, "eos_token": EOT})
+
+    tensors = _tensor_specs(config, seed, dtype)
+    groups = _split_shards(tensors, shards)
+    meta = {"format": "pt"}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(s.nbytes for _, s in tensors), unit="B", unit_scale=True)
+    if len(groups) == 1:
+        write_safetensors(out / "model.safetensors", _tracked(groups[0], bar), meta)
+    else:
+        weight_map: dict[str, str] = {}
+        for k, group in enumerate(groups, 1):
+            fname = f"model-{k:05d}-of-{len(groups):05d}.safetensors"
+            write_safetensors(out / fname, _tracked(group, bar), meta)
+            weight_map.update(dict.fromkeys((n for n, _ in group), fname))
+        index = {
+            "metadata": {"total_size": sum(s.nbytes for _, s in tensors)},
+            "weight_map": dict(sorted(weight_map.items())),
+        }
+        _write_json(out / "model.safetensors.index.json", index)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _tokenizer_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    ids = _special_ids()
+    return {
+        "added_tokens_decoder": {
+            str(i): {
+                "content": tok,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
+            for tok, i in sorted(ids.items(), key=lambda kv: kv[1])
+        },
+        "bos_token": BOS,
+        "chat_template": CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": True,
+        "eos_token": EOT,
+        "model_input_names": ["input_ids", "attention_mask"],
+        "model_max_length": cfg["max_position_embeddings"],
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    # One stream per tensor: values depend only on (seed, name), not on order or sharding.
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def _row_chunks(shape: tuple[int, ...]) -> Iterator[tuple[int, int]]:
+    rows = shape[0]
+    cols = int(np.prod(shape[1:], dtype=np.int64))
+    step = max(1, _CHUNK_ELEMENTS // max(cols, 1))
+    for r in range(0, rows, step):
+        yield min(step, rows - r), cols
+
+
+def _float_spec(
+    name: str,
+    seed: int,
+    shape: tuple[int, ...],
+    dtype: str,
+    sample: Callable[[np.random.Generator, int], np.ndarray],
+) -> TensorSpec:
+    st_dtype = "BF16" if dtype == "bfloat16" else "F32"
+
+    def chunks() -> Iterator[np.ndarray]:
+        rng = _rng(seed, name)
+        for rows, cols in _row_chunks(shape):
+            x = sample(rng, rows * cols).astype(np.float32, copy=False)
+            yield f32_to_bf16(x) if st_dtype == "BF16" else x
+
+    return TensorSpec(st_dtype, shape, chunks)
+
+
+def _const_spec(value: float, dtype: str) -> TensorSpec:
+    x = np.array([value], dtype=np.float32)
+    if dtype == "bfloat16":
+        return TensorSpec.of(f32_to_bf16(x), "BF16")
+    return TensorSpec.of(x, "F32")
+
+
+# Byte value for each of the 81 combinations of four 2-bit codes in {0, 1, 2}: drawing
+# uniform integers below 81 gives uniform ternary weights without materialising them.
+_PACKED_LUT = np.array(
+    [a | (b << 2) | (c << 4) | (d << 6) for a, b, c, d in itertools.product(range(3), repeat=4)],
+    dtype=np.uint8,
+)
+
+
+def _packed_spec(name: str, seed: int, shape: tuple[int, ...]) -> TensorSpec:
+    def chunks() -> Iterator[np.ndarray]:
+        rng = _rng(seed, name)
+        for rows, cols in _row_chunks(shape):
+            yield _PACKED_LUT[rng.integers(0, 81, rows * cols, dtype=np.uint8)]
+
+    return TensorSpec("U8", shape, chunks)
+
+
+def _tensor_specs(config: ModelConfig, seed: int, dtype: str) -> list[tuple[str, TensorSpec]]:
+    h, i, V = config.hidden_size, config.intermediate_size, config.vocab_size
+    q_out = config.num_attention_heads * config.head_dim
+    kv_out = config.num_key_value_heads * config.head_dim
+    packed = is_packed(config.linear_class, config.quantization_mode)
+    # Embedding scale chosen so final logits have a standard deviation of about 3.
+    emb_std = 3.0 / np.sqrt(h)
+
+    def normal(std: float) -> Callable[[np.random.Generator, int], np.ndarray]:
+        return lambda rng, n: rng.standard_normal(n, dtype=np.float32) * np.float32(std)
+
+    def norm_weight(rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.float32(1.0) + rng.standard_normal(n, dtype=np.float32) * np.float32(0.1)
+
+    specs: list[tuple[str, TensorSpec]] = []
+
+    def add_float(name: str, shape: tuple[int, ...], sample: Any) -> None:
+        specs.append((name, _float_spec(name, seed, shape, dtype, sample)))
+
+    add_float("model.embed_tokens.weight", (V, h), normal(emb_std))
+    linears = [
+        ("self_attn.q_proj", q_out, h),
+        ("self_attn.k_proj", kv_out, h),
+        ("self_attn.v_proj", kv_out, h),
+        ("self_attn.o_proj", h, q_out),
+        ("mlp.gate_proj", i, h),
+        ("mlp.up_proj", i, h),
+        ("mlp.down_proj", h, i),
+    ]
+    for layer in range(config.num_hidden_layers):
+        p = f"model.layers.{layer}."
+        add_float(p + "input_layernorm.weight", (h,), norm_weight)
+        for lin, out_f, in_f in linears:
+            name = p + lin
+            # Latent weights ~ 1/sqrt(in) keep every BitLinear output at unit scale.
+            jitter = float(_rng(seed, name + ".scale").uniform(0.8, 1.25))
+            mean_abs = jitter / np.sqrt(in_f)
+            if packed:
+                specs.append(
+                    (name + ".weight", _packed_spec(name + ".weight", seed, (out_f // 4, in_f)))
+                )
+                scale = mean_abs if config.linear_class == "autobitlinear" else 1.0 / mean_abs
+                specs.append((name + ".weight_scale", _const_spec(scale, dtype)))
+            else:
+                add_float(name + ".weight", (out_f, in_f), normal(mean_abs * np.sqrt(np.pi / 2)))
+            if lin == "self_attn.o_proj":
+                add_float(p + "self_attn.attn_sub_norm.weight", (h,), norm_weight)
+            if lin == "mlp.down_proj":
+                add_float(p + "mlp.ffn_sub_norm.weight", (i,), norm_weight)
+        add_float(p + "post_attention_layernorm.weight", (h,), norm_weight)
+    add_float("model.norm.weight", (h,), norm_weight)
+    if not config.tie_word_embeddings:
+        add_float("lm_head.weight", (V, h), normal(emb_std))
+    return specs
+
+
+def _split_shards(
+    tensors: Sequence[tuple[str, TensorSpec]], shards: int
+) -> list[list[tuple[str, TensorSpec]]]:
+    if shards < 1 or shards > len(tensors):
+        raise ValueError(f"shards must be between 1 and {len(tensors)}, got {shards}")
+    target = sum(s.nbytes for _, s in tensors) / shards
+    groups: list[list[tuple[str, TensorSpec]]] = [[]]
+    size = 0
+    for idx, item in enumerate(tensors):
+        must_open = len(tensors) - idx <= shards - len(groups)
+        if groups[-1] and len(groups) < shards and (size >= target or must_open):
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item[1].nbytes
+    return groups
+
+
+def _tracked(group: list[tuple[str, TensorSpec]], bar: Any) -> dict[str, TensorSpec]:
+    if bar is None:
+        return dict(group)
+
+    def wrap(spec: TensorSpec) -> TensorSpec:
+        def chunks() -> Iterator[np.ndarray]:
+            for c in spec.chunks():
+                yield c
+                bar.update(c.nbytes)
+
+        return TensorSpec(spec.dtype, spec.shape, chunks)
+
+    return {n: wrap(s) for n, s in group}
+
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def write_hub_cache(
+    cache_dir: str | Path, repo_id: str, checkpoint_dir: str | Path, revision: str = "main"
+) -> Path:
+    """Store ``checkpoint_dir`` in a huggingface_hub cache as ``repo_id`` at ``revision``.
+
+    ``cache_dir`` is the hub cache (``$HF_HUB_CACHE``, by default ``$HF_HOME/hub``). Writes
+    ``models--owner--name/{blobs,snapshots/<commit>,refs/<revision>}`` as huggingface_hub
+    does (snapshot files are relative symlinks to content-addressed blobs) and returns the
+    snapshot directory.
+    """
+    owner_name = repo_id.split("/")
+    if len(owner_name) != 2 or not all(owner_name):
+        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
+    storage = Path(cache_dir) / f"models--{owner_name[0]}--{owner_name[1]}"
+    blobs = storage / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in Path(checkpoint_dir).iterdir() if p.is_file())
+    digests: dict[str, str] = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        digests[f.name] = h.hexdigest()
+        blob = blobs / digests[f.name]
+        if not blob.exists():
+            shutil.copyfile(f, blob)
+    if _COMMIT.match(revision):
+        commit = revision
+    else:
+        listing = "".join(f"{n}\0{d}\n" for n, d in digests.items())
+        commit = hashlib.sha1(listing.encode(), usedforsecurity=False).hexdigest()
+        ref = storage / "refs" / revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
+    snapshot = storage / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, digest in digests.items():
+        link = snapshot / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        try:
+            link.symlink_to(Path("..") / ".." / "blobs" / digest)
+        except OSError:
+            # Filesystems without symlinks: huggingface_hub then stores plain copies too.
+            shutil.copyfile(blobs / digest, link)
+    return snapshot
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: write a random checkpoint (see ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bitnet_backend.testing",
+        description="Write a random BitNet b1.58 checkpoint in the Hugging Face format.",
+    )
+    parser.add_argument("out", type=Path, help="output directory")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--mode", choices=["offline", "online"], default="offline")
+    parser.add_argument("--linear-class", choices=["bitlinear", "autobitlinear"], default=None)
+    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config.json field (VALUE is JSON), e.g. --set num_hidden_layers=4",
+    )
+    args = parser.parse_args(argv)
+    shape: str | dict[str, Any] = args.shape
+    if args.set:
+        overrides: dict[str, Any] = {"base": args.shape}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                parser.error(f"--set expects KEY=VALUE, got {item!r}")
+            try:
+                overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[key] = value
+        shape = overrides
+    try:
+        out = write_checkpoint(
+            args.out,
+            shape=shape,
+            mode=args.mode,
+            linear_class=args.linear_class,
+            shards=args.shards,
+            seed=args.seed,
+            dtype=args.dtype,
+            progress=sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    print(f"wrote {out} ({total / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Shared test setup: eager torch for the transformers oracle, cached random checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# transformers' BitNet quant helpers are wrapped in torch.compile; eager mode gives the
+# documented math without a compile step. Must be set before torch is imported.
+os.environ["TORCHDYNAMO_DISABLE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``make_checkpoint(**kwargs)`` -> a directory from ``testing.write_checkpoint(**kwargs)``.
+
+    Written once per distinct kwargs for the whole session: treat the result as read-only
+    (copy it with shutil.copytree before changing anything).
+    """
+    from bitnet_backend.testing import write_checkpoint
+
+    cache: dict[str, Path] = {}
+
+    def make(**kwargs: Any) -> Path:
+        key = json.dumps(kwargs, sort_keys=True)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("ckpt") / "model"
+            cache[key] = write_checkpoint(out, **kwargs)
+        return cache[key]
+
+    return make
