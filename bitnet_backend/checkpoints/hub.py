@@ -19,6 +19,9 @@ ALLOW_PATTERNS = [
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
+    # Newer repos keep the chat template in its own file.
+    "chat_template.jinja",
+    "chat_template.json",
     "*.safetensors",
     "model.safetensors.index.json",
 ]
