@@ -18,7 +18,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kHugeThreshold = size_t(4) << 20;
 }  // namespace
 
-AlignedBuffer::AlignedBuffer(size_t bytes) : bytes_(bytes) {
+AlignedBuffer::AlignedBuffer(size_t bytes, bool huge_pages) : bytes_(bytes) {
     if (bytes == 0) return;
 #if defined(__linux__)
     if (bytes >= kHugeThreshold) {
@@ -31,7 +31,7 @@ AlignedBuffer::AlignedBuffer(size_t bytes) : bytes_(bytes) {
         const uintptr_t aligned =
             (reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1);
         data_ = reinterpret_cast<void*>(aligned);
-        madvise(data_, (bytes + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+        if (huge_pages) madvise(data_, (bytes + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
         return;
     }
 #endif

@@ -12,7 +12,9 @@ namespace bitnet {
 class AlignedBuffer {
  public:
     AlignedBuffer() = default;
-    explicit AlignedBuffer(size_t bytes);
+    // `huge_pages`: ask for 2 MiB pages (weights). Without it, large buffers are still mapped
+    // lazily, so only the pages actually touched (e.g. the used part of a KV cache) cost RSS.
+    explicit AlignedBuffer(size_t bytes, bool huge_pages = true);
     ~AlignedBuffer();
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
