@@ -447,10 +447,8 @@ void Session::attention(int layer, int m) {
                 scores[j] = dot_f32(q, kv_.key(layer, j) + kvh * d, d) * scaling;
             }
             softmax_inplace(scores, n_keys);
-            float* o = &attn_[t * Q + h * d];
-            std::fill(o, o + d, 0.0f);
-            for (int j = 0; j < n_keys; ++j)
-                axpy_f32(scores[j], kv_.value(layer, j) + kvh * d, o, d);
+            weighted_row_sum(scores, n_keys, kv_.value(layer, 0) + kvh * d, KV, d,
+                             &attn_[t * Q + h * d]);
         }
     });
 }

@@ -1,6 +1,7 @@
 // Float operations of the forward pass, written to follow transformers' float32 math.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 // The float loops of the forward are compiled for several x86 ISAs at once and the best is
@@ -36,6 +37,8 @@ void add_inplace(float* y, const float* x, int n);
 // of operations), else acc / s_x * scale.
 void rescale(const int32_t* acc, const float* scale, float s_x, bool divide, int r0, int r1,
              float* y);
-void axpy_f32(float a, const float* x, float* y, int n);
+// out[0..d) = sum_j p[j] * rows[j * stride + (0..d)], summed in j order for every element
+// (the attention-weighted sum of value rows; accumulates in registers, chunk by chunk).
+void weighted_row_sum(const float* p, int n, const float* rows, size_t stride, int d, float* out);
 
 }  // namespace bitnet
