@@ -38,7 +38,9 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all CPUs)")
     g.add_argument("--ctx", type=int, metavar="N", help="context window in tokens")
     g.add_argument(
-        "--preset", choices=("quality", "speed"), help="cpu backend: weight layout + head preset"
+        "--preset",
+        choices=("quality", "speed", "memory"),
+        help="cpu backend: weight layout + head preset",
     )
     g.add_argument("--lm-head", choices=("int8", "q4", "f32"), help="cpu backend: head storage")
     g.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class Usage(TypedDict):
@@ -30,8 +30,8 @@ class Completion:
 
     ``token_ids`` are the generated tokens (an end-of-sequence token is not included; the
     tokens of a matched stop string are, although its text is cut from ``text``).
-    ``finish_reason`` is "stop" (end-of-sequence token or stop string) or "length"
-    (max_tokens or the context window reached).
+    ``finish_reason`` is "stop" (end-of-sequence token, stop string, or complete JSON under a
+    json_schema) or "length" (max_tokens or the context window reached).
     """
 
     text: str
@@ -56,7 +56,12 @@ class CompletionChunk:
 
 @dataclass(frozen=True)
 class ChatCompletion:
-    """The result of ``Model.chat``: ``message`` is ``{"role": "assistant", "content": ...}``."""
+    """The result of ``Model.chat``: ``message`` is ``{"role": "assistant", "content": ...}``.
+
+    When the model called tools, ``message`` is ``{"role": "assistant", "content": None,
+    "tool_calls": [{"id", "type": "function", "function": {"name", "arguments": dict}}]}`` and
+    ``finish_reason`` is "tool_calls".
+    """
 
     message: dict[str, Any]
     token_ids: list[int]
@@ -67,18 +72,27 @@ class ChatCompletion:
     def content(self) -> str:
         return str(self.message.get("content") or "")
 
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The tool calls of the reply (empty when it is text)."""
+        return list(self.message.get("tool_calls") or [])
+
 
 @dataclass(frozen=True)
 class ChatCompletionChunk:
     """One piece of a streamed chat reply; ``delta`` is ``{"role": ..., "content": ...}``.
 
-    The first chunk carries the role; the last one has ``finish_reason`` and ``usage``.
+    The first chunk carries the role; the last one has ``finish_reason`` and ``usage``. A
+    tool call streams as ``delta["tool_calls"]`` pieces (OpenAI style: ``index``, then ``id``,
+    ``type`` and ``function.name`` once, then ``function.arguments`` JSON text fragments); the
+    last chunk's ``tool_calls`` holds the complete calls with parsed arguments.
     """
 
     delta: dict[str, Any]
     token_ids: list[int] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     @property
     def content(self) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,15 @@ from .completion import (
     CompletionChunk,
     FinishReason,
     make_usage,
+)
+from .constraints import (
+    ConstraintCompiler,
+    Grammar,
+    ToolCallStream,
+    ToolProtocol,
+    compiler_for,
+    template_source,
+    template_uses_tools,
 )
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
 from .generation import TextAssembler, normalize_stop
@@ -130,6 +139,7 @@ class _Plan:
     seed: int
     max_tokens: int
     stops: tuple[str, ...]
+    grammar: Grammar | None = None  # constrains every sampled token (json_schema, tools)
 
 
 def _default_threads() -> int:
@@ -422,8 +432,6 @@ class Model:
         if unknown:
             raise TypeError(f"unexpected generation option(s): {', '.join(sorted(unknown))}")
         o = {k: v for k, v in options.items() if v is not None}
-        if "json_schema" in o:
-            raise InvalidParameterError("json_schema is not supported yet")
         g = self.generation_config
         params = SamplingParams(
             temperature=o.get("temperature", g.temperature),
@@ -435,12 +443,22 @@ class Model:
         )
         max_tokens = o.get("max_tokens", g.max_tokens)
         _check_max_tokens(max_tokens)
+        stops = normalize_stop(o["stop"]) if "stop" in o else g.stop
+        grammar = None
+        if "json_schema" in o:
+            grammar = self._constraints().json_schema(o["json_schema"])
+            stops = ()  # the schema decides where the output ends (constraints.py)
         return _Plan(
             params=params,
             seed=resolve_seed(o.get("seed", g.seed)),
             max_tokens=int(max_tokens),
-            stops=normalize_stop(o["stop"]) if "stop" in o else g.stop,
+            stops=stops,
+            grammar=grammar,
         )
+
+    def _constraints(self) -> ConstraintCompiler:
+        """Grammar compiler for this model's tokenizer (built on first use, then shared)."""
+        return compiler_for(self._tok(), self.eos_token_ids, self.vocab_size)
 
     def _start(
         self,
@@ -494,6 +512,7 @@ class Model:
             rest = prompt[session.n_past :]
             session.eval(rest)
             assembler = TextAssembler(token_bytes or [], plan.stops)
+            guide = plan.grammar.start() if plan.grammar is not None else None
             generated: list[int] = []
             unsent: list[int] = []
             finish: FinishReason = "length"
@@ -509,10 +528,12 @@ class Model:
                     # Evaluated only now that another token is wanted, so a finished
                     # generation never pays for a forward pass whose logits go unused.
                     session.eval(generated[-1:])
-                tok = session.sample(plan.params)
+                tok = session.sample(plan.params, guide.mask() if guide is not None else None)
                 if tok in eos:
                     finish = "stop"
                     break
+                if guide is not None:
+                    guide.consume(tok)
                 generated.append(tok)
                 unsent.append(tok)
                 if token_bytes is not None:
@@ -523,6 +544,9 @@ class Model:
                     if assembler.stopped:
                         finish = "stop"
                         break
+                if guide is not None and guide.finished:
+                    finish = "stop"  # complete: nothing but end-of-sequence could follow
+                    break
             tail = assembler.flush() if token_bytes is not None else ""
             ok = True
             yield CompletionChunk(
@@ -571,9 +595,11 @@ class Model:
 
         Options left at None take ``self.generation_config``'s value (max_tokens 256; -1 =
         until the context window is full). ``temperature=0`` is greedy. ``stop`` strings end
-        the generation and are not part of the text. Raises InvalidParameterError for bad
-        options and ContextOverflowError when the prompt does not fit in n_ctx, both before
-        any model work.
+        the generation and are not part of the text. ``json_schema`` constrains the output to
+        JSON valid against the schema (see ``constraints.py``; stop strings do not apply then,
+        finish_reason "length" means the JSON is incomplete). Raises InvalidParameterError for
+        bad options (and schemas) and ContextOverflowError when the prompt does not fit in
+        n_ctx, both before any model work.
         """
         options = {
             "max_tokens": max_tokens,
@@ -639,10 +665,13 @@ class Model:
     def _chat_prompt(
         self,
         messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None,
+        protocol: ToolProtocol,
         template_kwargs: Mapping[str, Any] | None,
     ) -> list[int]:
-        text = self.apply_chat_template(messages, tools=tools, **dict(template_kwargs or {}))
+        kwargs = dict(template_kwargs or {})
+        source = template_source(self._tok(), kwargs.get("chat_template"), bool(protocol.tools))
+        messages, tools = protocol.prompt(messages, template_uses_tools(source))
+        text = self.apply_chat_template(messages, tools=tools, **kwargs)
         # The template writes the special tokens itself (BOS included), as in transformers.
         return self._tok().encode(text, add_special=False)
 
@@ -651,26 +680,43 @@ class Model:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
         template_kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> ChatCompletion:
         """Reply to ``messages`` (``[{"role": ..., "content": ...}, ...]``).
 
-        ``tools`` (JSON schemas) and ``template_kwargs`` are handed to the chat template;
+        ``tools`` (OpenAI-style function dicts) may be called as ``tool_choice`` allows:
+        "auto" (text or a call), "required", ``{"name": ...}`` or "none"; a call comes back
+        in ``message["tool_calls"]`` with finish_reason "tool_calls" (protocol and prompt
+        format: ``constraints.py``). ``template_kwargs`` go to the chat template;
         ``options`` are those of ``generate``.
         """
-        return self._chat_result(self._start_chat(messages, tools, template_kwargs, options))
+        run = self._start_chat(
+            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        )
+        return self._chat_result(*run)
 
     def stream_chat(
         self,
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
         template_kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Iterator[ChatCompletionChunk]:
-        """Like ``chat``, as an iterator of ChatCompletionChunk."""
-        return self._chat_chunks(self._start_chat(messages, tools, template_kwargs, options))
+        """Like ``chat``, as an iterator of ChatCompletionChunk.
+
+        Tool calls stream as ``delta["tool_calls"]`` pieces (id and name, then the arguments'
+        JSON text); the last chunk's ``tool_calls`` holds the complete, parsed calls.
+        """
+        run = self._start_chat(
+            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        )
+        return self._chat_chunks(*run)
 
     def _start_chat(
         self,
@@ -678,31 +724,60 @@ class Model:
         tools: Sequence[Mapping[str, Any]] | None,
         template_kwargs: Mapping[str, Any] | None,
         options: Mapping[str, Any],
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
         cancel: threading.Event | None = None,
-    ) -> Iterator[CompletionChunk]:
+    ) -> tuple[Iterator[CompletionChunk], ToolCallStream | None]:
         self._check_open()
+        protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
         plan = self._plan(options)
-        return self._run(self._chat_prompt(messages, tools, template_kwargs), plan, cancel)
+        if protocol.active:
+            if plan.grammar is not None:
+                raise InvalidParameterError(
+                    "json_schema cannot be combined with tools unless tool_choice is 'none'"
+                )
+            # Stop strings could cut a call short; the grammar decides where a reply ends.
+            plan = replace(plan, grammar=protocol.grammar(self._constraints()), stops=())
+        prompt = self._chat_prompt(messages, protocol, template_kwargs)
+        return self._run(prompt, plan, cancel), protocol.stream() if protocol.active else None
 
-    def _chat_result(self, chunks: Iterator[CompletionChunk]) -> ChatCompletion:
+    def _chat_result(
+        self, chunks: Iterator[CompletionChunk], tool_stream: ToolCallStream | None = None
+    ) -> ChatCompletion:
         c = self._collect(chunks)
+        message: dict[str, Any] = {"role": "assistant", "content": c.text}
+        finish: FinishReason = c.finish_reason
+        if tool_stream is not None:
+            tool_stream.feed(c.text)
+            message, finish = tool_stream.finish(c.finish_reason)
         return ChatCompletion(
-            message={"role": "assistant", "content": c.text},
+            message=message,
             token_ids=c.token_ids,
-            finish_reason=c.finish_reason,
+            finish_reason=finish,
             usage=c.usage,
         )
 
     @staticmethod
-    def _chat_chunks(chunks: Iterator[CompletionChunk]) -> Iterator[ChatCompletionChunk]:
+    def _chat_chunks(
+        chunks: Iterator[CompletionChunk], tool_stream: ToolCallStream | None = None
+    ) -> Iterator[ChatCompletionChunk]:
         first = True
         try:
             for c in chunks:
                 delta: dict[str, Any] = {"content": c.text}
+                finish: FinishReason | None = c.finish_reason
+                tool_calls = None
+                if tool_stream is not None:
+                    delta = _merge_deltas(tool_stream.feed(c.text))
+                    if finish is not None:
+                        held = tool_stream.flush()
+                        delta["content"] = delta.get("content", "") + held
+                        message, finish = tool_stream.finish(finish)
+                        tool_calls = message.get("tool_calls")
                 if first:
                     delta = {"role": "assistant", **delta}
                     first = False
-                yield ChatCompletionChunk(delta, c.token_ids, c.finish_reason, c.usage)
+                yield ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls)
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
@@ -756,6 +831,8 @@ class Model:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
         template_kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> ChatCompletion:
@@ -764,7 +841,15 @@ class Model:
         try:
             return await asyncio.to_thread(
                 lambda: self._chat_result(
-                    self._start_chat(messages, tools, template_kwargs, options, cancel)
+                    *self._start_chat(
+                        messages,
+                        tools,
+                        template_kwargs,
+                        options,
+                        tool_choice,
+                        parallel_tool_calls,
+                        cancel,
+                    )
                 )
             )
         finally:
@@ -775,13 +860,23 @@ class Model:
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] | None = None,
         *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
         template_kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncIterator[ChatCompletionChunk]:
         """``stream_chat`` driven from a worker thread, as an async iterator."""
         async for chunk in _aiterate(
             lambda cancel: self._chat_chunks(
-                self._start_chat(messages, tools, template_kwargs, options, cancel)
+                *self._start_chat(
+                    messages,
+                    tools,
+                    template_kwargs,
+                    options,
+                    tool_choice,
+                    parallel_tool_calls,
+                    cancel,
+                )
             )
         ):
             yield chunk
@@ -789,6 +884,15 @@ class Model:
     async def aembed(self, texts: str | Sequence[str]) -> np.ndarray:
         """``embed`` in a worker thread."""
         return await asyncio.to_thread(self.embed, texts)
+
+
+def _merge_deltas(deltas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One chunk's delta from a ToolCallStream's pieces: content joined, call pieces listed."""
+    out: dict[str, Any] = {"content": "".join(d.get("content", "") for d in deltas)}
+    calls = [tc for d in deltas for tc in d.get("tool_calls", ())]
+    if calls:
+        out["tool_calls"] = calls
+    return out
 
 
 _END = object()

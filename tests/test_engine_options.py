@@ -65,10 +65,16 @@ def test_quantized_heads_stay_close_to_the_float_head(
     assert (approx.argmax(-1) == exact.argmax(-1)).mean() >= min_top1
 
 
-def test_speed_preset_selects_dense_layout_and_4bit_head(ckpt_dir: Path) -> None:
-    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=1, preset="speed")
-    assert engine.info["weight_format"] == "i1_r16"
-    assert engine.info["lm_head"] == "q4"
+@pytest.mark.parametrize(
+    ("preset", "layout", "lm_head"),
+    [("quality", "i2_r16", "int8"), ("speed", "i2_r16", "q4"), ("memory", "i1_r16", "q4")],
+)
+def test_presets_select_layout_and_head(
+    ckpt_dir: Path, preset: str, layout: str, lm_head: str
+) -> None:
+    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=1, preset=preset)
+    assert engine.info["weight_format"] == layout
+    assert engine.info["lm_head"] == lm_head
 
 
 @pytest.mark.parametrize(
