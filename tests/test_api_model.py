@@ -167,11 +167,6 @@ def test_bad_options_raise_invalid_parameter_before_any_work(model, bad):
         model.stream(PROMPT, **bad)  # raised by the call itself, not on first iteration
 
 
-def test_json_schema_is_refused_with_a_clear_message(model):
-    with pytest.raises(bb.InvalidParameterError, match="json_schema is not supported yet"):
-        model.generate(PROMPT, json_schema={"type": "object"})
-
-
 DIVERSE = {"temperature": 0.0, "repeat_penalty": 1.5}  # greedy, but not one token repeated
 
 
