@@ -157,7 +157,7 @@ def test_generation_config_of_the_checkpoint_gives_the_defaults(model):
         {"seed": "abc"},
         {"stop": [""]},
         {"stop": 3},
-        {"json_schema": {"type": "object"}},
+        {"json_schema": {"type": "frobnicate"}},
     ],
 )
 def test_bad_options_raise_invalid_parameter_before_any_work(model, bad):
