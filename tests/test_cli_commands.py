@@ -31,6 +31,7 @@ BACKENDS = [
     ),
 ]
 GREEDY = ["--temperature", "0"]
+INSTALL_ROOT = Path(bb.__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,9 @@ def bitnet(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
         capture_output=True,
         text=True,
         env=env,
+        # `python -m` puts the working directory first on sys.path: run from where the
+        # imported package lives, not from a source tree without the built extension.
+        cwd=INSTALL_ROOT,
         timeout=300,
     )
 
@@ -220,6 +224,7 @@ def test_interrupt_exits_130_without_a_traceback(ckpt):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=INSTALL_ROOT,
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("Hi\n")

@@ -130,6 +130,7 @@ def test_cli_convert_writes_a_loadable_directory(ckpt_dir: Path, tmp_path: Path)
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=Path(bb.__file__).parent.parent,  # not a source tree without the extension
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "config.json").exists()

@@ -257,6 +257,7 @@ def _cli(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
+        cwd=Path(bb.__file__).parent.parent,  # not a source tree without the extension
         timeout=300,
     )
 
