@@ -61,7 +61,7 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
     } else {
         const TensorView& head_table =
             c.tie_word_embeddings ? embedding_ : find(tensors, "lm_head.weight");
-        head_ = OutputHead(head_table, c.vocab_size, H, head, pool_);
+        head_ = OutputHead(head_table, c.vocab_size, H, head, pool_, c.release_source_pages);
         if (c.release_source_pages) {
             release_file_pages(head_table.data, head_table.numel() * dtype_size(head_table.dtype));
         }

@@ -29,7 +29,7 @@ const char* head_kind_name(HeadKind kind) {
 }
 
 OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind kind,
-                       ThreadPool& pool)
+                       ThreadPool& pool, bool release_src)
     : kind_(kind), vocab_(vocab), hidden_(hidden) {
     if (table.numel() != static_cast<int64_t>(vocab) * hidden) {
         throw CheckpointContentError("output head: table size does not match vocab x hidden");
@@ -57,9 +57,16 @@ OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind 
     scales_.assign(static_cast<size_t>(n_blocks_) * kRowBlock, 0.0f);
     uint8_t* codes = data_.as<uint8_t>();
     const float qmax = q8 ? 127.0f : 7.0f;
+    const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(table.dtype);
     pool.parallel_for(vocab, [&](int begin, int end) {
         std::vector<float> row(hidden);
+        constexpr int kReleaseRows = 1024;
         for (int v = begin; v < end; ++v) {
+            if (release_src && v > begin && (v - begin) % kReleaseRows == 0) {
+                release_file_pages(static_cast<const uint8_t*>(table.data) +
+                                       static_cast<size_t>(v - kReleaseRows) * row_bytes,
+                                   kReleaseRows * row_bytes);
+            }
             float amax = 0.0f;
             for (int k = 0; k < hidden; ++k) {
                 row[k] = table.at(static_cast<int64_t>(v) * hidden + k);

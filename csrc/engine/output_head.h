@@ -22,7 +22,10 @@ const char* head_kind_name(HeadKind kind);
 class OutputHead {
  public:
     OutputHead() = default;
-    OutputHead(const TensorView& table, int vocab, int hidden, HeadKind kind, ThreadPool& pool);
+    // `release_src`: the table is a read-only file mapping whose pages are dropped as rows are
+    // quantized, so building the head does not hold the whole float table in RSS.
+    OutputHead(const TensorView& table, int vocab, int hidden, HeadKind kind, ThreadPool& pool,
+               bool release_src = false);
 
     // logits[v] for one token; `xq` needs 2 * padded_cols() bytes, `acc` 2 * padded_rows()
     // int32, `residual` hidden floats.
