@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from backends import BACKENDS
 
 import bitnet_backend as bb
 from bitnet_backend.model import DEFAULT_MODEL_DIR
 
-
-def _cpu_built() -> bool:
-    try:
-        return importlib.util.find_spec("bitnet_backend._engine") is not None
-    except ImportError:
-        return False
-
-
-BACKENDS = [
-    "reference",
-    pytest.param(
-        "cpu",
-        marks=pytest.mark.skipif(not _cpu_built(), reason="bitnet_backend._engine is not built"),
-    ),
-]
 PROMPT = "The teacher reads a good story"
 GREEDY = {"temperature": 0.0}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -11,25 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import BACKENDS
 
 import bitnet_backend as bb
 from bitnet_backend.cli import main
 
-
-def _cpu_built() -> bool:
-    try:
-        return importlib.util.find_spec("bitnet_backend._engine") is not None
-    except ImportError:
-        return False
-
-
-BACKENDS = [
-    "reference",
-    pytest.param(
-        "cpu",
-        marks=pytest.mark.skipif(not _cpu_built(), reason="bitnet_backend._engine is not built"),
-    ),
-]
 GREEDY = ["--temperature", "0"]
 INSTALL_ROOT = Path(bb.__file__).parent.parent
 

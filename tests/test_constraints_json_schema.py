@@ -7,7 +7,6 @@ output that ends with finish_reason "stop" must parse and validate.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+from backends import BACKENDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,21 +23,6 @@ from bitnet_backend.constraints import compiler_for
 from bitnet_backend.sampling import mask_allows
 from bitnet_backend.testing import tokenizer_size
 
-
-def _cpu_built() -> bool:
-    try:
-        return importlib.util.find_spec("bitnet_backend._engine") is not None
-    except ImportError:
-        return False
-
-
-BACKENDS = [
-    "reference",
-    pytest.param(
-        "cpu",
-        marks=pytest.mark.skipif(not _cpu_built(), reason="bitnet_backend._engine is not built"),
-    ),
-]
 # More rows than the tokenizer has tokens, like 2B-4T's padded head: the extra ids exist in
 # the logits and must never be allowed by a grammar.
 VOCAB = 576

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
 from collections.abc import Set
@@ -12,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from backends import BACKENDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,21 +25,6 @@ from bitnet_backend.constraints import (
 from bitnet_backend.sampling import mask_allows
 from bitnet_backend.testing import CHAT_TEMPLATE
 
-
-def _cpu_built() -> bool:
-    try:
-        return importlib.util.find_spec("bitnet_backend._engine") is not None
-    except ImportError:
-        return False
-
-
-BACKENDS = [
-    "reference",
-    pytest.param(
-        "cpu",
-        marks=pytest.mark.skipif(not _cpu_built(), reason="bitnet_backend._engine is not built"),
-    ),
-]
 WEATHER = {
     "type": "function",
     "function": {
