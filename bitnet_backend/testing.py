@@ -21,7 +21,7 @@ import re
 import shutil
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,11 @@ def corpus() -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def tokenizer_json() -> str:
+    """The test tokenizer: ``train_tokenizer_json`` on the built-in corpus."""
+    return train_tokenizer_json(corpus(), _BPE_VOCAB)
+
+
+def train_tokenizer_json(lines: Iterable[str], bpe_vocab: int) -> str:
     """A byte-level BPE tokenizer.json with llama-3 special tokens appended after the BPE vocab.
 
     Every UTF-8 string round-trips (the 256 byte symbols are in the alphabet); encoding adds
@@ -146,12 +151,12 @@ def tokenizer_json() -> str:
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=_BPE_VOCAB,
+        vocab_size=bpe_vocab,
         min_frequency=2,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus(), trainer)
+    tok.train_from_iterator(lines, trainer)
     tok.add_special_tokens([BOS, EOS, EOT])
     bos = tok.token_to_id(BOS)
     tok.post_processor = processors.Sequence(
@@ -167,9 +172,14 @@ def tokenizer_json() -> str:
     return str(tok.to_str(pretty=True))
 
 
-def _special_ids() -> dict[str, int]:
-    added = json.loads(tokenizer_json())["added_tokens"]
+def special_ids(tokenizer: str) -> dict[str, int]:
+    """Special token -> id in a tokenizer.json text."""
+    added = json.loads(tokenizer)["added_tokens"]
     return {t["content"]: int(t["id"]) for t in added}
+
+
+def _special_ids() -> dict[str, int]:
+    return special_ids(tokenizer_json())
 
 
 def tokenizer_size() -> int:
@@ -282,9 +292,9 @@ def write_checkpoint(
     for stale in [*out.glob("model*.safetensors"), out / "model.safetensors.index.json"]:
         stale.unlink(missing_ok=True)
 
-    _write_json(out / "config.json", cfg)
+    write_json(out / "config.json", cfg)
     ids = _special_ids()
-    _write_json(
+    write_json(
         out / "generation_config.json",
         {
             "bos_token_id": ids[BOS],
@@ -299,8 +309,8 @@ def write_checkpoint(
         (out / name).unlink(missing_ok=True)
     if tokenizer:
         (out / "tokenizer.json").write_text(tokenizer_json(), encoding="utf-8")
-        _write_json(out / "tokenizer_config.json", _tokenizer_config(cfg))
-        _write_json(out / "special_tokens_map.json", {"bos_token": BOS, "eos_token": EOT})
+        write_json(out / "tokenizer_config.json", _tokenizer_config(cfg))
+        write_json(out / "special_tokens_map.json", {"bos_token": BOS, "eos_token": EOT})
 
     tensors = _tensor_specs(config, seed, dtype)
     groups = _split_shards(tensors, shards)
@@ -322,14 +332,18 @@ def write_checkpoint(
             "metadata": {"total_size": sum(s.nbytes for _, s in tensors)},
             "weight_map": dict(sorted(weight_map.items())),
         }
-        _write_json(out / "model.safetensors.index.json", index)
+        write_json(out / "model.safetensors.index.json", index)
     if bar is not None:
         bar.close()
     return out
 
 
 def _tokenizer_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    ids = _special_ids()
+    return tokenizer_config(cfg, _special_ids())
+
+
+def tokenizer_config(cfg: Mapping[str, Any], ids: Mapping[str, int]) -> dict[str, Any]:
+    """tokenizer_config.json as 2B-4T's (chat template, special tokens) for ``ids``."""
     return {
         "added_tokens_decoder": {
             str(i): {
@@ -352,7 +366,8 @@ def _tokenizer_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON."""
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

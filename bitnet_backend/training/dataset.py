@@ -1,0 +1,292 @@
+"""Training examples: chats rendered exactly as inference renders them, tokenized and packed.
+
+An example is a prompt and a completion. Chat prompts go through the same path as
+``Model.chat`` (``ToolProtocol.prompt`` for tools, then the model's chat template), and the
+completion is tokenized on its own, because at inference the prompt ends at "Assistant: " and
+the reply is generated from there; tokenizing prompt + reply as one string would teach token
+boundaries the model never meets when it runs. Loss is taken on completion tokens only, except
+for plain-text examples (language modelling), where every token counts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..constraints import ToolProtocol
+from ..tokenizer import Tokenizer
+from . import instructions, passages, tools
+from .passages import Passage
+
+EOT = "<|eot_id|>"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training or evaluation example."""
+
+    kind: str  # "rag", "tool_call", "tool_answer", "instruction", "completion", "text"
+    prompt: str  # template output (chat) or raw text
+    completion: str  # what the model should write ("" for plain text)
+    chat: bool  # prompt is a rendered chat (already holds BOS)
+    answer: Any = None  # gold answer for evaluation (span, or {"name", "arguments"})
+
+
+LLAMA_INDEX_SYSTEM = (
+    "You are an expert Q&A system that is trusted around the world.\n"
+    "Always answer the query using the provided context information, and not prior knowledge.\n"
+    "Some rules to follow:\n"
+    "1. Never directly reference the given context in your answer.\n"
+    "2. Avoid statements like 'Based on the context, ...' or 'The context information ...' "
+    "or anything along those lines."
+)
+SYSTEMS = (
+    "You are a helpful assistant.",
+    "You are a helpful assistant. Answer briefly.",
+    "You are a concise assistant.",
+    "Answer the user's questions.",
+)
+UNKNOWN = "I don't know."
+
+
+def _context(rng: random.Random, docs: Sequence[Passage]) -> str:
+    parts = []
+    for d in docs:
+        r = rng.random()
+        if r < 0.15:
+            parts.append(
+                f"file_path: docs/{d.title.lower().replace(' ', '_')[:24]}.txt\n\n{d.text}"
+            )
+        elif r < 0.25:
+            parts.append(f"{d.title}\n{d.text}")
+        else:
+            parts.append(d.text)
+    return "\n\n".join(parts)
+
+
+def rag_messages(rng: random.Random, context: str, question: str) -> list[dict[str, str]]:
+    """A question about ``context`` in one of the prompt styles RAG frameworks use."""
+    style = rng.randrange(6)
+    if style == 0:
+        return [{"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"}]
+    if style == 1:
+        return [
+            {
+                "role": "user",
+                "content": "Answer the question based only on the following context:\n"
+                f"{context}\n\nQuestion: {question}",
+            }
+        ]
+    if style == 2:
+        return [
+            {"role": "system", "content": LLAMA_INDEX_SYSTEM},
+            {
+                "role": "user",
+                "content": "Context information is below.\n---------------------\n"
+                f"{context}\n---------------------\nGiven the context information and not "
+                f"prior knowledge, answer the query.\nQuery: {question}\nAnswer: ",
+            },
+        ]
+    if style == 3:
+        return [
+            {
+                "role": "system",
+                "content": "Use the following pieces of retrieved context to answer the "
+                "question. If you don't know the answer, say that you don't know.\n\n"
+                f"{context}",
+            },
+            {"role": "user", "content": question},
+        ]
+    if style == 4:
+        return [{"role": "user", "content": f"{context}\n\n{question}"}]
+    return [
+        {"role": "system", "content": rng.choice(SYSTEMS)},
+        {"role": "user", "content": f"Read this:\n{context}\n\n{question}"},
+    ]
+
+
+class Renderer:
+    """Turns chats into prompt text as ``Model.chat`` does."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        tool_list: Sequence[dict[str, Any]] | None = None,
+        tool_choice: Any = "auto",
+    ) -> str:
+        protocol = ToolProtocol.from_request(tool_list, tool_choice)
+        rendered, shown = protocol.prompt(messages, template_uses_tools=False)
+        return self.tokenizer.apply_chat_template(rendered, tools=shown, add_generation_prompt=True)
+
+
+def call_text(name: str, arguments: dict[str, Any]) -> str:
+    """A call exactly as the tool grammar makes the model write it."""
+    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+
+
+def rag_example(rng: random.Random, r: Renderer) -> Example:
+    n_docs = rng.choice((1, 1, 2, 2, 3))
+    docs = [passages.passage(rng) for _ in range(n_docs)]
+    target = rng.choice(docs)
+    question, answer = rng.choice(target.qa)
+    if rng.random() < 0.05 and n_docs < 3:
+        # A question about something the context does not mention.
+        other = passages.passage(rng)
+        if other.title not in {d.title for d in docs}:
+            question, answer = rng.choice(other.qa)[0], UNKNOWN
+    messages = rag_messages(rng, _context(rng, docs), question)
+    return Example("rag", r.chat(messages), answer, True, answer)
+
+
+def completion_example(rng: random.Random) -> Example:
+    doc = passages.passage(rng)
+    question, answer = rng.choice(doc.qa)
+    prompt = f"{doc.text}\n\nQuestion: {question}\nAnswer:"
+    return Example("completion", prompt, " " + answer, False, answer)
+
+
+def text_example(rng: random.Random) -> Example:
+    docs = [passages.passage(rng).text for _ in range(rng.randint(1, 3))]
+    return Example("text", "\n\n".join(docs), "", False)
+
+
+def instruction_example(rng: random.Random, r: Renderer) -> Example:
+    question, answer = instructions.instruction(rng)
+    messages: list[dict[str, Any]] = []
+    if rng.random() < 0.3:
+        messages.append({"role": "system", "content": rng.choice(SYSTEMS)})
+    messages.append({"role": "user", "content": question})
+    tool_list = None
+    if rng.random() < 0.3:  # tools offered but not needed: reply in text
+        tool_list = tools.distractors(rng, tools.tool_case(rng), rng.randint(1, 3))
+    return Example("instruction", r.chat(messages, tool_list), answer, True, answer)
+
+
+def _call_id(rng: random.Random) -> str:
+    return "call_" + "".join(rng.choice("0123456789abcdef") for _ in range(24))
+
+
+def tool_examples(rng: random.Random, r: Renderer) -> list[Example]:
+    """A call, and (usually) the reply that uses the tool's result."""
+    case = tools.tool_case(rng)
+    tool_list = [case.tool, *tools.distractors(rng, case, rng.choice((0, 1, 1, 2, 2, 3)))]
+    rng.shuffle(tool_list)
+    choice: Any = "auto"
+    u = rng.random()
+    if u < 0.12:
+        choice = "required"
+    elif u < 0.25:
+        choice = {"name": case.name}
+    messages: list[dict[str, Any]] = []
+    if rng.random() < 0.3:
+        messages.append({"role": "system", "content": rng.choice(SYSTEMS)})
+    messages.append({"role": "user", "content": case.request})
+    gold = {"name": case.name, "arguments": case.arguments}
+    out = [
+        Example(
+            "tool_call",
+            r.chat(messages, tool_list, choice),
+            call_text(case.name, case.arguments),
+            True,
+            gold,
+        )
+    ]
+    if rng.random() < 0.7:
+        call_id = _call_id(rng)
+        call = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": case.name, "arguments": json.dumps(case.arguments)},
+        }
+        messages = [
+            *messages,
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call_id, "content": case.result},
+        ]
+        out.append(
+            Example("tool_answer", r.chat(messages, tool_list), case.answer, True, case.answer)
+        )
+    return out
+
+
+MIX = (("rag", 0.38), ("tool", 0.34), ("instruction", 0.12), ("completion", 0.05), ("text", 0.11))
+
+
+def examples(seed: int, renderer: Renderer) -> Iterator[Example]:
+    """An endless, seeded stream of examples in the proportions of MIX."""
+    rng = random.Random(seed)
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
+    while True:
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "rag":
+            yield rag_example(rng, renderer)
+        elif kind == "tool":
+            yield from tool_examples(rng, renderer)
+        elif kind == "instruction":
+            yield instruction_example(rng, renderer)
+        elif kind == "completion":
+            yield completion_example(rng)
+        else:
+            yield text_example(rng)
+
+
+def encode(
+    tokenizer: Tokenizer, ex: Example, eot_id: int, eos_id: int
+) -> tuple[list[int], list[int]]:
+    """Token ids and a 0/1 loss mask for one example."""
+    if ex.kind == "text":
+        ids = [*tokenizer.encode(ex.prompt, add_special=True), eos_id]
+        return ids, [0] + [1] * (len(ids) - 1)
+    prompt = tokenizer.encode(ex.prompt, add_special=not ex.chat)
+    reply = [*tokenizer.encode(ex.completion, add_special=False), eot_id]
+    return prompt + reply, [0] * len(prompt) + [1] * len(reply)
+
+
+@dataclass
+class PackedBatch:
+    """Rows of ``seq_len`` tokens; ``doc`` numbers the example each token belongs to."""
+
+    tokens: np.ndarray  # int64 [rows, seq_len + 1]
+    mask: np.ndarray  # float32 [rows, seq_len + 1], loss weight of predicting this token
+    doc: np.ndarray  # int32 [rows, seq_len + 1]
+    pos: np.ndarray  # int64 [rows, seq_len + 1], position within its example
+
+
+def pack(
+    encoded: Iterator[tuple[list[int], list[int]]], rows: int, seq_len: int, pad_id: int
+) -> PackedBatch:
+    """Greedily fill ``rows`` rows with whole examples (examples longer than a row are dropped)."""
+    width = seq_len + 1
+    tokens = np.full((rows, width), pad_id, dtype=np.int64)
+    mask = np.zeros((rows, width), dtype=np.float32)
+    doc = np.full((rows, width), -1, dtype=np.int32)
+    pos = np.zeros((rows, width), dtype=np.int64)
+    pending: tuple[list[int], list[int]] | None = None
+    n_doc = 0
+    for row in range(rows):
+        used = 0
+        while True:
+            item = pending if pending is not None else next(encoded)
+            pending = None
+            ids, m = item
+            if len(ids) > width:
+                continue
+            if used + len(ids) > width:
+                pending = item
+                break
+            tokens[row, used : used + len(ids)] = ids
+            mask[row, used : used + len(ids)] = m
+            doc[row, used : used + len(ids)] = n_doc
+            pos[row, used : used + len(ids)] = np.arange(len(ids))
+            n_doc += 1
+            used += len(ids)
+    return PackedBatch(tokens, mask, doc, pos)

@@ -1,0 +1,189 @@
+"""Train the embedded default model from scratch (seeded, CPU, needs the ``train`` extra).
+
+    python -m bitnet_backend.training --out bitnet_backend/data/default-model
+
+Steps: render a sample of the generated data and train a byte-level BPE tokenizer on it;
+train BitNet b1.58 with quantization-aware training on an endless seeded stream of examples;
+export the Hugging Face packed checkpoint. The same seed, step count and thread count give
+the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..testing import BOS, CHAT_TEMPLATE, EOS, EOT, special_ids, train_tokenizer_json
+from ..tokenizer import Tokenizer
+from . import vocab as V
+from .dataset import Renderer, encode, examples, pack
+
+VOCAB_SIZE = 4096
+SEQ_LEN = 512
+MAX_POSITIONS = 2048
+
+
+def make_tokenizer(json_text: str) -> Tokenizer:
+    """A Tokenizer for ``json_text`` with the 2B-4T chat template."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tokenizer.json"
+        path.write_text(json_text, encoding="utf-8")
+        ids = special_ids(json_text)
+        return Tokenizer(
+            path,
+            {"bos_token": BOS, "eos_token": EOT},
+            chat_template=CHAT_TEMPLATE,
+            bos_token_id=ids[BOS],
+            eos_token_ids=(ids[EOS], ids[EOT]),
+        )
+
+
+def train_tokenizer(seed: int, n_examples: int = 20000) -> str:
+    """BPE trained on rendered examples plus every word the generators know."""
+    from ..testing import tokenizer_json as bootstrap
+
+    # Rendering only needs the chat template, so a bootstrap tokenizer does.
+    renderer = Renderer(make_tokenizer(bootstrap()))
+    texts = [
+        ex.prompt + ex.completion
+        for ex in itertools.islice(examples(seed + 1, renderer), n_examples)
+    ]
+    words = [
+        " ".join(getattr(V, n))
+        for n in dir(V)
+        if n.isupper() and isinstance(getattr(V, n), tuple | list)
+    ]
+    return train_tokenizer_json(texts + words, VOCAB_SIZE - 3)
+
+
+def batches(tokenizer: Tokenizer, seed: int, rows: int) -> Iterator:
+    ids = special_ids_of(tokenizer)
+    stream = (
+        encode(tokenizer, ex, ids[EOT], ids[EOS]) for ex in examples(seed, Renderer(tokenizer))
+    )
+    while True:
+        yield pack(stream, rows, SEQ_LEN, ids[EOS])
+
+
+def special_ids_of(tokenizer: Tokenizer) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for t in (BOS, EOS, EOT):
+        tid = tokenizer.token_to_id(t)
+        if tid is None:
+            raise ValueError(f"the tokenizer has no {t}")
+        ids[t] = tid
+    return ids
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(args: argparse.Namespace) -> Path:
+    import torch
+
+    from .export import export
+    from .model import BitNet, ModelShape
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    tok_json = train_tokenizer(args.seed)
+    tokenizer = make_tokenizer(tok_json)
+    print(f"tokenizer: {tokenizer.vocab_size} tokens ({time.time() - t0:.0f} s)", flush=True)
+
+    shape = ModelShape(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=args.hidden,
+        intermediate_size=args.ffn,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+    )
+    model = BitNet(shape, MAX_POSITIONS)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {shape} ({n_params / 1e6:.2f} M parameters)", flush=True)
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.95),
+    )
+    data = batches(tokenizer, args.seed, args.batch)
+    seen = 0
+    start = time.time()
+    for step in range(args.steps):
+        b = next(data)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        tokens = torch.from_numpy(b.tokens)
+        pos = torch.from_numpy(b.pos[:, :-1])
+        doc = torch.from_numpy(b.doc[:, :-1])
+        logits = model(tokens[:, :-1], pos, doc)
+        mask = torch.from_numpy(b.mask[:, 1:])
+        # The target at t+1 must belong to the same example as position t.
+        mask = mask * torch.from_numpy(b.doc[:, 1:] == b.doc[:, :-1])
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
+        )
+        loss = (nll * mask.reshape(-1)).sum() / mask.sum().clamp(min=1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        seen += int((b.doc >= 0).sum())
+        if step % args.log_every == 0 or step == args.steps - 1:
+            el = time.time() - start
+            eta = el / (step + 1) * (args.steps - step - 1)
+            print(
+                f"step {step:5d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+                f"{seen / el:.0f} tok/s  elapsed {el / 60:.1f} min  eta {eta / 60:.1f} min",
+                flush=True,
+            )
+        if args.snapshot_every and (step + 1) % args.snapshot_every == 0 and step + 1 < args.steps:
+            export(model, tok_json, Path(args.out) / "snapshots" / f"step{step + 1}", MAX_POSITIONS)
+    out = export(model, tok_json, Path(args.out), MAX_POSITIONS)
+    if args.save_state:
+        torch.save(model.state_dict(), Path(args.save_state))
+    for f in sorted(p for p in out.iterdir() if p.is_file()):
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+        print(f"{f.name:28s} {f.stat().st_size:>10d} B  sha256 {digest}")
+    print(f"done in {(time.time() - t0) / 60:.1f} min", flush=True)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of ``python -m bitnet_backend.training``."""
+    p = argparse.ArgumentParser(prog="python -m bitnet_backend.training", description=__doc__)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=150)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--ffn", type=int, default=640)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--kv-heads", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--snapshot-every", type=int, default=0, help="export a snapshot every N steps")
+    p.add_argument("--save-state", type=Path, default=None, help="also save the torch state here")
+    args = p.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    train(args)
+    json.dumps(vars(args), default=str)
+    return 0
