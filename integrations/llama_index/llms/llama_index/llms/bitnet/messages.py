@@ -20,6 +20,8 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
+from .schemas import closed
+
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
@@ -79,8 +81,17 @@ def _call_dict(block: ToolCallBlock) -> dict[str, Any]:
 
 
 def tool_specs(tools: Sequence[BaseTool]) -> list[dict[str, Any]]:
-    """OpenAI-style function dicts, the tool format ``Model.chat`` takes."""
-    return [t.metadata.to_openai_tool(skip_length_check=True) for t in tools]
+    """OpenAI-style function dicts, the tool format ``Model.chat`` takes.
+
+    Parameters are closed to undeclared keys (``schemas.closed``): a Python tool would reject
+    them.
+    """
+    specs = []
+    for tool in tools:
+        spec = tool.metadata.to_openai_tool(skip_length_check=True)
+        fn = spec["function"]
+        specs.append({**spec, "function": {**fn, "parameters": closed(fn["parameters"])}})
+    return specs
 
 
 def tool_choice(choice: Any, tool_required: bool) -> Any:

@@ -20,14 +20,19 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.program.utils import FlexibleModel, process_streaming_objects
 
+from .schemas import closed
+
 dispatcher = get_dispatcher(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def json_schema(output_cls: type[BaseModel]) -> dict[str, Any]:
-    """The schema the reply is constrained to."""
-    return output_cls.model_json_schema()
+    """The schema the reply is constrained to: closed objects unless the class allows extras."""
+    schema = output_cls.model_json_schema()
+    if output_cls.model_config.get("extra") == "allow":
+        return schema
+    return closed(schema)
 
 
 def _check_complete(output_cls: type[BaseModel], response: ChatResponse) -> None:
