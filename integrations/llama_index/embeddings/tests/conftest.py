@@ -1,0 +1,155 @@
+"""Fixtures shared by this package's tests: the one choice of test model, and an offline guard.
+
+(The LLM package's tests/conftest.py makes the same choice the same way; test directories of
+separate packages cannot import from each other.)
+
+The model: the embedded default model when this installation has one (a small trained BitNet),
+else a random-weight checkpoint of the "tiny" shape written once per session. Random weights
+make noise for text, but tool calls and JSON are produced under a grammar, so they are still
+valid; tests that need real answers are marked ``needs_trained_model`` and skipped without it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import bitnet_backend as bb
+import pytest
+from bitnet_backend.testing import write_checkpoint
+from llama_index.core import Settings
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.embeddings.bitnet import BitnetEmbedding
+from llama_index.llms.bitnet import Bitnet
+from llama_index.llms.bitnet.loading import load_shared
+
+# Enough for a short answer, small enough that the suite stays fast on two cores.
+MAX_NEW_TOKENS = 64
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs_trained_model: needs the embedded trained default model for real answers; "
+        "skipped while the installation has none",
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_model_available() -> bool:
+    try:
+        load_shared(None)  # the same cache the tests' Bitnet(model=None) will hit
+    except bb.CheckpointError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def model_source(
+    trained_model_available: bool, tmp_path_factory: pytest.TempPathFactory
+) -> str | None:
+    """What every test loads: None (the embedded model) or a random tiny checkpoint."""
+    if trained_model_available:
+        return None
+    return str(write_checkpoint(tmp_path_factory.mktemp("bitnet-tiny"), shape="tiny"))
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_trained_model(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_trained_model") and not request.getfixturevalue(
+        "trained_model_available"
+    ):
+        pytest.skip("needs the embedded trained default model, which is not bundled yet")
+
+
+@pytest.fixture
+def llm(model_source: str | None) -> Bitnet:
+    """Greedy, so every call with the same input gives the same text."""
+    return Bitnet(model=model_source, max_new_tokens=MAX_NEW_TOKENS, temperature=0.0)
+
+
+@pytest.fixture
+def embed_model(model_source: str | None) -> BitnetEmbedding:
+    return BitnetEmbedding(model=model_source, embed_batch_size=2)
+
+
+@pytest.fixture
+def rag_settings(llm: Bitnet, embed_model: BitnetEmbedding) -> Iterator[None]:
+    """``Settings.llm``, ``.embed_model`` and ``.tokenizer`` set to the test model, then restored.
+
+    The tokenizer is the model's own: LlamaIndex would otherwise count tokens with tiktoken.
+    """
+    import llama_index.core
+
+    saved = (
+        Settings._llm,
+        Settings._embed_model,
+        Settings._tokenizer,
+        llama_index.core.global_tokenizer,
+    )
+    Settings.llm = llm
+    Settings.embed_model = embed_model
+    Settings.tokenizer = llm.tokenizer
+    try:
+        yield
+    finally:
+        (
+            Settings._llm,
+            Settings._embed_model,
+            Settings._tokenizer,
+            llama_index.core.global_tokenizer,
+        ) = saved
+
+
+class _Recorder(BaseEventHandler):
+    events: list[BaseEvent] = []
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def events() -> Iterator[list[BaseEvent]]:
+    """Every instrumentation event dispatched during the test, in order."""
+    root = get_dispatcher()
+    recorder = _Recorder(events=[])
+    root.add_event_handler(recorder)
+    try:
+        yield recorder.events
+    finally:
+        root.event_handlers = [h for h in root.event_handlers if h is not recorder]
+
+
+def _is_local(host: Any) -> bool:
+    if not isinstance(host, str) or host == "localhost":
+        return True  # AF_UNIX paths and the like
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail fast and loudly if anything (nltk data, tiktoken files, the hub) goes online."""
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if not _is_local(host):
+            raise OSError(f"tests run offline; something tried to connect to {address!r}")
+        real_connect(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_local(host if isinstance(host, str) else host.decode()):
+            raise OSError(f"tests run offline; something tried to resolve {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
