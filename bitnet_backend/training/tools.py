@@ -100,17 +100,19 @@ def _weather(rng: random.Random) -> ToolCase:
         unit = rng.choice(("celsius", "fahrenheit"))
         args["unit"] = unit
         unit_words = f" in {unit}"
-    request = rng.choice(
-        (
+    templates = [
+        f"How is the weather in {city}{unit_words}?",
+        f"Can you check the weather in {city}{unit_words}?",
+    ]
+    if not unit_words:  # these do not name a unit
+        templates += [
             f"What's the weather in {city}?",
             f"What is the weather like in {city} today?",
-            f"How is the weather in {city}{unit_words}?",
-            f"Can you check the weather in {city}{unit_words}?",
             f"Tell me the current weather for {city}.",
             f"weather in {city}?",
             f"Is it raining in {city}?",
-        )
-    )
+        ]
+    request = rng.choice(templates)
     temp, cond = rng.randint(-10, 38), rng.choice(V.CONDITIONS)
     if rng.random() < 0.5:
         result = f'{{"temperature": {temp}, "condition": "{cond}"}}'

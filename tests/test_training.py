@@ -1,0 +1,142 @@
+"""The training recipe: generated data, the QAT model and its export.
+
+The exported checkpoint must be the model that was trained: the torch QAT forward, the
+engine and transformers' BitNetForCausalLM must agree on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from oracle import check_strict, oracle_greedy, oracle_logits  # noqa: E402
+
+import bitnet_backend as bb  # noqa: E402
+from bitnet_backend.testing import tokenizer_json  # noqa: E402
+from bitnet_backend.training import passages, tools  # noqa: E402
+from bitnet_backend.training.dataset import UNKNOWN, Renderer, encode, examples, pack  # noqa: E402
+from bitnet_backend.training.export import export  # noqa: E402
+from bitnet_backend.training.model import BitNet, ModelShape  # noqa: E402
+from bitnet_backend.training.train import main as train_main  # noqa: E402
+from bitnet_backend.training.train import make_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> bb.Tokenizer:
+    return make_tokenizer(tokenizer_json())
+
+
+def test_tool_cases_take_arguments_from_the_request() -> None:
+    rng = random.Random(5)
+    for _ in range(400):
+        case = tools.tool_case(rng)
+        jsonschema.validate(case.arguments, case.tool["parameters"])
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", case.name)
+        for value in case.arguments.values():
+            assert str(value) in case.request, (case.request, case.arguments)
+        shown = tools.distractors(rng, case, 3)
+        assert case.name not in {t["name"] for t in shown}
+
+
+def test_reading_answers_are_spans_of_the_passage() -> None:
+    rng = random.Random(6)
+    for _ in range(300):
+        p = passages.passage(rng)
+        assert p.qa
+        for _, answer in p.qa:
+            assert answer in p.text, (answer, p.text)
+
+
+def test_example_stream_is_seeded_and_well_formed(tokenizer: bb.Tokenizer) -> None:
+    first = list(itertools.islice(examples(3, Renderer(tokenizer)), 300))
+    again = list(itertools.islice(examples(3, Renderer(tokenizer)), 300))
+    other = list(itertools.islice(examples(4, Renderer(tokenizer)), 300))
+    assert first == again
+    assert first != other
+    kinds = {e.kind for e in first}
+    assert kinds == {"rag", "tool_call", "tool_answer", "instruction", "completion", "text"}
+    for e in first:
+        if e.kind == "tool_call":
+            call = json.loads(e.completion)
+            assert set(call) == {"name", "arguments"}
+            assert call == e.answer
+            assert f'"name": "{call["name"]}"' in e.prompt  # the tool is shown
+        if e.kind == "rag" and e.answer != UNKNOWN:
+            assert e.answer in e.prompt
+        if e.chat:
+            assert e.prompt.startswith("<|begin_of_text|>")
+            assert e.prompt.endswith("Assistant: ")
+
+
+def test_packing_keeps_examples_whole(tokenizer: bb.Tokenizer) -> None:
+    eot, eos = tokenizer.token_to_id("<|eot_id|>"), tokenizer.token_to_id("<|end_of_text|>")
+    assert eot is not None and eos is not None
+    stream = (encode(tokenizer, e, eot, eos) for e in examples(1, Renderer(tokenizer)))
+    b = pack(stream, rows=4, seq_len=512, pad_id=eos)
+    assert b.tokens.shape == (4, 513)
+    for row in range(4):
+        for d in set(b.doc[row]) - {-1}:
+            where = np.flatnonzero(b.doc[row] == d)
+            assert np.array_equal(b.pos[row, where], np.arange(len(where)))
+            # Loss only on the reply (and its <|eot_id|>) or on every token of plain text.
+            assert b.mask[row, where].sum() > 0
+
+
+def _random_model(seed: int = 0) -> BitNet:
+    torch.manual_seed(seed)
+    vocab = -(-json.loads(tokenizer_json())["added_tokens"][-1]["id"] // 64) * 64
+    model = BitNet(ModelShape(vocab, 64, 160, 2, 4, 2))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+        model.embed_tokens.weight.mul_(20)
+    return model
+
+
+def test_export_is_the_trained_model(tmp_path: Path) -> None:
+    model = _random_model()
+    out = export(model, tokenizer_json(), tmp_path / "ckpt", max_positions=256)
+    ids = [1, 17, 200, 33, 5, 99, 412, 7, 64, 300]
+    with torch.no_grad():
+        pos = torch.arange(len(ids))[None]
+        doc = torch.zeros(1, len(ids), dtype=torch.int32)
+        want = model(torch.tensor([ids]), pos, doc)[0].numpy()
+    for backend, opts in (("reference", {}), ("cpu", {"lm_head": "f32"})):
+        with bb.load(out, backend=backend, **opts) as m:
+            # Embeddings and norms are stored as bf16, the torch model keeps float32.
+            got = m.logits(ids)
+            assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+            assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.9
+    with bb.load(out, lm_head="f32") as m:
+        check_strict(m.logits(ids), oracle_logits(out, ids), out, ids)
+
+
+def test_short_training_run_learns_and_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    argv = ["--out", str(out), "--steps", "40", "--batch", "2", "--hidden", "64", "--ffn", "128"]
+    argv += ["--layers", "2", "--heads", "4", "--kv-heads", "2", "--lr", "4e-3", "--warmup", "5"]
+    argv += ["--log-every", "1", "--threads", "1"]
+    assert train_main(argv) == 0
+    losses = [float(x) for x in re.findall(r"loss (\d+\.\d+)", capsys.readouterr().out)]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
+    with bb.load(out, lm_head="f32") as m:
+        ids = m.tokenize("Context:\nAda Park is a baker.\n\nQuestion: What is Ada Park's job?")
+        check_strict(m.logits(ids), oracle_logits(out, ids), out, ids)
+        got = m.generate(ids, max_tokens=8, temperature=0.0).token_ids
+        want = oracle_greedy(out, ids, 8)
+        # generate stops at an end-of-sequence token, the oracle run does not.
+        assert want[: len(got)] == got
+        assert len(got) == 8 or want[len(got)] in m.tokenizer.eos_token_ids
