@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.base.response.schema import StreamingResponse
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChatStartEvent
 
@@ -41,7 +42,9 @@ def test_query_engine_answers_from_retrieved_nodes(events: list[BaseEvent]) -> N
 @pytest.mark.usefixtures("rag_settings")
 def test_streaming_query_yields_the_reply(events: list[BaseEvent]) -> None:
     engine = VectorStoreIndex.from_documents(DOCUMENTS).as_query_engine(streaming=True)
-    streamed = "".join(engine.query(QUESTION).response_gen)  # type: ignore[union-attr]
+    response = engine.query(QUESTION)
+    assert isinstance(response, StreamingResponse)
+    streamed = "".join(response.response_gen)
     assert streamed == llm_exchange(events)[1]
 
 

@@ -13,15 +13,17 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-import bitnet_backend as bb
 import pytest
-from bitnet_backend.testing import write_checkpoint
 from llama_index.core import Settings
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.llms.bitnet import Bitnet
 from llama_index.llms.bitnet.loading import load_shared
+
+import bitnet_backend as bb
+from bitnet_backend.testing import write_checkpoint
 
 # Enough for a whole tool call or a small JSON object of the test schemas, small enough that
 # the suite stays fast on two cores.
@@ -84,7 +86,7 @@ def settings_llm(llm: Bitnet) -> Iterator[Bitnet]:
 
 
 class _Recorder(BaseEventHandler):
-    events: list[BaseEvent] = []
+    events: list[BaseEvent] = Field(default_factory=list)
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         self.events.append(event)

@@ -26,7 +26,8 @@ def kinds(events: list[BaseEvent]) -> list[type]:
 def test_chat_emits_start_and_end_events(llm: Bitnet, events: list[BaseEvent]) -> None:
     response = llm.chat(MESSAGES)
     assert kinds(events) == [LLMChatStartEvent, LLMChatEndEvent]
-    start, end = (e for e in events if isinstance(e, (LLMChatStartEvent, LLMChatEndEvent)))
+    [start] = [e for e in events if isinstance(e, LLMChatStartEvent)]
+    [end] = [e for e in events if isinstance(e, LLMChatEndEvent)]
     assert start.messages == MESSAGES
     assert end.response is not None and end.response.message.content == response.message.content
 

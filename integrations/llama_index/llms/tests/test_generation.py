@@ -52,7 +52,9 @@ def test_custom_messages_to_prompt_replaces_the_chat_template(model_source: str 
         seen.append(messages)
         return "\n".join(f"<{m.role.value}> {m.content}" for m in messages) + "\n<assistant>"
 
-    llm = Bitnet(model=model_source, max_new_tokens=16, temperature=0.0, messages_to_prompt=to_prompt)
+    llm = Bitnet(
+        model=model_source, max_new_tokens=16, temperature=0.0, messages_to_prompt=to_prompt
+    )
     expected = llm.loaded_model.generate(to_prompt(MESSAGES), max_tokens=16, temperature=0.0)
     assert llm.chat(MESSAGES).message.content == expected.text
     assert "".join(r.delta or "" for r in llm.stream_chat(MESSAGES)) == expected.text

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from llama_index.core import Document, SummaryIndex
+from llama_index.core.base.response.schema import StreamingResponse
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChatStartEvent
 from llama_index.llms.bitnet import Bitnet
@@ -45,7 +46,8 @@ def test_query_engine_answers_from_the_documents_through_bitnet(
 def test_streaming_query_yields_the_reply(settings_llm: Bitnet, events: list[BaseEvent]) -> None:
     engine = SummaryIndex.from_documents(DOCUMENTS).as_query_engine(streaming=True)
     response = engine.query(QUESTION)
-    streamed = "".join(response.response_gen)  # type: ignore[union-attr]
+    assert isinstance(response, StreamingResponse)
+    streamed = "".join(response.response_gen)
     assert streamed == answered(events)[1]
 
 

@@ -42,7 +42,7 @@ def test_required_tool_call_names_a_tool_with_valid_arguments(llm: Bitnet) -> No
     assert selection.tool_name in ("get_capital", "get_currency")
     assert selection.tool_kwargs["country"] in CAPITALS
     assert selection.tool_id.startswith("call_")
-    assert response.raw["finish_reason"] == "tool_calls"
+    assert response.additional_kwargs["finish_reason"] == "tool_calls"
 
 
 def test_tool_choice_by_name_calls_that_tool(llm: Bitnet) -> None:
@@ -75,7 +75,9 @@ def test_tool_options_reach_the_model(llm: Bitnet) -> None:
 
 def test_async_and_streamed_calls_match_the_sync_call(llm: Bitnet) -> None:
     tools = [capital_tool]
-    sync = llm.get_tool_calls_from_response(llm.chat_with_tools(tools, QUESTION, tool_required=True))
+    sync = llm.get_tool_calls_from_response(
+        llm.chat_with_tools(tools, QUESTION, tool_required=True)
+    )
     streamed = list(llm.stream_chat_with_tools(tools, QUESTION, tool_required=True))
     # Calls are handed out once complete, with the last response.
     assert all(not llm.get_tool_calls_from_response(r, False) for r in streamed[:-1])

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import bitnet_backend as bb
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.callbacks.base import CallbackManager
-from llama_index.core.constants import DEFAULT_EMBED_BATCH_SIZE
 
 # The LLM package owns the process-wide model cache, so an LLM and an embedding built with the
 # same load settings share one copy of the weights.
 from llama_index.llms.bitnet.loading import load_shared
+
+import bitnet_backend as bb
 
 DEFAULT_MODEL_NAME = "bitnet-default"
 
@@ -58,20 +57,9 @@ class BitnetEmbedding(BaseEmbedding):
 
     _model: bb.Model = PrivateAttr()
 
-    def __init__(
-        self,
-        model: str | None = None,
-        embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
-        callback_manager: CallbackManager | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("model_name", model or DEFAULT_MODEL_NAME)
-        super().__init__(
-            model=model,
-            embed_batch_size=embed_batch_size,
-            callback_manager=callback_manager,
-            **kwargs,
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("model_name", kwargs.get("model") or DEFAULT_MODEL_NAME)
+        super().__init__(**kwargs)
         self._model = load_shared(
             self.model, self.backend, self.n_threads, self.n_ctx, self.model_kwargs
         )

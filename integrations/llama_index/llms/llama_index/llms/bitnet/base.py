@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import bitnet_backend as bb
 from llama_index.core.base.llms.generic_utils import (
     messages_to_prompt as generic_messages_to_prompt,
 )
@@ -29,6 +28,8 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import Model, ToolSelection, default_completion_to_prompt
 from llama_index.core.prompts import BasePromptTemplate
 from llama_index.core.types import PydanticProgramMode
+
+import bitnet_backend as bb
 
 from . import messages as msg
 from . import structured
@@ -157,10 +158,14 @@ class Bitnet(FunctionCallingLLM):
             **kwargs,
         }
 
-    def _custom_messages_to_prompt(self) -> bool:
+    def _custom_prompt(self, messages: Sequence[ChatMessage]) -> str | None:
+        """The prompt text of a user's ``messages_to_prompt``, or None to use the template."""
+        to_prompt = self.messages_to_prompt
         # The base class fills in its generic function when none is given; anything else was
         # chosen by the user and replaces the model's chat template.
-        return self.messages_to_prompt is not generic_messages_to_prompt
+        if to_prompt is None or to_prompt is generic_messages_to_prompt:
+            return None
+        return to_prompt(messages)
 
     def _prompt_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Options of a generation from prompt text, where tools have no place."""
@@ -177,9 +182,10 @@ class Bitnet(FunctionCallingLLM):
         """Prompt text to generate from, or None to go through the chat template."""
         if formatted:
             return prompt
-        if self.completion_to_prompt is not default_completion_to_prompt:
-            return self.completion_to_prompt(prompt)
-        return None
+        to_prompt = self.completion_to_prompt
+        if to_prompt is None or to_prompt is default_completion_to_prompt:
+            return None
+        return to_prompt(prompt)
 
     @staticmethod
     def _user(prompt: str) -> list[dict[str, Any]]:
@@ -189,8 +195,8 @@ class Bitnet(FunctionCallingLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        if self._custom_messages_to_prompt():
-            prompt = self.messages_to_prompt(messages)
+        prompt = self._custom_prompt(messages)
+        if prompt is not None:
             return msg.chat_response(self._model.generate(prompt, **self._prompt_options(kwargs)))
         result = self._model.chat(msg.to_bitnet_messages(messages), **self._options(kwargs))
         return msg.chat_response(result)
@@ -198,8 +204,8 @@ class Bitnet(FunctionCallingLLM):
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         # The model checks options and prompt here, so errors surface before iteration.
-        if self._custom_messages_to_prompt():
-            prompt = self.messages_to_prompt(messages)
+        prompt = self._custom_prompt(messages)
+        if prompt is not None:
             chunks: Any = self._model.stream(prompt, **self._prompt_options(kwargs))
         else:
             chunks = self._model.stream_chat(
@@ -209,8 +215,8 @@ class Bitnet(FunctionCallingLLM):
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        if self._custom_messages_to_prompt():
-            prompt = self.messages_to_prompt(messages)
+        prompt = self._custom_prompt(messages)
+        if prompt is not None:
             result: msg.AnyCompletion = await self._model.agenerate(
                 prompt, **self._prompt_options(kwargs)
             )
@@ -224,8 +230,8 @@ class Bitnet(FunctionCallingLLM):
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        if self._custom_messages_to_prompt():
-            prompt = self.messages_to_prompt(messages)
+        prompt = self._custom_prompt(messages)
+        if prompt is not None:
             chunks: Any = self._model.astream(prompt, **self._prompt_options(kwargs))
         else:
             chunks = self._model.astream_chat(
@@ -239,9 +245,7 @@ class Bitnet(FunctionCallingLLM):
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         text = self._completion_text(prompt, formatted)
         if text is not None:
-            result: msg.AnyCompletion = self._model.generate(
-                text, **self._prompt_options(kwargs)
-            )
+            result: msg.AnyCompletion = self._model.generate(text, **self._prompt_options(kwargs))
         else:
             result = self._model.chat(self._user(prompt), **self._options(kwargs))
         return msg.completion_response(result)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import bitnet_backend as bb
 from llama_index.core.base.llms.types import (
     CachePoint,
     ChatMessage,
@@ -19,6 +18,8 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.llms.llm import ToolSelection
+
+import bitnet_backend as bb
 
 from .schemas import closed
 
@@ -33,8 +34,8 @@ _ROLES = {
     MessageRole.FUNCTION: "tool",
 }
 
-AnyCompletion = bb.Completion | bb.ChatCompletion
-AnyChunk = bb.CompletionChunk | bb.ChatCompletionChunk
+AnyCompletion: TypeAlias = "bb.Completion | bb.ChatCompletion"
+AnyChunk: TypeAlias = "bb.CompletionChunk | bb.ChatCompletionChunk"
 
 
 def to_bitnet_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
@@ -58,7 +59,7 @@ def to_bitnet_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         # Chat histories written before ToolCallBlock existed keep calls in additional_kwargs.
         legacy = m.additional_kwargs.get("tool_calls")
         if not calls and isinstance(legacy, list):
-            calls = [c for c in legacy if isinstance(c, Mapping)]
+            calls = [dict(c) for c in legacy if isinstance(c, Mapping)]
         message: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
         if calls:
             message["tool_calls"] = calls
@@ -199,19 +200,19 @@ class _Accumulator:
         )
 
 
-def chat_stream(chunks: Iterator[AnyChunk]) -> Iterator[ChatResponse]:
+def chat_stream(chunks: Iterator[AnyChunk]) -> Generator[ChatResponse, None, None]:
     acc = _Accumulator()
     for chunk in chunks:
         yield acc.chat(chunk)
 
 
-def completion_stream(chunks: Iterator[AnyChunk]) -> Iterator[CompletionResponse]:
+def completion_stream(chunks: Iterator[AnyChunk]) -> Generator[CompletionResponse, None, None]:
     acc = _Accumulator()
     for chunk in chunks:
         yield acc.completion(chunk)
 
 
-async def achat_stream(chunks: AsyncIterator[AnyChunk]) -> AsyncIterator[ChatResponse]:
+async def achat_stream(chunks: AsyncIterator[AnyChunk]) -> AsyncGenerator[ChatResponse, None]:
     acc = _Accumulator()
     async for chunk in chunks:
         yield acc.chat(chunk)
@@ -219,7 +220,7 @@ async def achat_stream(chunks: AsyncIterator[AnyChunk]) -> AsyncIterator[ChatRes
 
 async def acompletion_stream(
     chunks: AsyncIterator[AnyChunk],
-) -> AsyncIterator[CompletionResponse]:
+) -> AsyncGenerator[CompletionResponse, None]:
     acc = _Accumulator()
     async for chunk in chunks:
         yield acc.completion(chunk)

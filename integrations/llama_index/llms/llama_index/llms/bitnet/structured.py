@@ -8,7 +8,7 @@ reported as such.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import ChatResponse
@@ -72,7 +72,7 @@ def _step(
 
 def stream_objects(
     output_cls: type[M], responses: Iterator[ChatResponse]
-) -> Iterator[M | FlexibleModel]:
+) -> Generator[M | FlexibleModel, None, None]:
     """Partial objects as the reply streams; the last one is a complete ``output_cls``."""
     current: list[Any] | None = None
     for response in responses:
@@ -83,7 +83,7 @@ def stream_objects(
 
 async def astream_objects(
     output_cls: type[M], responses: AsyncIterator[ChatResponse]
-) -> AsyncIterator[M | FlexibleModel]:
+) -> AsyncGenerator[M | FlexibleModel, None]:
     """``stream_objects`` over an async stream."""
     current: list[Any] | None = None
     async for response in responses:
