@@ -47,14 +47,8 @@ def test_tokenizer_is_the_recipes() -> None:
 
 
 def _chat_ids(model: bb.Model) -> list[int]:
-    text = model.apply_chat_template(
-        [
-            {
-                "role": "user",
-                "content": "Context:\nNora Vogel is a tailor.\n\nQuestion: What is Nora Vogel's job?",
-            }
-        ]
-    )
+    question = "Context:\nNora Vogel is a tailor.\n\nQuestion: What is Nora Vogel's job?"
+    text = model.apply_chat_template([{"role": "user", "content": question}])
     return model.tokenize(text, add_special=False)
 
 
