@@ -57,9 +57,10 @@ class BitnetEmbedding(BaseEmbedding):
 
     _model: bb.Model = PrivateAttr()
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("model_name", kwargs.get("model") or DEFAULT_MODEL_NAME)
-        super().__init__(**kwargs)
+    def model_post_init(self, context: Any, /) -> None:
+        # After validation, so the constructor keeps the fields' typed signature.
+        if "model_name" not in self.model_fields_set:
+            self.model_name = self.model or DEFAULT_MODEL_NAME
         self._model = load_shared(
             self.model, self.backend, self.n_threads, self.n_ctx, self.model_kwargs
         )

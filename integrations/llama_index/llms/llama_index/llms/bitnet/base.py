@@ -103,8 +103,8 @@ class Bitnet(FunctionCallingLLM):
 
     _model: bb.Model = PrivateAttr()
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def model_post_init(self, context: Any, /) -> None:
+        # After validation, so the constructor keeps the fields' typed signature.
         self._model = load_shared(
             self.model, self.backend, self.n_threads, self.n_ctx, self.model_kwargs
         )
