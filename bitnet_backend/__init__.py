@@ -21,6 +21,7 @@ from .errors import (
 from .model import GenerationConfig, Model, load
 from .plugins import list_backends
 from .sampling import SamplingParams
+from .shared import cache_key, load_shared
 from .tokenizer import ChatTemplateError, Tokenizer
 
 __version__ = "0.1.0"
@@ -43,6 +44,8 @@ __all__ = [
     "UnsupportedModelError",
     "Usage",
     "__version__",
+    "cache_key",
     "list_backends",
     "load",
+    "load_shared",
 ]

@@ -1,69 +1,11 @@
-"""One loaded model per set of load settings, shared by every LlamaIndex object that asks.
+"""The process-wide model cache of bitnet-backend, which ``Bitnet`` and ``BitnetEmbedding`` use.
 
-A RAG pipeline typically builds ``Bitnet`` and ``BitnetEmbedding`` over the same checkpoint,
-and LlamaIndex copies LLM objects freely; loading the weights once per object would multiply
-memory and start-up time. A ``bitnet_backend.Model`` is safe to share between threads (each
-generation runs in its own session), so the cache hands out the same instance.
+Sharing goes through bitnet_backend itself, so LlamaIndex and LangChain objects over the same
+checkpoint and settings hold one model between them.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from pathlib import Path
-from typing import Any
+from bitnet_backend import cache_key, load_shared
 
-import bitnet_backend as bb
-
-_lock = threading.Lock()
-_models: dict[str, bb.Model] = {}
-
-
-def _source_key(source: str | None) -> str | None:
-    if source is None:
-        return None
-    path = Path(source).expanduser()
-    # Two spellings of one directory must share a model; hub ids stay as written.
-    return str(path.resolve()) if path.exists() else source
-
-
-def cache_key(
-    source: str | None,
-    backend: str = "auto",
-    n_threads: int | None = None,
-    n_ctx: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> str:
-    """The key under which a model loaded with these settings is shared."""
-    return json.dumps(
-        [_source_key(source), backend, n_threads, n_ctx, options or {}],
-        sort_keys=True,
-        default=repr,
-    )
-
-
-def load_shared(
-    source: str | None = None,
-    backend: str = "auto",
-    n_threads: int | None = None,
-    n_ctx: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> bb.Model:
-    """``bitnet_backend.load`` with these settings, loaded at most once per process.
-
-    ``source`` is a checkpoint directory, a hub id, or None for the embedded default model;
-    ``options`` go to the backend (``preset``, ``lm_head``, ...). Errors of ``load`` (e.g.
-    ``CheckpointError``) propagate and nothing is cached.
-    """
-    key = cache_key(source, backend, n_threads, n_ctx, options)
-    # One lock for all loads: a second caller of the same settings waits for the first
-    # instead of reading the weights again, and concurrent loads would compete for the same
-    # cores anyway.
-    with _lock:
-        model = _models.get(key)
-        if model is None:
-            model = bb.load(
-                source, backend=backend, n_threads=n_threads, n_ctx=n_ctx, **(options or {})
-            )
-            _models[key] = model
-        return model
+__all__ = ["cache_key", "load_shared"]
