@@ -1,0 +1,99 @@
+"""Settings shared by ChatBitnet and BitnetLLM: which model to load, and how to sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import bitnet_backend as bb
+
+DEFAULT_MODEL_NAME = "bitnet-default"
+
+# Per-call options that are the model's generation options (``Model.generate``'s keywords).
+GENERATION_OPTIONS = frozenset(
+    {
+        "max_tokens",
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "seed",
+        "stop",
+        "json_schema",
+    }
+)
+
+
+class BitnetParams(BaseModel):
+    """Load and sampling settings; ``None`` keeps the checkpoint's own default."""
+
+    model: str | None = Field(
+        default=None,
+        description="Checkpoint directory, Hugging Face hub id, or None for the embedded "
+        "default model.",
+    )
+    backend: str = Field(default="auto", description="bitnet-backend backend name, or 'auto'.")
+    n_threads: int | None = Field(
+        default=None, gt=0, description="Worker threads (default: the CPUs this process may use)."
+    )
+    n_ctx: int | None = Field(
+        default=None, gt=0, description="Context window in tokens (default: the model's maximum)."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=-1,
+        description="Tokens per reply; -1: until the context window is full. None: the model's "
+        "default (256).",
+    )
+    temperature: float | None = Field(default=None, ge=0.0, description="0 is greedy.")
+    top_k: int | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    seed: int | None = Field(default=None, description="The same seed gives the same text.")
+    stop: list[str] | None = Field(
+        default=None, description="Strings that end a reply (not part of it)."
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further bitnet_backend.load options (preset, lm_head, weight_layout, ...).",
+    )
+
+    @property
+    def model_name(self) -> str:
+        """The name replies are reported under: ``model``, or "bitnet-default"."""
+        return self.model or DEFAULT_MODEL_NAME
+
+    def _load(self, source: str | None) -> bb.Model:
+        """The shared model for ``source`` under this object's load settings."""
+        return bb.load_shared(source, self.backend, self.n_threads, self.n_ctx, self.model_kwargs)
+
+    def _call_model(self, kwargs: dict[str, Any]) -> tuple[bb.Model, str]:
+        """The model of one call and its name: a ``model=`` keyword overrides the field."""
+        source = kwargs.pop("model", None)
+        if source is None or source == self.model:
+            return self._load(self.model), self.model_name
+        return self._load(source), str(source)
+
+    def _generation_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The fields, overridden by the call's keywords; unknown keywords raise TypeError."""
+        unknown = set(kwargs) - GENERATION_OPTIONS
+        if unknown:
+            raise TypeError(f"unexpected generation option(s): {', '.join(sorted(unknown))}")
+        options: dict[str, Any] = {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
+        options.update({k: v for k, v in kwargs.items() if v is not None})
+        if stop is not None:
+            options["stop"] = stop
+        return options
