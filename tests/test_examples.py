@@ -44,3 +44,29 @@ def test_bitnet_run() -> None:
     assert any("Paris" in line for line in lines)
     assert any(line.strip().rstrip(".") == "Riga" for line in lines)
     assert any(line.strip().rstrip(".") == "Oslo" for line in lines)
+
+
+def test_langchain_rag() -> None:
+    out = run(sys.executable, str(EXAMPLES / "langchain_rag.py"))
+    assert "Where does Omar Weber live? -> Glasgow" in out
+    assert "What does Kestrel Works make? -> telescopes" in out.replace("Telescopes", "telescopes")
+
+
+def test_langchain_tools() -> None:
+    out = run(sys.executable, str(EXAMPLES / "langchain_tools.py"))
+    assert "tool call: get_weather {'city': 'Bergen'}" in out
+    answer = next(line for line in out.splitlines() if line.startswith("answer:"))
+    assert "9" in answer and "rain" in answer
+
+
+def test_llama_index_rag() -> None:
+    out = run(sys.executable, str(EXAMPLES / "llama_index_rag.py"))
+    assert "Where does Omar Weber live? -> Glasgow" in out
+    assert "What does Kestrel Works make? -> telescopes" in out.replace("Telescopes", "telescopes")
+
+
+def test_llama_index_agent() -> None:
+    out = run(sys.executable, str(EXAMPLES / "llama_index_agent.py"))
+    assert "tool: get_weather({'city': 'Oslo'})" in out
+    answer = next(line for line in out.splitlines() if line.startswith("answer:"))
+    assert "14" in answer and "wind" in answer

@@ -7,10 +7,10 @@ import math
 import os
 
 import pytest
+from langchain_bitnet import BitnetEmbeddings
 from pydantic import ValidationError
 
 import bitnet_backend as bb
-from langchain_bitnet import BitnetEmbeddings
 
 
 @pytest.fixture
@@ -33,9 +33,9 @@ def test_vectors_are_the_models_normalised_embeddings(embeddings: BitnetEmbeddin
 
 def test_async_matches_sync(embeddings: BitnetEmbeddings) -> None:
     texts = ["one", "two", "three"]
-    assert asyncio.run(embeddings.aembed_documents(texts)) == pytest.approx(
-        embeddings.embed_documents(texts), abs=1e-6
-    )
+    got = asyncio.run(embeddings.aembed_documents(texts))
+    for a, b in zip(got, embeddings.embed_documents(texts), strict=True):
+        assert a == pytest.approx(b, abs=1e-6)
     assert asyncio.run(embeddings.aembed_query("two")) == pytest.approx(
         embeddings.embed_query("two"), abs=1e-6
     )
@@ -46,6 +46,6 @@ def test_bad_settings_and_texts_raise(embeddings: BitnetEmbeddings) -> None:
         BitnetEmbeddings(model=embeddings.model, batch_size=0)
     with pytest.raises(ValidationError):
         BitnetEmbeddings(model=embeddings.model, modle="typo")  # type: ignore[call-arg]
-    with pytest.raises(bb.InvalidParameterError):
-        embeddings.embed_documents(["fine", ""])
+    with pytest.raises(bb.ContextOverflowError):
+        embeddings.embed_documents(["fine", "word " * (embeddings.loaded_model.n_ctx + 10)])
     assert embeddings.embed_documents([]) == []

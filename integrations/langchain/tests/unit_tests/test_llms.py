@@ -6,10 +6,9 @@ import os
 from typing import Any
 
 import pytest
+from langchain_bitnet import BitnetLLM, ChatBitnet
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
-
-from langchain_bitnet import BitnetLLM, ChatBitnet
 
 
 @pytest.fixture

@@ -1,0 +1,89 @@
+"""ChatBitnet inside LangChain pipelines, on a real trained model: an LCEL chain, a RAG chain
+over BitnetEmbeddings, and a tool-calling loop that executes the returned calls."""
+
+from __future__ import annotations
+
+import os
+
+from langchain_bitnet import BitnetEmbeddings, ChatBitnet
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnablePassthrough
+from langchain_core.tools import tool
+from langchain_core.vectorstores import InMemoryVectorStore
+
+
+def trained_model() -> str | None:
+    source = os.environ["LANGCHAIN_BITNET_TRAINED"]
+    return None if source == "default" else source
+
+
+READING = ChatPromptTemplate.from_messages(
+    [("human", "{context}\n\nAnswer the question using the text above.\nQuestion: {question}")]
+)
+
+
+def test_lcel_chain_answers_from_the_context() -> None:
+    chain = READING | ChatBitnet(model=trained_model(), temperature=0, max_tokens=24)
+    chain = chain | StrOutputParser()
+    context = (
+        "Ingrid Holm is a baker. She lives in Tallinn. She was born in 1987. "
+        "Her dog is called Juniper."
+    )
+    assert "Tallinn" in chain.invoke(
+        {"context": context, "question": "Where does Ingrid Holm live?"}
+    )
+    answers = chain.batch(
+        [
+            {"context": context, "question": "What is the name of Ingrid Holm's dog?"},
+            {"context": context, "question": "When was Ingrid Holm born?"},
+        ]
+    )
+    assert "Juniper" in answers[0]
+    assert "1987" in answers[1]
+
+
+def test_rag_chain_retrieves_and_answers() -> None:
+    documents = [
+        "Elena Costa is a librarian. She lives in Vienna. Her cat is called Pepper.",
+        "Omar Weber is a chemist. He was born in 1979. He lives in Glasgow.",
+        "Kestrel Works was founded in 1994. The company makes telescopes. It is based in Lyon.",
+    ]
+    store = InMemoryVectorStore.from_texts(documents, BitnetEmbeddings(model=trained_model()))
+    retriever = store.as_retriever(search_kwargs={"k": 1})
+    chain = (
+        {
+            "context": retriever | (lambda docs: "\n\n".join(d.page_content for d in docs)),
+            "question": RunnablePassthrough(),
+        }
+        | READING
+        | ChatBitnet(model=trained_model(), temperature=0, max_tokens=24)
+        | StrOutputParser()
+    )
+    assert "Glasgow" in chain.invoke("Where does Omar Weber live?")
+
+
+def test_tool_loop_executes_calls_and_uses_the_result() -> None:
+    seen: list[dict[str, object]] = []
+
+    @tool
+    def get_weather(city: str) -> dict[str, object]:
+        """Get the current weather in a city."""
+        seen.append({"city": city})
+        return {"temperature": 9, "condition": "rainy"}
+
+    llm = ChatBitnet(model=trained_model(), temperature=0, max_tokens=64).bind_tools([get_weather])
+    messages: list[BaseMessage] = [HumanMessage("What's the weather like in Bergen?")]
+    for _ in range(3):
+        reply = llm.invoke(messages)
+        messages.append(reply)
+        if not reply.tool_calls:
+            break
+        for call in reply.tool_calls:
+            result = get_weather.invoke(call)
+            assert isinstance(result, ToolMessage)
+            messages.append(result)
+    assert seen == [{"city": "Bergen"}]
+    answer = str(messages[-1].content)
+    assert "9" in answer and "rain" in answer
