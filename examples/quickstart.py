@@ -61,15 +61,20 @@ def main() -> None:
     print("answer:", reply.message["content"])
 
     # 3. Structured output: every token keeps the text valid JSON for the schema.
+    # (Bounded strings: the reply always ends within max_tokens.)
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "city": {"type": "string"}},
+        "properties": {
+            "name": {"type": "string", "maxLength": 16},
+            "city": {"type": "string", "maxLength": 16},
+        },
         "required": ["name", "city"],
+        "additionalProperties": False,
     }
     out = model.chat(
         [{"role": "user", "content": f"{PASSAGE}\n\nWho is this about, and where do they live?"}],
         json_schema=schema,
-        max_tokens=32,
+        max_tokens=64,
     )
     print("json:", json.loads(out.message["content"]))
     model.close()

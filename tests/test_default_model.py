@@ -64,6 +64,11 @@ def test_matches_transformers(model: bb.Model) -> None:
     check_loose(model.logits(ids), want)  # the default int8 head
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the model does not yet copy values from its prompt (model card: reading exact "
+    "match 1.7%, exact tool arguments 15.3%)",
+)
 def test_answers_from_the_context(model: bb.Model) -> None:
     passage = (
         "Quinn Haas is a geologist. Quinn was born in 1987. They live in Tallinn. "
@@ -82,6 +87,11 @@ def test_answers_from_the_context(model: bb.Model) -> None:
         assert reply.message["content"].strip().rstrip(".") == answer
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the model does not yet copy values from its prompt (model card: reading exact "
+    "match 1.7%, exact tool arguments 15.3%)",
+)
 def test_calls_a_tool_it_never_saw_with_the_users_arguments(model: bb.Model) -> None:
     magic = {
         "name": "magic_function",

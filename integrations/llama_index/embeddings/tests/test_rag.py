@@ -70,6 +70,10 @@ def test_concurrent_queries_give_the_sequential_answers() -> None:
 
 
 @pytest.mark.needs_trained_model
+@pytest.mark.xfail(
+    strict=True,
+    reason="the embedded model does not yet copy values from its prompt (see its model card)",
+)
 @pytest.mark.usefixtures("rag_settings")
 def test_retrieval_finds_the_relevant_document_and_the_answer_has_the_fact() -> None:
     engine = VectorStoreIndex.from_documents(DOCUMENTS).as_query_engine(similarity_top_k=1)

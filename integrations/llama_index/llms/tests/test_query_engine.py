@@ -57,6 +57,10 @@ def test_async_query_gives_the_sync_answer(settings_llm: Bitnet) -> None:
 
 
 @pytest.mark.needs_trained_model
+@pytest.mark.xfail(
+    strict=True,
+    reason="the embedded model does not yet copy values from its prompt (see its model card)",
+)
 def test_query_engine_answer_contains_the_fact(settings_llm: Bitnet) -> None:
     engine = SummaryIndex.from_documents(DOCUMENTS).as_query_engine()
     assert "Tobias Brand" in str(engine.query(QUESTION))

