@@ -191,6 +191,10 @@ def test_interrupt_exits_130_without_a_traceback(ckpt):
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(bb.__file__).parent.parent), env.get("PYTHONPATH", "")]
     )
+    # No BLAS or tokenizer worker threads in the child: a process-directed SIGINT may be
+    # delivered to any thread, and one taken by a worker does not interrupt the main thread's
+    # blocking read, which would then see the EOF first.
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     proc = subprocess.Popen(
         [
             sys.executable,
