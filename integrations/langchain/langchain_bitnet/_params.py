@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+from typing_extensions import Self
 
 import bitnet_backend as bb
+
+from ._version import __version__
 
 DEFAULT_MODEL_NAME = "bitnet-default"
 
@@ -61,6 +65,25 @@ class BitnetParams(BaseModel):
         default_factory=dict,
         description="Further bitnet_backend.load options (preset, lm_head, weight_layout, ...).",
     )
+    streaming: bool = Field(
+        default=False,
+        description="Generate through the stream even in invoke, so callbacks see every token.",
+    )
+
+    @model_validator(mode="after")
+    def _load_bitnet_model(self) -> Self:
+        # At construction, so a bad path or checkpoint fails here and not at the first call.
+        self._load(self.model)
+        # LangChain's models record package versions for tracing (langchain-core >= 1.x).
+        add_version: Callable[[str, str], None] | None = getattr(self, "_add_version", None)
+        if add_version is not None:
+            add_version("langchain-bitnet", __version__)
+        return self
+
+    @property
+    def loaded_model(self) -> bb.Model:
+        """The shared ``bitnet_backend.Model`` this object generates with."""
+        return self._load(self.model)
 
     @property
     def model_name(self) -> str:

@@ -26,15 +26,12 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import Field, model_validator
-from typing_extensions import Self
 
 import bitnet_backend as bb
 from bitnet_backend.schemas import closed
 
 from . import _messages as msg
 from ._params import BitnetParams
-from ._version import __version__
 
 # Keywords of ``Model.chat`` besides the generation options.
 _CHAT_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "template_kwargs")
@@ -61,25 +58,6 @@ class ChatBitnet(BitnetParams, BaseChatModel):
         print(llm.invoke("What is the capital of France?").content)
         ```
     """
-
-    streaming: bool = Field(
-        default=False,
-        description="Generate through the stream even in invoke, so callbacks see every token.",
-    )
-
-    @model_validator(mode="after")
-    def _load_bitnet_model(self) -> Self:
-        # At construction, so a bad path or checkpoint fails here and not at the first call.
-        self._load(self.model)
-        add_version: Callable[[str, str], None] | None = getattr(self, "_add_version", None)
-        if add_version is not None:
-            add_version("langchain-bitnet", __version__)
-        return self
-
-    @property
-    def loaded_model(self) -> bb.Model:
-        """The shared ``bitnet_backend.Model`` this chat model generates with."""
-        return self._load(self.model)
 
     @property
     def _llm_type(self) -> str:

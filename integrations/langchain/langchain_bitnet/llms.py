@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LLM
 from langchain_core.language_models.llms import LangSmithParams
 from langchain_core.outputs import GenerationChunk
-from pydantic import Field, model_validator
-from typing_extensions import Self
 
 import bitnet_backend as bb
 
 from ._params import BitnetParams
-from ._version import __version__
 
 
 class BitnetLLM(BitnetParams, LLM):
@@ -32,24 +29,6 @@ class BitnetLLM(BitnetParams, LLM):
         print(llm.invoke("The three primary colours are"))
         ```
     """
-
-    streaming: bool = Field(
-        default=False,
-        description="Generate through the stream even in invoke, so callbacks see every token.",
-    )
-
-    @model_validator(mode="after")
-    def _load_bitnet_model(self) -> Self:
-        self._load(self.model)  # fail at construction on a bad path or checkpoint
-        add_version: Callable[[str, str], None] | None = getattr(self, "_add_version", None)
-        if add_version is not None:
-            add_version("langchain-bitnet", __version__)
-        return self
-
-    @property
-    def loaded_model(self) -> bb.Model:
-        """The shared ``bitnet_backend.Model`` this LLM generates with."""
-        return self._load(self.model)
 
     @property
     def _llm_type(self) -> str:

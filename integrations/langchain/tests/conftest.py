@@ -13,16 +13,14 @@ so the choice is made once at configure time and handed over in environment vari
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
-import socket
 import tempfile
-from typing import Any
 
 import pytest
 
 import bitnet_backend as bb
+from bitnet_backend.offline import block_network
 from bitnet_backend.testing import write_checkpoint
 
 TINY = "LANGCHAIN_BITNET_TINY"
@@ -55,32 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: _unset(TRAINED))
 
 
-def _is_local(host: Any) -> bool:
-    if not isinstance(host, str) or host == "localhost":
-        return True  # AF_UNIX paths and the like
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail fast and loudly if anything (tiktoken files, the hub) goes online."""
-    real_connect = socket.socket.connect
-    real_getaddrinfo = socket.getaddrinfo
-
-    def connect(self: socket.socket, address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if not _is_local(host):
-            raise OSError(f"tests run offline; something tried to connect to {address!r}")
-        real_connect(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not _is_local(host if isinstance(host, str) else host.decode()):
-            raise OSError(f"tests run offline; something tried to resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    block_network(monkeypatch)

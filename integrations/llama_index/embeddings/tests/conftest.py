@@ -11,8 +11,6 @@ valid; tests that need real answers are marked ``needs_trained_model`` and skipp
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ from llama_index.llms.bitnet import Bitnet
 from llama_index.llms.bitnet.loading import load_shared
 
 import bitnet_backend as bb
+from bitnet_backend.offline import block_network
 from bitnet_backend.testing import write_checkpoint
 
 # Enough for a short answer, small enough that the suite stays fast on two cores.
@@ -126,32 +125,7 @@ def events() -> Iterator[list[BaseEvent]]:
         root.event_handlers = [h for h in root.event_handlers if h is not recorder]
 
 
-def _is_local(host: Any) -> bool:
-    if not isinstance(host, str) or host == "localhost":
-        return True  # AF_UNIX paths and the like
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail fast and loudly if anything (nltk data, tiktoken files, the hub) goes online."""
-    real_connect = socket.socket.connect
-    real_getaddrinfo = socket.getaddrinfo
-
-    def connect(self: socket.socket, address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if not _is_local(host):
-            raise OSError(f"tests run offline; something tried to connect to {address!r}")
-        real_connect(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not _is_local(host if isinstance(host, str) else host.decode()):
-            raise OSError(f"tests run offline; something tried to resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    block_network(monkeypatch)
