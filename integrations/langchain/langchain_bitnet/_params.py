@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 import bitnet_backend as bb
@@ -13,22 +13,6 @@ import bitnet_backend as bb
 from ._version import __version__
 
 DEFAULT_MODEL_NAME = "bitnet-default"
-
-# Per-call options that are the model's generation options (``Model.generate``'s keywords).
-GENERATION_OPTIONS = frozenset(
-    {
-        "max_tokens",
-        "temperature",
-        "top_k",
-        "top_p",
-        "min_p",
-        "repeat_penalty",
-        "repeat_last_n",
-        "seed",
-        "stop",
-        "json_schema",
-    }
-)
 
 
 class BitnetParams(BaseModel):
@@ -70,10 +54,13 @@ class BitnetParams(BaseModel):
         description="Generate through the stream even in invoke, so callbacks see every token.",
     )
 
+    _model: bb.Model = PrivateAttr()
+
     @model_validator(mode="after")
     def _load_bitnet_model(self) -> Self:
-        # At construction, so a bad path or checkpoint fails here and not at the first call.
-        self._load(self.model)
+        # At construction, so a bad path or checkpoint fails here and not at the first call;
+        # kept, so calls without a model= override skip the shared cache's lookup.
+        self._model = self._load(self.model)
         # LangChain's models record package versions for tracing (langchain-core >= 1.x).
         add_version: Callable[[str, str], None] | None = getattr(self, "_add_version", None)
         if add_version is not None:
@@ -83,7 +70,7 @@ class BitnetParams(BaseModel):
     @property
     def loaded_model(self) -> bb.Model:
         """The shared ``bitnet_backend.Model`` this object generates with."""
-        return self._load(self.model)
+        return self._model
 
     @property
     def model_name(self) -> str:
@@ -98,15 +85,12 @@ class BitnetParams(BaseModel):
         """The model of one call and its name: a ``model=`` keyword overrides the field."""
         source = kwargs.pop("model", None)
         if source is None or source == self.model:
-            return self._load(self.model), self.model_name
+            return self._model, self.model_name
         return self._load(source), str(source)
 
-    def _generation_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The fields, overridden by the call's keywords; unknown keywords raise TypeError."""
-        unknown = set(kwargs) - GENERATION_OPTIONS
-        if unknown:
-            raise TypeError(f"unexpected generation option(s): {', '.join(sorted(unknown))}")
-        options: dict[str, Any] = {
+    def _sampling(self) -> dict[str, Any]:
+        """The sampling fields as generation options (None: the model's default)."""
+        return {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_k": self.top_k,
@@ -114,8 +98,24 @@ class BitnetParams(BaseModel):
             "min_p": self.min_p,
             "repeat_penalty": self.repeat_penalty,
             "seed": self.seed,
-            "stop": self.stop,
         }
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "backend": self.backend,
+            "n_ctx": self.n_ctx,
+            **self._sampling(),
+        }
+
+    def _generation_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The fields, overridden by the call's keywords.
+
+        Unknown keywords are left for the model, which raises TypeError naming them before
+        any work.
+        """
+        options = {**self._sampling(), "stop": self.stop}
         options.update({k: v for k, v in kwargs.items() if v is not None})
         if stop is not None:
             options["stop"] = stop
