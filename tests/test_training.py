@@ -23,7 +23,16 @@ from oracle import check_strict, oracle_greedy, oracle_logits  # noqa: E402
 import bitnet_backend as bb  # noqa: E402
 from bitnet_backend.testing import tokenizer_json  # noqa: E402
 from bitnet_backend.training import passages, tools  # noqa: E402
-from bitnet_backend.training.dataset import UNKNOWN, Renderer, encode, examples, pack  # noqa: E402
+from bitnet_backend.training.dataset import (  # noqa: E402
+    CONTEXT,
+    NOT_TARGET,
+    REPLY,
+    UNKNOWN,
+    Renderer,
+    encode,
+    examples,
+    pack,
+)
 from bitnet_backend.training.export import export  # noqa: E402
 from bitnet_backend.training.model import BitNet, ModelShape  # noqa: E402
 from bitnet_backend.training.train import main as train_main  # noqa: E402
@@ -63,13 +72,16 @@ def test_example_stream_is_seeded_and_well_formed(tokenizer: bb.Tokenizer) -> No
     assert first == again
     assert first != other
     kinds = {e.kind for e in first}
-    assert kinds == {"rag", "tool_call", "tool_answer", "instruction", "completion", "text"}
+    assert kinds == {"rag", "tool_call", "tool_answer", "instruction", "completion", "text", "echo"}
     for e in first:
         if e.kind == "tool_call":
             call = json.loads(e.completion)
             assert set(call) == {"name", "arguments"}
             assert call == e.answer
             assert f'"name": "{call["name"]}"' in e.prompt  # the tool is shown
+        if e.kind == "echo":
+            first_half, second_half = e.prompt.split("\n\n")
+            assert first_half == second_half
         if e.kind == "rag" and e.answer != UNKNOWN:
             assert e.answer in e.prompt
         if e.chat:
@@ -87,8 +99,13 @@ def test_packing_keeps_examples_whole(tokenizer: bb.Tokenizer) -> None:
         for d in set(b.doc[row]) - {-1}:
             where = np.flatnonzero(b.doc[row] == d)
             assert np.array_equal(b.pos[row, where], np.arange(len(where)))
-            # Loss only on the reply (and its <|eot_id|>) or on every token of plain text.
-            assert b.mask[row, where].sum() > 0
+            kinds = b.target[row, where]
+            assert kinds[0] == NOT_TARGET  # nothing before an example's first token
+            # A reply (and its <|eot_id|>) closes the example; before it, only context.
+            reply = np.flatnonzero(kinds == REPLY)
+            assert len(reply) > 0 and reply[-1] == len(where) - 1
+            assert (kinds[1 : reply[0]] == CONTEXT).all()
+            assert (kinds[reply[0] :] == REPLY).all()
 
 
 def _random_model(seed: int = 0) -> BitNet:

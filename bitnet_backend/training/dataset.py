@@ -4,8 +4,12 @@ An example is a prompt and a completion. Chat prompts go through the same path a
 ``Model.chat`` (``ToolProtocol.prompt`` for tools, then the model's chat template), and the
 completion is tokenized on its own, because at inference the prompt ends at "Assistant: " and
 the reply is generated from there; tokenizing prompt + reply as one string would teach token
-boundaries the model never meets when it runs. Loss is taken on completion tokens only, except
-for plain-text examples (language modelling), where every token counts.
+boundaries the model never meets when it runs.
+
+Every token after the first is a training target: reply tokens (and every token of plain
+text) are REPLY targets, prompt tokens are CONTEXT targets that the trainer weighs less.
+Predicting the prompt gives a small model far more signal than the few reply tokens alone,
+and names that recur in a prompt are what teaches it to copy from its context.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ EOT = "<|eot_id|>"
 class Example:
     """One training or evaluation example."""
 
-    kind: str  # "rag", "tool_call", "tool_answer", "instruction", "completion", "text"
+    kind: str  # "rag", "tool_call", "tool_answer", "instruction", "completion", "text", "echo"
     prompt: str  # template output (chat) or raw text
     completion: str  # what the model should write ("" for plain text)
     chat: bool  # prompt is a rendered chat (already holds BOS)
@@ -217,7 +221,20 @@ def tool_examples(rng: random.Random, r: Renderer) -> list[Example]:
     return out
 
 
-MIX = (("rag", 0.38), ("tool", 0.34), ("instruction", 0.12), ("completion", 0.05), ("text", 0.11))
+def echo_example(rng: random.Random) -> Example:
+    """A passage written twice: its second half is free to predict only by copying."""
+    text = passages.passage(rng).text
+    return Example("echo", f"{text}\n\n{text}", "", False)
+
+
+MIX = (
+    ("rag", 0.37),
+    ("tool", 0.33),
+    ("instruction", 0.12),
+    ("completion", 0.05),
+    ("text", 0.07),
+    ("echo", 0.06),
+)
 
 
 def examples(seed: int, renderer: Renderer) -> Iterator[Example]:
@@ -235,20 +252,26 @@ def examples(seed: int, renderer: Renderer) -> Iterator[Example]:
             yield instruction_example(rng, renderer)
         elif kind == "completion":
             yield completion_example(rng)
+        elif kind == "echo":
+            yield echo_example(rng)
         else:
             yield text_example(rng)
+
+
+# What predicting a token teaches (the trainer weighs the two kinds of target apart).
+NOT_TARGET, CONTEXT, REPLY = 0, 1, 2
 
 
 def encode(
     tokenizer: Tokenizer, ex: Example, eot_id: int, eos_id: int
 ) -> tuple[list[int], list[int]]:
-    """Token ids and a 0/1 loss mask for one example."""
-    if ex.kind == "text":
+    """Token ids and the target kind of each (NOT_TARGET, CONTEXT or REPLY)."""
+    if not ex.completion:  # plain text: language modelling on every token
         ids = [*tokenizer.encode(ex.prompt, add_special=True), eos_id]
-        return ids, [0] + [1] * (len(ids) - 1)
+        return ids, [NOT_TARGET] + [REPLY] * (len(ids) - 1)
     prompt = tokenizer.encode(ex.prompt, add_special=not ex.chat)
     reply = [*tokenizer.encode(ex.completion, add_special=False), eot_id]
-    return prompt + reply, [0] * len(prompt) + [1] * len(reply)
+    return prompt + reply, [NOT_TARGET] + [CONTEXT] * (len(prompt) - 1) + [REPLY] * len(reply)
 
 
 @dataclass
@@ -256,7 +279,7 @@ class PackedBatch:
     """Rows of ``seq_len`` tokens; ``doc`` numbers the example each token belongs to."""
 
     tokens: np.ndarray  # int64 [rows, seq_len + 1]
-    mask: np.ndarray  # float32 [rows, seq_len + 1], loss weight of predicting this token
+    target: np.ndarray  # int8 [rows, seq_len + 1], NOT_TARGET, CONTEXT or REPLY
     doc: np.ndarray  # int32 [rows, seq_len + 1]
     pos: np.ndarray  # int64 [rows, seq_len + 1], position within its example
 
@@ -267,7 +290,7 @@ def pack(
     """Greedily fill ``rows`` rows with whole examples (examples longer than a row are dropped)."""
     width = seq_len + 1
     tokens = np.full((rows, width), pad_id, dtype=np.int64)
-    mask = np.zeros((rows, width), dtype=np.float32)
+    target = np.zeros((rows, width), dtype=np.int8)
     doc = np.full((rows, width), -1, dtype=np.int32)
     pos = np.zeros((rows, width), dtype=np.int64)
     pending: tuple[list[int], list[int]] | None = None
@@ -284,9 +307,9 @@ def pack(
                 pending = item
                 break
             tokens[row, used : used + len(ids)] = ids
-            mask[row, used : used + len(ids)] = m
+            target[row, used : used + len(ids)] = m
             doc[row, used : used + len(ids)] = n_doc
             pos[row, used : used + len(ids)] = np.arange(len(ids))
             n_doc += 1
             used += len(ids)
-    return PackedBatch(tokens, mask, doc, pos)
+    return PackedBatch(tokens, target, doc, pos)

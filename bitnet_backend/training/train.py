@@ -20,11 +20,14 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..testing import BOS, CHAT_TEMPLATE, EOS, EOT, special_ids, train_tokenizer_json
 from ..tokenizer import Tokenizer
 from . import vocab as V
-from .dataset import Renderer, encode, examples, pack
+from .dataset import CONTEXT, REPLY, Renderer, encode, examples, pack
 
 VOCAB_SIZE = 4096
 SEQ_LEN = 512
@@ -83,6 +86,14 @@ def special_ids_of(tokenizer: Tokenizer) -> dict[str, int]:
     return ids
 
 
+def mean_where(values: Any, where: np.ndarray) -> Any:
+    """Mean of the torch tensor ``values`` over the positions ``where`` marks (0 if none)."""
+    import torch
+
+    w = torch.from_numpy(where.astype(np.float32))
+    return (values * w).sum() / w.sum().clamp(min=1)
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -132,13 +143,14 @@ def train(args: argparse.Namespace) -> Path:
         pos = torch.from_numpy(b.pos[:, :-1])
         doc = torch.from_numpy(b.doc[:, :-1])
         logits = model(tokens[:, :-1], pos, doc)
-        mask = torch.from_numpy(b.mask[:, 1:])
         # The target at t+1 must belong to the same example as position t.
-        mask = mask * torch.from_numpy(b.doc[:, 1:] == b.doc[:, :-1])
+        target = np.where(b.doc[:, 1:] == b.doc[:, :-1], b.target[:, 1:], 0).reshape(-1)
         nll = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
         )
-        loss = (nll * mask.reshape(-1)).sum() / mask.sum().clamp(min=1)
+        reply_loss = mean_where(nll, target == REPLY)
+        context_loss = mean_where(nll, target == CONTEXT)
+        loss = reply_loss + args.context_weight * context_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -148,7 +160,8 @@ def train(args: argparse.Namespace) -> Path:
             el = time.time() - start
             eta = el / (step + 1) * (args.steps - step - 1)
             print(
-                f"step {step:5d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+                f"step {step:5d}  loss {reply_loss.item():.4f}  context "
+                f"{context_loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
                 f"{seen / el:.0f} tok/s  elapsed {el / 60:.1f} min  eta {eta / 60:.1f} min",
                 flush=True,
             )
@@ -169,10 +182,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bitnet_backend.training", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=1600)
     p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=150)
+    p.add_argument(
+        "--context-weight",
+        type=float,
+        default=0.3,
+        help="weight of predicting prompt tokens, relative to reply tokens",
+    )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--ffn", type=int, default=640)
     p.add_argument("--layers", type=int, default=6)
