@@ -6,13 +6,17 @@ passages the training stream did not contain verbatim).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from oracle import check_loose, check_strict, oracle_greedy, oracle_logits
 
 import bitnet_backend as bb
 from bitnet_backend.model import DEFAULT_MODEL_DIR
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_MODEL_DIR / "config.json").is_file(), reason="no default model bundled"
@@ -66,8 +70,8 @@ def test_matches_transformers(model: bb.Model) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the model does not yet copy values from its prompt (model card: reading exact "
-    "match 1.7%, exact tool arguments 15.3%)",
+    reason="the model does not yet copy values from its prompt reliably (model card: "
+    "reading exact match 16%, exact tool arguments 57%)",
 )
 def test_answers_from_the_context(model: bb.Model) -> None:
     passage = (
@@ -89,8 +93,8 @@ def test_answers_from_the_context(model: bb.Model) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the model does not yet copy values from its prompt (model card: reading exact "
-    "match 1.7%, exact tool arguments 15.3%)",
+    reason="the model does not yet copy values from its prompt reliably (model card: "
+    "reading exact match 16%, exact tool arguments 57%)",
 )
 def test_calls_a_tool_it_never_saw_with_the_users_arguments(model: bb.Model) -> None:
     magic = {
@@ -146,3 +150,15 @@ def test_replies_in_text_when_no_tool_fits(model: bb.Model) -> None:
     reply = model.chat([{"role": "user", "content": "Hello!"}], tools=[tool], max_tokens=24)
     assert reply.finish_reason == "stop"
     assert reply.message["content"]
+
+
+def test_copy_probe_second_copy_is_cheaper() -> None:
+    """The model has begun to copy: a passage's second copy costs less than its first
+    (benchmarks/copy_probe.py; the model trained on reply tokens only paid more for it)."""
+    spec = importlib.util.spec_from_file_location("copy_probe", BENCHMARKS / "copy_probe.py")
+    assert spec is not None and spec.loader is not None
+    copy_probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy_probe)
+    with bb.load(lm_head="f32") as m:
+        result = copy_probe.probe(m, 4)
+    assert result["second_copy_loss"] < 0.9 * result["first_copy_loss"]

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 VALUES_NOT_COPIED = pytest.mark.xfail(
     strict=True,
-    reason="the embedded model does not yet copy values from its prompt (model card: "
-    "reading exact match 1.7%, exact tool arguments 15.3%)",
+    reason="the embedded model does not yet copy values from its prompt reliably (model "
+    "card: reading exact match 16%, exact tool arguments 57%)",
 )
 
 _outputs: dict[str, str] = {}
@@ -105,7 +105,8 @@ def test_rag_chains_values(script: str) -> None:
 def test_langchain_tools() -> None:
     out = output("langchain_tools.py")
     assert line(out, "tool call: get_weather {'city': ")
-    assert "weather" in line(out, "answer:").lower()
+    answer = line(out, "answer:").removeprefix("answer:").strip()
+    assert answer and not answer.startswith("{")  # a reply in words after the tool's result
 
 
 @VALUES_NOT_COPIED

@@ -14,19 +14,22 @@ from langchain_tests.integration_tests import (
     EmbeddingsIntegrationTests,
 )
 
-# The embedded model has learned the formats but does not yet copy values from its prompt
-# (model card: exact tool arguments 15.3%), and a free-text string under a schema can run on
-# until max_tokens. These tests check exactly that; they are expected to fail, strictly, so
-# they report as soon as a retrained model passes them.
+# The embedded model has learned the formats but copies values from its prompt only part of
+# the time (model card: exact tool arguments 57%), and a free-text string under a schema can
+# run on until max_tokens. These tests check exactly that; they are expected to fail,
+# strictly, so they report as soon as a retrained model passes them.
 NOT_COPYING = pytest.mark.xfail(
     strict=True,
-    reason="the embedded model does not yet copy values from its prompt "
-    "(magic_function(3) -> {'input': 5}; unicode names are not reproduced)",
+    reason="the embedded model does not reproduce the unicode names it is asked to pass",
 )
 RUNAWAY_STRING = pytest.mark.xfail(
     strict=True,
-    reason="the embedded model's joke 'setup' string runs on until max_tokens (pydantic "
-    "schema), or it answers {} when any object is allowed (json_mode)",
+    reason="the embedded model's free-text string arguments (a joke's 'setup', a greeting's "
+    "'answer_style') run on until max_tokens, so the JSON never closes",
+)
+EMPTY_JSON = pytest.mark.xfail(
+    strict=True,
+    reason="in JSON mode (any object allowed) the embedded model answers {} to 'Tell me a joke'",
 )
 
 
@@ -49,14 +52,9 @@ class TestChatBitnetIntegration(ChatModelIntegrationTests):
     def supports_json_mode(self) -> bool:
         return True
 
-    @NOT_COPYING
-    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
-    def test_tool_calling(self, model: BaseChatModel) -> None:
-        super().test_tool_calling(model)
-
-    @NOT_COPYING
-    async def test_tool_calling_async(self, model: BaseChatModel) -> None:
-        await super().test_tool_calling_async(model)
+    @RUNAWAY_STRING
+    def test_bind_runnables_as_tools(self, model: BaseChatModel) -> None:
+        super().test_bind_runnables_as_tools(model)
 
     @NOT_COPYING
     def test_unicode_tool_call_integration(
@@ -94,7 +92,7 @@ class TestChatBitnetIntegration(ChatModelIntegrationTests):
     def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
         super().test_structured_output_pydantic_2_v1(model)
 
-    @RUNAWAY_STRING
+    @EMPTY_JSON
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
 
