@@ -22,9 +22,9 @@ from bitnet_backend.training import passages
 PROBE_SEED = 777  # not a seed the training stream uses
 
 
-def token_losses(model: bb.Model, ids: list[int]) -> np.ndarray:
-    """Loss of predicting ids[1:], one value per token."""
-    logits = model.logits(ids).astype(np.float64)
+def token_losses(logits: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Loss of predicting ids[1:] from ``logits`` (one row per position), one value per token."""
+    logits = logits.astype(np.float64)
     top = logits.max(-1, keepdims=True)
     log_z = top[:, 0] + np.log(np.exp(logits - top).sum(-1))
     picked = logits[np.arange(len(ids) - 1), ids[1:]]
@@ -39,11 +39,12 @@ def probe(model: bb.Model, n: int) -> dict[str, float]:
         a = model.tokenizer.encode(text, add_special=True)
         b = model.tokenizer.encode("\n\n" + text, add_special=False)
         ids = a + b
-        loss = token_losses(model, ids)
+        logits = model.logits(ids)
+        loss = token_losses(logits, ids)
         # Skip the separator: the second copy starts two tokens after the first ends.
         first.append(loss[: len(a) - 1].mean())
         second.append(loss[len(a) + 1 :].mean())
-        guess = model.logits(ids).argmax(-1)[len(a) + 1 : -1]
+        guess = logits.argmax(-1)[len(a) + 1 : -1]
         hits.append(float((guess == np.array(ids[len(a) + 2 :])).mean()))
     return {
         "first_copy_loss": float(np.mean(first)),
