@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from copy_probe import token_losses  # this script's own folder, first on sys.path
 
 import bitnet_backend as bb
 from bitnet_backend.training import instructions, passages, tools
@@ -186,10 +186,7 @@ def perplexity(path: str | None, rng: random.Random, n: int) -> float:
     for _ in range(n):
         text = "\n\n".join(passages.passage(rng).text for _ in range(rng.randint(1, 3)))
         ids = model.tokenize(text)
-        logits = model.logits(ids).astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-        nll -= float(logp[np.arange(len(ids) - 1), ids[1:]].sum())
+        nll += float(token_losses(model.logits(ids), ids).sum())
         count += len(ids) - 1
     model.close()
     return math.exp(nll / count)
