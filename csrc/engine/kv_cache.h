@@ -1,4 +1,6 @@
-// Per-sequence key/value cache: [layer][position][kv_heads * head_dim] float32.
+// Per-sequence key/value cache: [layer][kv head][position][head_dim] float32. Each kv head's
+// rows are contiguous, so attention over the context reads one sequential stream per head
+// (the hardware prefetcher follows it) instead of a short piece of every position's row.
 #pragma once
 
 #include <cstddef>
@@ -10,23 +12,25 @@ namespace bitnet {
 class KVCache {
  public:
     KVCache() = default;
-    KVCache(int n_layers, int n_ctx, int kv_dim);
+    KVCache(int n_layers, int n_ctx, int n_kv_heads, int head_dim);
 
-    float* key(int layer, int pos) { return at(keys_, layer, pos); }
-    float* value(int layer, int pos) { return at(values_, layer, pos); }
-    const float* key(int layer, int pos) const { return at(keys_, layer, pos); }
-    const float* value(int layer, int pos) const { return at(values_, layer, pos); }
-    int kv_dim() const { return kv_dim_; }
+    float* key(int layer, int head, int pos) { return at(keys_, layer, head, pos); }
+    float* value(int layer, int head, int pos) { return at(values_, layer, head, pos); }
+    const float* key(int layer, int head, int pos) const { return at(keys_, layer, head, pos); }
+    const float* value(int layer, int head, int pos) const { return at(values_, layer, head, pos); }
     size_t bytes() const { return keys_.size() + values_.size(); }
 
  private:
-    float* at(AlignedBuffer& b, int layer, int pos) {
-        return b.as<float>() + (static_cast<size_t>(layer) * n_ctx_ + pos) * kv_dim_;
+    size_t offset(int layer, int head, int pos) const {
+        return ((static_cast<size_t>(layer) * n_kv_heads_ + head) * n_ctx_ + pos) * head_dim_;
     }
-    const float* at(const AlignedBuffer& b, int layer, int pos) const {
-        return b.as<float>() + (static_cast<size_t>(layer) * n_ctx_ + pos) * kv_dim_;
+    float* at(AlignedBuffer& b, int layer, int head, int pos) {
+        return b.as<float>() + offset(layer, head, pos);
     }
-    int n_ctx_ = 0, kv_dim_ = 0;
+    const float* at(const AlignedBuffer& b, int layer, int head, int pos) const {
+        return b.as<float>() + offset(layer, head, pos);
+    }
+    int n_ctx_ = 0, n_kv_heads_ = 0, head_dim_ = 0;
     AlignedBuffer keys_, values_;
 };
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "attention.h"
 #include "ops.h"
 
 namespace bitnet {
@@ -251,7 +252,7 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
         throw std::invalid_argument("n_ctx must be in [1, max_position_embeddings]");
     }
     chunk_ = std::min(kMaxChunk, n_ctx);
-    kv_ = KVCache(c.num_layers, n_ctx, c.kv_dim());
+    kv_ = KVCache(c.num_layers, n_ctx, c.num_kv_heads, c.head_dim);
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
     const size_t C = chunk_;
     int widest = std::max({H, I, Q, 2 * model_->head().padded_cols()});
@@ -265,7 +266,8 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     attn_.resize(C * Q);
     gu_.resize(C * 2 * I);
     ffn_.resize(C * std::max(H, I));
-    scores_.resize(static_cast<size_t>(model_->n_threads()) * n_ctx);
+    scores_.resize(static_cast<size_t>(model_->n_threads()) * (c.num_heads / c.num_kv_heads) *
+                   n_ctx);
     last_logits_.resize(c.vocab_size);
     tmp_logits_.resize(c.vocab_size);
     xq_stride_ = static_cast<size_t>((widest + kColGroup - 1) / kColGroup) * kColGroup;
@@ -352,8 +354,10 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
             const float* sin = model_->rope_sin() + static_cast<size_t>(pos) * half;
             apply_rope(q, c.num_heads, c.head_dim, cos, sin);
             apply_rope(k, c.num_kv_heads, c.head_dim, cos, sin);
-            std::memcpy(kv_.key(l, pos), k, KV * sizeof(float));
-            std::memcpy(kv_.value(l, pos), v, KV * sizeof(float));
+            for (int h = 0; h < c.num_kv_heads; ++h) {
+                std::memcpy(kv_.key(l, h, pos), k + h * c.head_dim, c.head_dim * sizeof(float));
+                std::memcpy(kv_.value(l, h, pos), v + h * c.head_dim, c.head_dim * sizeof(float));
+            }
         });
         attention(l, m);
         per_token([&](int t) {
@@ -426,29 +430,30 @@ void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     });
 }
 
-// Causal GQA attention of the m new tokens over the cache; query head h reads kv head
-// h / (num_heads / num_kv_heads). Softmax in float32 like the reference.
+// Causal GQA attention of the m new tokens over the cache. The query heads that share a kv
+// head form one task (read each cached row once); the group is halved while there are too
+// few tasks to keep every thread busy (decode has one token). Softmax in float32.
 void Session::attention(int layer, int m) {
     const auto& c = model_->config();
     const int Q = c.q_dim(), KV = c.kv_dim(), QKV = Q + 2 * KV, d = c.head_dim;
     const int group = c.num_heads / c.num_kv_heads;
+    const int n_threads = model_->n_threads();
+    int per_task = group;
+    while (per_task % 2 == 0 && m * c.num_heads / per_task < 4 * n_threads) per_task /= 2;
+    const int tasks_per_token = c.num_heads / per_task;
     const float scaling = 1.0f / std::sqrt(static_cast<float>(d));
-    const int n_tasks = m * c.num_heads;
-    model_->pool().run([&](int thread, int n_threads) {
-        float* scores = &scores_[static_cast<size_t>(thread) * n_ctx_];
-        const int begin = static_cast<int>(int64_t(n_tasks) * thread / n_threads);
-        const int end = static_cast<int>(int64_t(n_tasks) * (thread + 1) / n_threads);
+    const int n_tasks = m * tasks_per_token;
+    model_->pool().run([&](int thread, int n) {
+        float* scores = &scores_[static_cast<size_t>(thread) * group * n_ctx_];
+        const int begin = static_cast<int>(int64_t(n_tasks) * thread / n);
+        const int end = static_cast<int>(int64_t(n_tasks) * (thread + 1) / n);
         for (int task = begin; task < end; ++task) {
-            const int t = task / c.num_heads, h = task % c.num_heads;
-            const int kvh = h / group;
-            const int n_keys = n_past_ + t + 1;
-            const float* q = &qkv_[t * QKV + h * d];
-            for (int j = 0; j < n_keys; ++j) {
-                scores[j] = dot_f32(q, kv_.key(layer, j) + kvh * d, d) * scaling;
-            }
-            softmax_inplace(scores, n_keys);
-            weighted_row_sum(scores, n_keys, kv_.value(layer, 0) + kvh * d, KV, d,
-                             &attn_[t * Q + h * d]);
+            const int t = task / tasks_per_token;
+            const int h0 = (task % tasks_per_token) * per_task;
+            const int kvh = h0 / group;
+            gqa_attend(&qkv_[t * QKV + h0 * d], per_task, d, kv_.key(layer, kvh, 0),
+                       kv_.value(layer, kvh, 0), d, n_past_ + t + 1, scaling, scores, n_ctx_,
+                       &attn_[t * Q + h0 * d]);
         }
     });
 }

@@ -173,26 +173,6 @@ float dot_f32(const float* a, const float* b, int n) {
 }
 
 BITNET_FLOAT_CLONES
-void weighted_row_sum(const float* p, int n, const float* rows, size_t stride, int d, float* out) {
-    constexpr int kChunk = 64;
-    int i0 = 0;
-    for (; i0 + kChunk <= d; i0 += kChunk) {
-        float acc[kChunk] = {};
-        for (int j = 0; j < n; ++j) {
-            const float w = p[j];
-            const float* row = rows + j * stride + i0;
-            for (int k = 0; k < kChunk; ++k) acc[k] += w * row[k];
-        }
-        for (int k = 0; k < kChunk; ++k) out[i0 + k] = acc[k];
-    }
-    for (; i0 < d; ++i0) {
-        float acc = 0.0f;
-        for (int j = 0; j < n; ++j) acc += p[j] * rows[j * stride + i0];
-        out[i0] = acc;
-    }
-}
-
-BITNET_FLOAT_CLONES
 void add_inplace(float* y, const float* x, int n) {
     for (int i = 0; i < n; ++i) y[i] += x[i];
 }

@@ -28,7 +28,7 @@ void rope_tables(float theta, int head_dim, int max_pos, float* cos_out, float* 
 // relu(g)^2 * u.
 void relu2_gate(const float* gate, const float* up, int n, float* out);
 
-// out = softmax(scores[0..n)) weighted sum of rows v[i * v_stride .. + d].
+// scores[0..n) = softmax(scores[0..n)), in place.
 void softmax_inplace(float* scores, int n);
 
 float dot_f32(const float* a, const float* b, int n);
@@ -37,8 +37,5 @@ void add_inplace(float* y, const float* x, int n);
 // of operations), else acc / s_x * scale.
 void rescale(const int32_t* acc, const float* scale, float s_x, bool divide, int r0, int r1,
              float* y);
-// out[0..d) = sum_j p[j] * rows[j * stride + (0..d)], summed in j order for every element
-// (the attention-weighted sum of value rows; accumulates in registers, chunk by chunk).
-void weighted_row_sum(const float* p, int n, const float* rows, size_t stride, int d, float* out);
 
 }  // namespace bitnet
