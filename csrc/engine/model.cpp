@@ -421,13 +421,16 @@ void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     const PackedTernary packed = w.packed();
     int32_t* acc = acc_.data();
     const size_t ld_acc = acc_stride_;
-    model_->pool().parallel_for(w.n_row_blocks(), [&](int b0, int b1) {
-        (w.base3() ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, acts, acc, ld_acc);
-        const int r0 = b0 * kRowBlock, r1 = std::min(w.rows(), b1 * kRowBlock);
-        for (int t = 0; t < n; ++t) {
-            rescale(acc + t * ld_acc, w.row_scales(), xs_[t], w.divide(), r0, r1, out + t * ld_out);
-        }
-    });
+    ThreadPool& pool = model_->pool();
+    pool.parallel_for_dynamic(
+        w.n_row_blocks(), pool.grain_for(w.n_row_blocks()), [&](int b0, int b1) {
+            (w.base3() ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, acts, acc, ld_acc);
+            const int r0 = b0 * kRowBlock, r1 = std::min(w.rows(), b1 * kRowBlock);
+            for (int t = 0; t < n; ++t) {
+                rescale(acc + t * ld_acc, w.row_scales(), xs_[t], w.divide(), r0, r1,
+                        out + t * ld_out);
+            }
+        });
 }
 
 // Causal GQA attention of the m new tokens over the cache. The query heads that share a kv

@@ -141,7 +141,7 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
     const float inv_s = 1.0f / s;
     if (kind_ == HeadKind::Q4) {
         const int n_steps = padded_cols_ / 8;
-        pool.parallel_for(n_blocks_, [&](int b0, int b1) {
+        pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), [&](int b0, int b1) {
             k.q4_gemv(codes, n_steps, b0, b1, xq, x_sum, acc);
             const int r1 = std::min(vocab_, b1 * kRowBlock);
             for (int v = b0 * kRowBlock; v < r1; ++v) {
@@ -161,7 +161,7 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
     const float inv_lo = 1.0f / s_lo;
     int32_t* acc_lo = acc + padded_rows();
     const int n_steps = padded_cols_ / 4;
-    pool.parallel_for(n_blocks_, [&](int b0, int b1) {
+    pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), [&](int b0, int b1) {
         k.q8_gemv(codes, n_steps, b0, b1, xq, x_sum, lo, lo_sum, acc, acc_lo);
         const int r1 = std::min(vocab_, b1 * kRowBlock);
         for (int v = b0 * kRowBlock; v < r1; ++v) {

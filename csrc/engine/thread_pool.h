@@ -2,6 +2,7 @@
 // sections arrive microseconds apart), then sleep, so an idle model costs no CPU.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -41,6 +42,32 @@ class ThreadPool {
             const int end = static_cast<int>(int64_t(n_items) * (i + 1) / n);
             if (begin < end) fn(begin, end);
         });
+    }
+
+    // Hands out [0, n_items) in chunks of `grain` items to whichever thread is free next:
+    // fn(begin, end). Balances the work when threads run at different speeds (a shared core,
+    // memory contention), where an even static split leaves one thread waiting.
+    template <typename F>
+    void parallel_for_dynamic(int n_items, int grain, F&& fn) {
+        if (n_threads_ == 1 || n_items <= grain) {
+            fn(0, n_items);
+            return;
+        }
+        std::atomic<int> next{0};
+        run([&](int, int) {
+            for (;;) {
+                const int begin = next.fetch_add(grain, std::memory_order_relaxed);
+                if (begin >= n_items) return;
+                fn(begin, std::min(n_items, begin + grain));
+            }
+        });
+    }
+
+    // A grain for parallel_for_dynamic: about `chunks_per_thread` chunks per thread, a
+    // multiple of `multiple` (kernels that work on pairs of items).
+    int grain_for(int n_items, int chunks_per_thread = 8, int multiple = 2) const {
+        const int g = n_items / (chunks_per_thread * n_threads_) / multiple * multiple;
+        return g < multiple ? multiple : g;
     }
 
  private:
