@@ -92,8 +92,6 @@ def ensure_model(path: Path) -> Path:
 
 def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
     """GGUF TQ2_0 / TQ1_0 of the checkpoint (via an f16 GGUF), rebuilt if the model changed."""
-    import gguf_convert
-
     out_dir = CACHE / "gguf" / model.name
     out_dir.mkdir(parents=True, exist_ok=True)
     src_mtime = (model / "config.json").stat().st_mtime
@@ -107,7 +105,10 @@ def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
             if not f16.exists() or f16.stat().st_mtime < src_mtime:
                 log(f"converting {model} -> {f16.name}")
                 f16.unlink(missing_ok=True)
-                gguf_convert.convert(model, f16, "f16")
+                # In a child process: a child's peak RSS counts its parent's at spawn, so this
+                # process must stay small for the RSS figures of later runs to be their own.
+                script = str(HERE / "gguf_convert.py")
+                subprocess.run([sys.executable, script, str(model), str(f16)], check=True)
             llamacpp.quantize(lc, f16, q, qtype, threads=os.cpu_count() or 1)
         files[qtype] = q
     return files

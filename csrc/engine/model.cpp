@@ -448,9 +448,8 @@ void Session::attention(int layer, int m) {
     const int n_tasks = m * tasks_per_token;
     model_->pool().run([&](int thread, int n) {
         float* scores = &scores_[static_cast<size_t>(thread) * group * n_ctx_];
-        const int begin = static_cast<int>(int64_t(n_tasks) * thread / n);
-        const int end = static_cast<int>(int64_t(n_tasks) * (thread + 1) / n);
-        for (int task = begin; task < end; ++task) {
+        // Strided: later tokens see more keys (causal), so contiguous ranges would be uneven.
+        for (int task = thread; task < n_tasks; task += n) {
             const int t = task / tasks_per_token;
             const int h0 = (task % tasks_per_token) * per_task;
             const int kvh = h0 / group;

@@ -82,34 +82,36 @@ void gemv(const PackedTernary& w, int block_begin, int block_end, const int8_t* 
     }
 }
 
-// NB row blocks x NT tokens register tile: each unpacked weight group feeds NT tokens.
+// NB row blocks x NT tokens register tile: each unpacked weight plane feeds NT tokens, each
+// broadcast activation quad feeds NB row blocks. Planes are extracted one at a time just
+// before use (measured ~7% faster prefill than unpacking all four first: fewer live
+// registers). Wider tiles (2 x 10, 3 x 8) spill and run slower.
 template <int NB, int NT>
 void gemm_tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0, int32_t* out,
                size_t ld_out) {
     const int G = w.n_col_groups;
     const size_t block_bytes = static_cast<size_t>(G) * kBlockBytes;
+    const __m512i mask = _mm512_set1_epi8(3);
     __m512i acc[NB][NT];
     for (int i = 0; i < NB; ++i) {
         for (int t = 0; t < NT; ++t) acc[i][t] = _mm512_setzero_si512();
     }
     const int8_t* x0 = acts.x + t0 * acts.stride;
     for (int g = 0; g < G; ++g) {
-        Planes u[NB];
-        for (int i = 0; i < NB; ++i)
-            u[i] = unpack(w.codes + (b + i) * block_bytes + g * kBlockBytes);
-        for (int t = 0; t < NT; ++t) {
-            const int8_t* xg = x0 + t * acts.stride + g * kColGroup;
-            const __m512i q0 = _mm512_set1_epi32(load_i32(xg));
-            const __m512i q1 = _mm512_set1_epi32(load_i32(xg + 4));
-            const __m512i q2 = _mm512_set1_epi32(load_i32(xg + 8));
-            const __m512i q3 = _mm512_set1_epi32(load_i32(xg + 12));
+        __m512i packed[NB];
+        for (int i = 0; i < NB; ++i) {
+            packed[i] = _mm512_load_si512(w.codes + (b + i) * block_bytes + g * kBlockBytes);
+        }
+        for (int p = 0; p < 4; ++p) {
+            __m512i plane[NB];
             for (int i = 0; i < NB; ++i) {
-                __m512i a = acc[i][t];
-                a = _mm512_dpbusd_epi32(a, u[i].p0, q0);
-                a = _mm512_dpbusd_epi32(a, u[i].p1, q1);
-                a = _mm512_dpbusd_epi32(a, u[i].p2, q2);
-                a = _mm512_dpbusd_epi32(a, u[i].p3, q3);
-                acc[i][t] = a;
+                plane[i] = _mm512_and_si512(_mm512_srli_epi16(packed[i], 2 * p), mask);
+            }
+            for (int t = 0; t < NT; ++t) {
+                const int8_t* xg = x0 + t * acts.stride + g * kColGroup + 4 * p;
+                const __m512i q = _mm512_set1_epi32(load_i32(xg));
+                for (int i = 0; i < NB; ++i)
+                    acc[i][t] = _mm512_dpbusd_epi32(acc[i][t], plane[i], q);
             }
         }
     }
