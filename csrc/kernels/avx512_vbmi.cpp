@@ -65,7 +65,11 @@ inline Planes5 unpack5(const uint8_t* group, const DigitTables& tb) {
     out.p[1] = _mm512_and_si512(_mm512_srli_epi16(low, 2), mask);
     out.p[2] = _mm512_and_si512(_mm512_srli_epi16(low, 4), mask);
     out.p[3] = _mm512_and_si512(_mm512_srli_epi16(low, 6), mask);
-    out.p[4] = lookup(tb.top, v, high);
+    // Digit 4 is the leading base-3 digit: (v >= 81) + (v >= 162), from two compares.
+    const __m512i one = _mm512_set1_epi8(1);
+    const __m512i d4 = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(81)), one);
+    out.p[4] =
+        _mm512_mask_add_epi8(d4, _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(char(162))), d4, one);
     return out;
 }
 
