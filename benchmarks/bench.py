@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -182,6 +183,33 @@ def run_engine(
     return res
 
 
+def ensure_converted(model: Path, info: dict[str, Any]) -> Path:
+    """`bitnet convert` of the checkpoint in the layout and head a run reported (once, cached)."""
+    layout, head = info["weight_format"], info["lm_head"]
+    out = CACHE / "converted" / f"{model.name}-{layout}-{head}"
+    done = out / ".complete"
+    if done.exists() and done.stat().st_mtime >= (model / "config.json").stat().st_mtime:
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    log(f"converting {model.name} to {out.name} (once)")
+    cli = "from bitnet_backend.cli import main; raise SystemExit(main())"
+    cmd = [sys.executable, "-c", cli, "convert", str(model), str(out)]
+    # Run outside the source tree, so the installed package (with its extension) is imported.
+    subprocess.run([*cmd, "--layout", layout, "--lm-head", head], check=True, cwd=CACHE)
+    done.write_text("ok\n")
+    return out
+
+
+def converted_load_s(model: Path, info: dict[str, Any], threads: int) -> float:
+    """Load time of the `bitnet convert`ed checkpoint, in a fresh process."""
+    conv = ensure_converted(model, info)
+    options = {"weight_layout": info["weight_format"], "lm_head": info["lm_head"]}
+    cmd = [sys.executable, str(HERE / "engine_worker.py"), str(conv), "--threads", str(threads)]
+    cmd += ["--options", json.dumps(options), "--prompts", "", "--n-gen", "0"]
+    stdout, _, _ = llamacpp.run_with_rusage(cmd)
+    return float(json.loads(stdout)["load_s"])
+
+
 def run_llamacpp(
     lc: llamacpp.LlamaCpp, tool: Path, model: Path, threads: int, cfg: dict[str, Any]
 ) -> dict[str, Any]:
@@ -213,7 +241,7 @@ def summarize(runs: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, 
     for system, t in keys:
         mine = [r for r in runs if r["system"] == system and r["threads"] == t]
         row: dict[str, Any] = {"system": system, "threads": t, "rounds": len(mine)}
-        for m in [*metrics, "rss_kib", "load_s"]:
+        for m in [*metrics, "rss_kib", "load_s", "load_converted_s"]:
             row[m] = median([r.get(m) for r in mine])
         row["ratio"] = {}
         for m in metrics:
@@ -241,7 +269,7 @@ def markdown_table(
     rows: list[dict[str, Any]], metrics: list[str], bw: list[dict[str, Any]], tg: str
 ) -> str:
     """The results table (markdown)."""
-    head = ["engine / variant", "threads", *metrics, "RSS MiB", "load s"]
+    head = ["engine / variant", "threads", *metrics, "RSS MiB", "load s", "converted load s"]
     head += [f"{m} vs TQ2_0" for m in metrics]
     head += ["MB/token", f"{tg} roofline 4K / 2M", "% of 2M roofline"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -254,7 +282,7 @@ def markdown_table(
         cells = [row["system"], str(t)]
         cells += [fmt(row[m]) for m in metrics]
         cells += [fmt(row["rss_kib"] / 1024 if row["rss_kib"] else None, ".0f")]
-        cells += [fmt(row["load_s"], ".2f")]
+        cells += [fmt(row["load_s"], ".2f"), fmt(row.get("load_converted_s"), ".2f")]
         cells += [fmt(row["ratio"][m], ".2f") + ("x" if row["ratio"][m] else "") for m in metrics]
         cells += [fmt(bpt / 1e6 if bpt else None, ".0f"), f"{fmt(roof4)} / {fmt(roof2)}"]
         pct = 100 * row[tg] / roof2 if roof2 and row.get(tg) else None
@@ -419,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"round {rnd + 1}/{rounds}, {t} thread(s): {name}{busy}")
                 if isinstance(what, EngineVariant):
                     res = run_engine(model, what, t, cfg)
+                    res["load_converted_s"] = converted_load_s(model, res["info"], t)
                     kv = kv_bytes_per_position(res["info"], config)
                     res["bytes_per_token"] = res["info"]["weight_bytes"] + kv * mean_ctx
                 else:
