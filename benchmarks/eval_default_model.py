@@ -12,7 +12,7 @@ uses:
   for its schema, and (stricter) arguments equal to the ones the request implies;
 - tool answer: the reply after the tool's result contains the result;
 - instructions: short-answer exact match;
-- perplexity of held-out passages (exact f32 head).
+- perplexity of held-out passages (exact f32 head; also with the int8 and 4-bit heads).
 """
 
 from __future__ import annotations
@@ -180,8 +180,9 @@ def eval_instructions(model: bb.Model, rng: random.Random, n: int) -> dict[str, 
     return {"n": n, "exact_match": hits / n}
 
 
-def perplexity(path: str | None, rng: random.Random, n: int) -> float:
-    model = bb.load(path, lm_head="f32")
+def perplexity(path: str | None, rng: random.Random, n: int, lm_head: str = "f32") -> float:
+    """Perplexity of held-out passages with the output head stored as ``lm_head``."""
+    model = bb.load(path, lm_head=lm_head)
     nll, count = 0.0, 0
     for _ in range(n):
         text = "\n\n".join(passages.passage(rng).text for _ in range(rng.randint(1, 3)))
@@ -212,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         model, random.Random(EVAL_SEED + 2), max(50, args.n // 3)
     )
     model.close()
-    results["perplexity"] = perplexity(
-        args.model, random.Random(EVAL_SEED + 3), max(50, args.n // 3)
-    )
+    # The same passages with each head storage: the quality cost of the int8 default and of
+    # the 4-bit head of the speed / memory presets.
+    results["perplexity_by_head"] = {
+        head: perplexity(args.model, random.Random(EVAL_SEED + 3), max(50, args.n // 3), head)
+        for head in ("f32", "int8", "q4")
+    }
+    results["perplexity"] = results["perplexity_by_head"]["f32"]
     results["seconds"] = round(time.time() - t0, 1)
     r, t = results["reading"], results["tools"]
     rows = [
@@ -224,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         ("tool call: exact arguments", f"{t['exact_arguments']:.1%}"),
         ("tool answer uses the result", f"{t['answer_uses_result']:.1%}"),
         ("instructions: exact match", f"{results['instructions']['exact_match']:.1%}"),
-        ("held-out text perplexity", f"{results['perplexity']:.2f}"),
+        (
+            "held-out text perplexity, f32 / int8 / q4 head",
+            " / ".join(f"{v:.3f}" for v in results["perplexity_by_head"].values()),
+        ),
     ]
     rows += [
         (f"spot check: {s['request']}", f"{'ok' if s['ok'] else 'FAIL'} {json.dumps(s['got'])}")

@@ -27,8 +27,9 @@ _HEADS = ("int8", "q4", "f32")
 _LAYOUTS = ("auto", "i2_r16", "i1_r16")
 # Named option sets: "quality" (default) and "speed" (4-bit head: ~45% fewer bytes per token
 # for the head, at a measured quality cost; see README). "memory" also stores the ternary
-# weights densely (~1.6 bits), which saves 20% of their memory but decodes slower where digit
-# extraction, not bandwidth, is the bound (measured on AVX-512 VBMI: 16.4 vs 21.9 tok/s).
+# weights densely (~1.6 bits), which saves 20% of their memory; its speed depends on how cheaply
+# the CPU extracts base-3 digits (2B-4T shape on AVX-512 VBMI: 43.8 vs 41.9 tok/s for "speed"
+# at 2 threads, 28.9 vs 29.4 at 1 thread).
 _PRESETS = {
     "quality": {"weight_layout": "auto", "lm_head": "int8"},
     "speed": {"weight_layout": "auto", "lm_head": "q4"},
