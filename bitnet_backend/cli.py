@@ -40,12 +40,13 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--preset",
         choices=("quality", "speed", "memory"),
-        help="cpu backend: weight layout + head preset",
+        help="cpu backend: weight layout + head + KV cache preset",
     )
     g.add_argument("--lm-head", choices=("int8", "q4", "f32"), help="cpu backend: head storage")
     g.add_argument(
         "--layout", choices=("auto", "i2_r16", "i1_r16"), help="cpu backend: ternary layout"
     )
+    g.add_argument("--kv-cache", choices=("f32", "bf16"), help="cpu backend: KV cache type")
     return p
 
 
@@ -115,6 +116,8 @@ def _load(args: argparse.Namespace, source: str | None = None) -> Model:
         options["lm_head"] = args.lm_head
     if getattr(args, "layout", None):
         options["weight_layout"] = args.layout
+    if getattr(args, "kv_cache", None):
+        options["kv_cache"] = args.kv_cache
     return load(
         src,
         backend=args.backend,

@@ -23,6 +23,9 @@ hookimpl = pluggy.HookimplMarker("bitnet_backend")
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
 # Output head storage: int8 per row (default), 4-bit per row (speed), f32 (exact reference).
 _HEADS = ("int8", "q4", "f32")
+# KV cache element type: float32 (exact), or bfloat16 (half the bytes decode reads per context
+# position; ~3 significant digits).
+_KV_CACHES = ("f32", "bf16")
 # Ternary weight layouts: 2 bits per weight, or 5 base-3 digits per byte (~1.6 bits).
 _LAYOUTS = ("auto", "i2_r16", "i1_r16")
 # Named option sets: "quality" (default) and "speed" (4-bit head: ~45% fewer bytes per token
@@ -31,9 +34,9 @@ _LAYOUTS = ("auto", "i2_r16", "i1_r16")
 # the CPU extracts base-3 digits (2B-4T shape on AVX-512 VBMI: 43.8 vs 41.9 tok/s for "speed"
 # at 2 threads, 28.9 vs 29.4 at 1 thread).
 _PRESETS = {
-    "quality": {"weight_layout": "auto", "lm_head": "int8"},
-    "speed": {"weight_layout": "auto", "lm_head": "q4"},
-    "memory": {"weight_layout": "i1_r16", "lm_head": "q4"},
+    "quality": {"weight_layout": "auto", "lm_head": "int8", "kv_cache": "f32"},
+    "speed": {"weight_layout": "auto", "lm_head": "q4", "kv_cache": "bf16"},
+    "memory": {"weight_layout": "i1_r16", "lm_head": "q4", "kv_cache": "bf16"},
 }
 
 
@@ -147,6 +150,7 @@ class CpuEngine:
         lm_head: str,
         layout: str,
         progress: Callable[[int, int], None] | None = None,
+        kv_cache: str = "f32",
     ) -> None:
         self._module = _engine_module()
         # The engine reads the embedding table in place: keep its file mapping alive.
@@ -180,7 +184,7 @@ class CpuEngine:
         }
         try:
             self._model = self._module.Model(
-                native_config, tensors, n_threads, isa, lm_head, progress
+                native_config, tensors, n_threads, isa, lm_head, progress, kv_cache
             )
         except self._module.CheckpointContentError as exc:
             raise CheckpointError(checkpoint.path, str(exc)) from None
@@ -194,6 +198,7 @@ class CpuEngine:
             "n_threads": self._model.n_threads,
             "weight_format": self._model.weight_layout,
             "lm_head": self._model.lm_head,
+            "kv_dtype": self._model.kv_cache,
             "weight_bytes": int(self._model.weight_bytes),
         }
 
@@ -268,6 +273,9 @@ class CpuBackend:
             layout = default_layout()
         if lm_head not in _HEADS:
             raise InvalidParameterError(f"lm_head must be one of {_HEADS}, got {lm_head!r}")
+        kv_cache = options.pop("kv_cache", preset["kv_cache"])
+        if kv_cache not in _KV_CACHES:
+            raise InvalidParameterError(f"kv_cache must be one of {_KV_CACHES}, got {kv_cache!r}")
         if options:
             raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")
         if isa not in _ISAS:
@@ -275,7 +283,7 @@ class CpuBackend:
         if not isinstance(n_threads, int) or n_threads < 1:
             raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
         return CpuEngine(
-            checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout, progress
+            checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout, progress, kv_cache
         )
 
 

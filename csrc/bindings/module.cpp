@@ -87,10 +87,11 @@ PYBIND11_MODULE(_engine, m) {
     py::class_<Model, std::shared_ptr<Model>>(m, "Model")
         .def(py::init([](const py::dict& config, const py::dict& tensors, int n_threads,
                          const std::string& isa, const std::string& lm_head,
-                         const py::object& progress) {
+                         const py::object& progress, const std::string& kv_cache) {
                  const ModelConfig c = config_from_dict(config);
                  const auto views = views_from_dict(tensors);
                  const HeadKind head = parse_head_kind(lm_head);
+                 const KVType kv = parse_kv_type(kv_cache);
                  std::function<void(int, int)> report;
                  if (!progress.is_none()) {
                      report = [&progress](int done, int total) {
@@ -99,10 +100,13 @@ PYBIND11_MODULE(_engine, m) {
                      };
                  }
                  py::gil_scoped_release release;
-                 return std::make_shared<Model>(c, views, n_threads, isa, head, report);
+                 return std::make_shared<Model>(c, views, n_threads, isa, head, report, kv);
              }),
              py::arg("config"), py::arg("tensors"), py::arg("n_threads"), py::arg("isa") = "",
-             py::arg("lm_head") = "int8", py::arg("progress") = py::none())
+             py::arg("lm_head") = "int8", py::arg("progress") = py::none(),
+             py::arg("kv_cache") = "f32")
+        .def_property_readonly(
+            "kv_cache", [](const Model& mdl) { return std::string(kv_type_name(mdl.kv_type())); })
         .def_property_readonly(
             "lm_head",
             [](const Model& mdl) { return std::string(head_kind_name(mdl.head().kind())); })

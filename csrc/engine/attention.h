@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace bitnet {
 
@@ -11,6 +12,9 @@ namespace bitnet {
 // `scores` is scratch of n_q * ld floats (ld >= n_keys). Float32 like the reference; the
 // value sum runs in key order for every output element.
 void gqa_attend(const float* q, int n_q, int d, const float* keys, const float* values,
+                size_t kv_stride, int n_keys, float scaling, float* scores, size_t ld, float* out);
+// The same over a bfloat16 cache (rows of uint16_t).
+void gqa_attend(const float* q, int n_q, int d, const uint16_t* keys, const uint16_t* values,
                 size_t kv_stride, int n_keys, float scaling, float* scores, size_t ld, float* out);
 
 }  // namespace bitnet

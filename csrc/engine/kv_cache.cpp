@@ -1,13 +1,41 @@
 #include "kv_cache.h"
 
+#include <cstring>
+#include <stdexcept>
+
 namespace bitnet {
 
-KVCache::KVCache(int n_layers, int n_ctx, int n_kv_heads, int head_dim)
+KVType parse_kv_type(const std::string& name) {
+    if (name == "f32") return KVType::F32;
+    if (name == "bf16") return KVType::BF16;
+    throw std::invalid_argument("kv_cache must be 'f32' or 'bf16', got '" + name + "'");
+}
+
+const char* kv_type_name(KVType type) { return type == KVType::F32 ? "f32" : "bf16"; }
+
+KVCache::KVCache(int n_layers, int n_ctx, int n_kv_heads, int head_dim, KVType type)
     : n_ctx_(n_ctx),
       n_kv_heads_(n_kv_heads),
       head_dim_(head_dim),
-      keys_(static_cast<size_t>(n_layers) * n_kv_heads * n_ctx * head_dim * sizeof(float), false),
-      values_(static_cast<size_t>(n_layers) * n_kv_heads * n_ctx * head_dim * sizeof(float),
+      type_(type),
+      keys_(static_cast<size_t>(n_layers) * n_kv_heads * n_ctx * head_dim * element_bytes(), false),
+      values_(static_cast<size_t>(n_layers) * n_kv_heads * n_ctx * head_dim * element_bytes(),
               false) {}
+
+void KVCache::store(int layer, int head, int pos, const float* key, const float* value) {
+    uint8_t* k = at(keys_, layer, head, pos);
+    uint8_t* v = at(values_, layer, head, pos);
+    if (type_ == KVType::F32) {
+        std::memcpy(k, key, head_dim_ * sizeof(float));
+        std::memcpy(v, value, head_dim_ * sizeof(float));
+        return;
+    }
+    auto* kb = reinterpret_cast<uint16_t*>(k);
+    auto* vb = reinterpret_cast<uint16_t*>(v);
+    for (int i = 0; i < head_dim_; ++i) {
+        kb[i] = to_bf16(key[i]);
+        vb[i] = to_bf16(value[i]);
+    }
+}
 
 }  // namespace bitnet

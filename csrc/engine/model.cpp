@@ -46,8 +46,8 @@ LinearSource linear_source(const std::map<std::string, TensorView>& tensors,
 
 Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
              int n_threads, const std::string& isa, HeadKind head,
-             const std::function<void(int, int)>& progress)
-    : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads) {
+             const std::function<void(int, int)>& progress, KVType kv)
+    : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads), kv_type_(kv) {
     const auto& c = config_;
     const int H = c.hidden_size;
     embedding_ = find(tensors, "model.embed_tokens.weight");
@@ -252,7 +252,7 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
         throw std::invalid_argument("n_ctx must be in [1, max_position_embeddings]");
     }
     chunk_ = std::min(kMaxChunk, n_ctx);
-    kv_ = KVCache(c.num_layers, n_ctx, c.num_kv_heads, c.head_dim);
+    kv_ = KVCache(c.num_layers, n_ctx, c.num_kv_heads, c.head_dim, model_->kv_type());
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
     const size_t C = chunk_;
     int widest = std::max({H, I, Q, 2 * model_->head().padded_cols()});
@@ -355,8 +355,7 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
             apply_rope(q, c.num_heads, c.head_dim, cos, sin);
             apply_rope(k, c.num_kv_heads, c.head_dim, cos, sin);
             for (int h = 0; h < c.num_kv_heads; ++h) {
-                std::memcpy(kv_.key(l, h, pos), k + h * c.head_dim, c.head_dim * sizeof(float));
-                std::memcpy(kv_.value(l, h, pos), v + h * c.head_dim, c.head_dim * sizeof(float));
+                kv_.store(l, h, pos, k + h * c.head_dim, v + h * c.head_dim);
             }
         });
         attention(l, m);
@@ -454,9 +453,18 @@ void Session::attention(int layer, int m) {
             const int t = task / tasks_per_token;
             const int h0 = (task % tasks_per_token) * per_task;
             const int kvh = h0 / group;
-            gqa_attend(&qkv_[t * QKV + h0 * d], per_task, d, kv_.key(layer, kvh, 0),
-                       kv_.value(layer, kvh, 0), d, n_past_ + t + 1, scaling, scores, n_ctx_,
-                       &attn_[t * Q + h0 * d]);
+            const float* q = &qkv_[t * QKV + h0 * d];
+            float* out = &attn_[t * Q + h0 * d];
+            const int n_keys = n_past_ + t + 1;
+            if (kv_.type() == KVType::F32) {
+                gqa_attend(q, per_task, d, static_cast<const float*>(kv_.keys(layer, kvh)),
+                           static_cast<const float*>(kv_.values(layer, kvh)), d, n_keys, scaling,
+                           scores, n_ctx_, out);
+            } else {
+                gqa_attend(q, per_task, d, static_cast<const uint16_t*>(kv_.keys(layer, kvh)),
+                           static_cast<const uint16_t*>(kv_.values(layer, kvh)), d, n_keys, scaling,
+                           scores, n_ctx_, out);
+            }
         }
     });
 }

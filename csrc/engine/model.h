@@ -36,10 +36,11 @@ class Model {
     // views. Linears and the head are repacked at construction; the embedding table is read
     // in place, so its memory (a file mapping) must outlive the model. `isa` may force a
     // kernel family.
-    // `progress(done, total)` is called as layers are prepared (may be empty).
+    // `progress(done, total)` is called as layers are prepared (may be empty). `kv` is the
+    // element type of the KV caches of this model's sessions.
     Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
           int n_threads, const std::string& isa, HeadKind head,
-          const std::function<void(int, int)>& progress = {});
+          const std::function<void(int, int)>& progress = {}, KVType kv = KVType::F32);
 
     const ModelConfig& config() const { return config_; }
     const KernelTable& kernels() const { return *kernels_; }
@@ -47,6 +48,7 @@ class Model {
     // Sessions share the pool; one forward runs at a time per model.
     std::mutex& forward_mutex() { return forward_mutex_; }
     int n_threads() const { return pool_.size(); }
+    KVType kv_type() const { return kv_type_; }
     size_t weight_bytes() const;
 
     const std::vector<LayerWeights>& layers() const { return layers_; }
@@ -69,6 +71,7 @@ class Model {
     ModelConfig config_;
     const KernelTable* kernels_;
     ThreadPool pool_;
+    KVType kv_type_ = KVType::F32;
     std::mutex forward_mutex_;
     std::vector<LayerWeights> layers_;
     AlignedBuffer arena_;   // every ternary matrix, one huge-page region
