@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops.h"
+#include "tensor.h"
 
 namespace bitnet {
 namespace {
@@ -26,12 +27,7 @@ inline void load_lanes(const uint16_t* p, Lanes16& v) {
 }
 
 inline float to_float(float x) { return x; }
-inline float to_float(uint16_t h) {
-    const uint32_t bits = static_cast<uint32_t>(h) << 16;
-    float x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-}
+inline float to_float(uint16_t h) { return bf16_to_f32(h); }
 
 inline float sum_lanes(const Lanes16& v) {
     float half[8];

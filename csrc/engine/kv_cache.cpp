@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "tensor.h"
+
 namespace bitnet {
 
 KVType parse_kv_type(const std::string& name) {
@@ -18,9 +20,9 @@ KVCache::KVCache(int n_layers, int n_ctx, int n_kv_heads, int head_dim, KVType t
       n_kv_heads_(n_kv_heads),
       head_dim_(head_dim),
       type_(type),
-      keys_(static_cast<size_t>(n_layers) * n_kv_heads * n_ctx * head_dim * element_bytes(), false),
-      values_(static_cast<size_t>(n_layers) * n_kv_heads * n_ctx * head_dim * element_bytes(),
-              false) {}
+      // The offset of the position after the last layer is the size of one buffer.
+      keys_(offset(n_layers, 0, 0), false),
+      values_(offset(n_layers, 0, 0), false) {}
 
 void KVCache::store(int layer, int head, int pos, const float* key, const float* value) {
     uint8_t* k = at(keys_, layer, head, pos);
@@ -33,8 +35,8 @@ void KVCache::store(int layer, int head, int pos, const float* key, const float*
     auto* kb = reinterpret_cast<uint16_t*>(k);
     auto* vb = reinterpret_cast<uint16_t*>(v);
     for (int i = 0; i < head_dim_; ++i) {
-        kb[i] = to_bf16(key[i]);
-        vb[i] = to_bf16(value[i]);
+        kb[i] = f32_to_bf16(key[i]);
+        vb[i] = f32_to_bf16(value[i]);
     }
 }
 

@@ -47,12 +47,4 @@ class KVCache {
     AlignedBuffer keys_, values_;
 };
 
-// float32 -> bfloat16, round to nearest even (the cache holds finite values).
-inline uint16_t to_bf16(float x) {
-    uint32_t bits;
-    __builtin_memcpy(&bits, &x, sizeof bits);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return static_cast<uint16_t>(bits >> 16);
-}
-
 }  // namespace bitnet

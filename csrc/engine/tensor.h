@@ -36,6 +36,14 @@ inline float bf16_to_f32(uint16_t v) {
     return f;
 }
 
+// float32 -> bfloat16, round to nearest even (for finite values).
+inline uint16_t f32_to_bf16(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return static_cast<uint16_t>(bits >> 16);
+}
+
 float f16_to_f32(uint16_t v);
 
 // Drops this process's pages of a read-only file mapping (the page cache keeps them): once a
