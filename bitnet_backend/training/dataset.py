@@ -24,7 +24,7 @@ import numpy as np
 
 from ..constraints import ToolProtocol
 from ..tokenizer import Tokenizer
-from . import copying, instructions, passages, tools
+from . import instructions, passages, tools
 from .passages import Passage
 
 EOT = "<|eot_id|>"
@@ -34,8 +34,7 @@ EOT = "<|eot_id|>"
 class Example:
     """One training or evaluation example."""
 
-    kind: str  # "rag", "tool_call", "tool_answer", "instruction", "completion", "text", "echo",
-    # "words", "recall", "questions"
+    kind: str  # "rag", "tool_call", "tool_answer", "instruction", "completion", "text", "echo"
     prompt: str  # template output (chat) or raw text
     completion: str  # what the model should write ("" for plain text)
     chat: bool  # prompt is a rendered chat (already holds BOS)
@@ -228,24 +227,13 @@ def echo_example(rng: random.Random) -> Example:
     return Example("echo", f"{text}\n\n{text}", "", False)
 
 
-# Texts whose continuation is only predictable by copying from them (see copying.py); the
-# first part is a context target, the continuation a reply target.
-_COPYING = {
-    "words": copying.word_list,
-    "recall": copying.recall,
-    "questions": copying.passage_questions,
-}
-
 MIX = (
-    ("rag", 0.34),
-    ("tool", 0.30),
-    ("instruction", 0.10),
-    ("completion", 0.03),
-    ("text", 0.03),
-    ("echo", 0.03),
-    ("words", 0.07),
-    ("recall", 0.05),
-    ("questions", 0.05),
+    ("rag", 0.37),
+    ("tool", 0.33),
+    ("instruction", 0.12),
+    ("completion", 0.05),
+    ("text", 0.07),
+    ("echo", 0.06),
 )
 
 
@@ -266,9 +254,6 @@ def examples(seed: int, renderer: Renderer) -> Iterator[Example]:
             yield completion_example(rng)
         elif kind == "echo":
             yield echo_example(rng)
-        elif kind in _COPYING:
-            prompt, continuation = _COPYING[kind](rng)
-            yield Example(kind, prompt, continuation, False)
         else:
             yield text_example(rng)
 

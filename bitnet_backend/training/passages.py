@@ -199,7 +199,7 @@ def _event(rng: random.Random) -> Passage:
     city, month, day = rng.choice(V.CITIES), rng.choice(V.MONTHS), rng.choice(V.WEEKDAYS)
     visitors, organiser, price = rng.randint(200, 90000), person_name(rng), rng.randint(2, 90)
     facts = [
-        (f"{name[0].upper()}{name[1:]} takes place in {city}.", [(f"Where does {name} take place?", city)]),
+        (f"{name.capitalize()} takes place in {city}.", [(f"Where does {name} take place?", city)]),
         (f"It is held every year in {month}.", [(f"In which month is {name} held?", month)]),
         (f"It always opens on a {day}.", [(f"On which day does {name} open?", day)]),
         (
