@@ -42,7 +42,7 @@ def normalize(text: str) -> str:
 
 
 def eval_reading(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
-    hits = contains = 0
+    hits = contains = copied_wrong = 0
     failures = []
     for _ in range(n):
         docs = [passages.passage(rng) for _ in range(rng.choice((1, 2, 3)))]
@@ -53,9 +53,18 @@ def eval_reading(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
         ok = normalize(reply) == normalize(gold)
         hits += ok
         contains += normalize(gold) in normalize(reply)
+        # A wrong reply that is a span of the prompt was copied from the wrong place; any
+        # other wrong reply was not copied at all (a plausible value of the right kind).
+        copied_wrong += not ok and normalize(reply) in normalize("\n\n".join(d.text for d in docs))
         if not ok and len(failures) < 5:
             failures.append({"question": question, "gold": gold, "reply": reply})
-    return {"n": n, "exact_match": hits / n, "contains": contains / n, "failures": failures}
+    return {
+        "n": n,
+        "exact_match": hits / n,
+        "contains": contains / n,
+        "wrong_but_copied": copied_wrong / n,
+        "failures": failures,
+    }
 
 
 def _valid(args: Any, schema: dict[str, Any]) -> bool:
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("reading: exact match", f"{r['exact_match']:.1%}"),
         ("reading: answer contained", f"{r['contains']:.1%}"),
+        ("reading: wrong reply copied from the passages", f"{r['wrong_but_copied']:.1%}"),
         ("tool call: right tool, valid arguments", f"{t['right_tool_valid_args']:.1%}"),
         ("tool call: exact arguments", f"{t['exact_arguments']:.1%}"),
         ("tool answer uses the result", f"{t['answer_uses_result']:.1%}"),
