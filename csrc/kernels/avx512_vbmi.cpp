@@ -1,6 +1,6 @@
 // I1_R16 (5 base-3 digits per byte, ~1.6 bits per weight) with AVX-512 VNNI + VBMI. Each
-// byte is looked up (two 128-entry byte permutes, vpermi2b, and a blend on the top bit) in one
-// table giving digits 0..3 as 2-bit fields and one giving digit 4; the planes then feed
+// byte is looked up (two 128-entry byte permutes, vpermi2b, and a blend on the top bit) in a
+// table giving digits 0..3 as 2-bit fields, digit 4 comes from two compares; the planes feed
 // vpdpbusd exactly like 2-bit planes. Decode reads 20% fewer bytes than I2_R16.
 #include <immintrin.h>
 
@@ -18,23 +18,19 @@ inline int32_t load_i32(const int8_t* p) {
     return v;
 }
 
-// Two 256-entry byte tables, each held as four 64-byte registers (values >= 243 never occur):
-// `low4` maps a byte to its digits 0..3 as 2-bit fields (the I2_R16 plane encoding, so four
-// planes come out of one lookup with a shift and a mask each), `top` to its digit 4.
+// A 256-entry byte table held as four 64-byte registers (values >= 243 never occur): it maps
+// a byte to its digits 0..3 as 2-bit fields (the I2_R16 plane encoding, so four planes come
+// out of one lookup with a shift and a mask each). Digit 4 needs no table (see unpack5).
 struct DigitTables {
-    __m512i low4[4], top[4];
+    __m512i low4[4];
     DigitTables() {
-        alignas(64) std::array<uint8_t, 256> low{}, high{};
+        alignas(64) std::array<uint8_t, 256> low{};
         for (int v = 0; v < 256; ++v) {
             int x = v, packed = 0;
             for (int d = 0; d < 4; ++d, x /= 3) packed |= (x % 3) << (2 * d);
             low[v] = static_cast<uint8_t>(packed);
-            high[v] = static_cast<uint8_t>(x % 3);
         }
-        for (int q = 0; q < 4; ++q) {
-            low4[q] = _mm512_load_si512(low.data() + 64 * q);
-            top[q] = _mm512_load_si512(high.data() + 64 * q);
-        }
+        for (int q = 0; q < 4; ++q) low4[q] = _mm512_load_si512(low.data() + 64 * q);
     }
 };
 
