@@ -51,6 +51,7 @@ class EngineVariant:
 # the same engine configuration (same info apart from the thread count) are measured once.
 ENGINE_VARIANTS: list[EngineVariant] = [
     EngineVariant("default", {}, "default load options"),
+    EngineVariant("q6-head", {"lm_head": "q6"}, "2-bit layout, 6-bit lm_head"),
     EngineVariant("speed", {"preset": "speed"}, "preset: 2-bit layout, 4-bit lm_head"),
     EngineVariant("memory", {"preset": "memory"}, "preset: ~1.6-bit layout, 4-bit lm_head"),
 ]

@@ -42,7 +42,9 @@ def _common_parser() -> argparse.ArgumentParser:
         choices=("quality", "speed", "memory"),
         help="cpu backend: weight layout + head + KV cache preset",
     )
-    g.add_argument("--lm-head", choices=("int8", "q4", "f32"), help="cpu backend: head storage")
+    g.add_argument(
+        "--lm-head", choices=("int8", "q6", "q4", "f32"), help="cpu backend: head storage"
+    )
     g.add_argument(
         "--layout", choices=("auto", "i2_r16", "i1_r16"), help="cpu backend: ternary layout"
     )
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("source", metavar="SOURCE", help="checkpoint directory or hub id")
     convert.add_argument("output", metavar="OUT", help="directory to write")
-    convert.add_argument("--lm-head", choices=("int8", "q4", "f32"), default="int8")
+    convert.add_argument("--lm-head", choices=("int8", "q6", "q4", "f32"), default="int8")
     convert.add_argument("--layout", choices=("auto", "i2_r16", "i1_r16"), default="auto")
     convert.add_argument("--threads", type=int, metavar="N", default=1)
     return parser

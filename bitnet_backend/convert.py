@@ -78,7 +78,7 @@ def prepacked_head(config_extra: dict[str, Any], path: object) -> str:
     if layout is None:
         return ""
     head = layout.get("lm_head")
-    if head not in ("int8", "q4", "f32"):
+    if head not in ("int8", "q6", "q4", "f32"):
         raise CheckpointError(path, f"unsupported {LAYOUT_KEY}.lm_head {head!r}")
     return str(head)
 

@@ -35,7 +35,7 @@ def test_every_isa_gives_bit_identical_logits(ckpt_dir: Path, isa: str) -> None:
     np.testing.assert_array_equal(_logits(ckpt_dir, isa=isa, lm_head="f32"), ref)
 
 
-@pytest.mark.parametrize("lm_head", ["f32", "int8", "q4"])
+@pytest.mark.parametrize("lm_head", ["f32", "int8", "q6", "q4"])
 def test_dense_layout_computes_the_same_network_as_the_2bit_one(
     ckpt_dir: Path, lm_head: str
 ) -> None:
@@ -52,8 +52,11 @@ def test_dense_layout_reads_fewer_weight_bytes(ckpt_dir: Path) -> None:
     assert dense.info["weight_bytes"] < two_bit.info["weight_bytes"]
 
 
+# A dozen positions of a random model (many near ties): the 6-bit head keeps 10 of 12 argmaxes
+# here; test_oracle_kernels measures it over 512 positions.
 @pytest.mark.parametrize(
-    ("lm_head", "max_rel_rms", "min_top1"), [("int8", 0.02, 0.9), ("q4", 0.3, 0.5)]
+    ("lm_head", "max_rel_rms", "min_top1"),
+    [("int8", 0.02, 0.9), ("q6", 0.03, 0.75), ("q4", 0.3, 0.5)],
 )
 def test_quantized_heads_stay_close_to_the_float_head(
     ckpt_dir: Path, lm_head: str, max_rel_rms: float, min_top1: float
@@ -130,7 +133,9 @@ def test_bad_cpu_options_raise_invalid_parameter(ckpt_dir: Path, options: dict[s
         BACKEND.load(load_checkpoint(ckpt_dir), n_threads=1, **options)
 
 
-@pytest.mark.parametrize(("layout", "lm_head"), [("i2_r16", "int8"), ("i1_r16", "q4")])
+@pytest.mark.parametrize(
+    ("layout", "lm_head"), [("i2_r16", "int8"), ("i2_r16", "q6"), ("i1_r16", "q4")]
+)
 def test_converted_checkpoint_loads_to_the_same_logits(
     ckpt_dir: Path, tmp_path: Path, layout: str, lm_head: str
 ) -> None:

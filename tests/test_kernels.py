@@ -80,7 +80,7 @@ def test_activation_quantization_of_zeros_uses_the_epsilon_floor() -> None:
     assert np.float32(s) == np.float32(np.float32(1.0) / np.float32(1e-5)) * np.float32(127.0)
 
 
-@pytest.mark.parametrize("kind", ["int8", "q4", "f32"])
+@pytest.mark.parametrize("kind", ["int8", "q6", "q4", "f32"])
 @pytest.mark.parametrize(("vocab", "hidden"), [(512, 64), (100, 72), (37, 10), (1000, 2560)])
 def test_head_kernels_agree_with_reference_and_bound_the_error(
     kind: str, vocab: int, hidden: int
@@ -98,8 +98,9 @@ def test_head_kernels_agree_with_reference_and_bound_the_error(
                 np.testing.assert_array_equal(out, ref)
     exact = table.astype(np.float64) @ h.astype(np.float64)
     rel = np.sqrt(((ref - exact) ** 2).mean() / (exact**2).mean())
-    # Measured: int8 per row ~0.3-0.8 %, 4-bit per row ~9-15 % relative RMS on Gaussian rows.
-    bound = {"f32": 1e-6, "int8": 0.012, "q4": 0.2}[kind]
+    # Measured: int8 per row ~0.4-0.9 %, 6-bit with a sub-scale per 16 columns ~1.5-2.0 %,
+    # 4-bit per row ~7-15 % relative RMS on Gaussian rows.
+    bound = {"f32": 1e-6, "int8": 0.012, "q6": 0.025, "q4": 0.2}[kind]
     assert rel < bound
 
 

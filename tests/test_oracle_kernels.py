@@ -60,10 +60,12 @@ def test_every_isa_and_layout_matches_transformers_strictly(
 
 
 # Measured on these random-weight checkpoints (2048 positions): int8 per-row head 99.1% argmax
-# agreement and ~0.6% relative RMS; 4-bit head ~82% and ~11%. Random models have many near
+# agreement and ~0.6% relative RMS; 6-bit head (sub-scale per 16 columns) 95.9% and 1.9%;
+# 4-bit head ~82% and ~11%. Random models have many near
 # ties between top logits, which a trained model's distribution does not.
 @pytest.mark.parametrize(
-    ("lm_head", "min_argmax", "max_rel_rms"), [("int8", 0.97, 0.02), ("q4", 0.6, 0.2)]
+    ("lm_head", "min_argmax", "max_rel_rms"),
+    [("int8", 0.97, 0.02), ("q6", 0.93, 0.025), ("q4", 0.6, 0.2)],
 )
 def test_quantized_heads_against_transformers(
     checkpoint: Callable[[str], Path], lm_head: str, min_argmax: float, max_rel_rms: float

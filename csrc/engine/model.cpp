@@ -271,7 +271,9 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     last_logits_.resize(c.vocab_size);
     tmp_logits_.resize(c.vocab_size);
     xq_stride_ = static_cast<size_t>((widest + kColGroup - 1) / kColGroup) * kColGroup;
-    xq_ = AlignedBuffer(C * xq_stride_ + 64);
+    // The head's two int8 terms need 2 * its padded width (the Q6 head pads to 64 columns).
+    xq_ = AlignedBuffer(
+        std::max(C * xq_stride_ + 64, 2 * static_cast<size_t>(model_->head().padded_cols()) + 64));
     std::memset(xq_.data(), 0, xq_.size());
     xs_.resize(C);
     xsum_.resize(C);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "ops.h"
@@ -12,8 +13,9 @@ namespace bitnet {
 HeadKind parse_head_kind(const std::string& name) {
     if (name == "f32") return HeadKind::F32;
     if (name == "int8") return HeadKind::Q8;
+    if (name == "q6") return HeadKind::Q6;
     if (name == "q4") return HeadKind::Q4;
-    throw std::invalid_argument("lm_head must be 'int8', 'q4' or 'f32', got '" + name + "'");
+    throw std::invalid_argument("lm_head must be 'int8', 'q6', 'q4' or 'f32', got '" + name + "'");
 }
 
 const char* head_kind_name(HeadKind kind) {
@@ -22,11 +24,78 @@ const char* head_kind_name(HeadKind kind) {
             return "f32";
         case HeadKind::Q8:
             return "int8";
+        case HeadKind::Q6:
+            return "q6";
         case HeadKind::Q4:
             return "q4";
     }
     return "?";
 }
+
+namespace {
+
+// Columns per 64-byte step of 16 rows in the Q8 and Q4 layouts.
+int cols_per_step(HeadKind kind) { return kind == HeadKind::Q8 ? 4 : 8; }
+
+int padded_width(HeadKind kind, int hidden) {
+    if (kind == HeadKind::F32) return hidden;
+    if (kind == HeadKind::Q6) {
+        constexpr int kAlignCols = kColGroup * kQ6GroupAlign;
+        return (hidden + kAlignCols - 1) / kAlignCols * kAlignCols;
+    }
+    const int step = cols_per_step(kind);
+    return (hidden + step - 1) / step * step;
+}
+
+size_t head_block_bytes(HeadKind kind, int padded_cols) {
+    if (kind == HeadKind::Q6) return q6_block_bytes(padded_cols / kColGroup);
+    return static_cast<size_t>(padded_cols / cols_per_step(kind)) * kBlockBytes;
+}
+
+// One row of a Q6_R16 block (layout in kernels.h); returns the row's float scale (the value of
+// one unit of sub-scale x weight). Sub-scales round up, so no weight is clipped.
+float pack_q6_row(const float* row, int hidden, int n_groups, uint8_t* block, int r) {
+    const int64_t padded = static_cast<int64_t>(n_groups) * kColGroup;
+    const int s_max = static_cast<int>(
+        std::min<int64_t>(127, std::numeric_limits<int32_t>::max() / (31 * 127 * padded)));
+    float amax = 0.0f;
+    for (int k = 0; k < hidden; ++k) amax = std::max(amax, std::fabs(row[k]));
+    const float unit = amax / (31.0f * static_cast<float>(s_max));
+    uint8_t* scales = block + static_cast<size_t>(n_groups) * kQ6GroupCodeBytes;
+    int64_t correction = 0;
+    for (int g = 0; g < n_groups; ++g) {
+        const int k0 = g * kColGroup, k1 = std::min(hidden, k0 + kColGroup);
+        float gmax = 0.0f;
+        for (int k = k0; k < k1; ++k) gmax = std::max(gmax, std::fabs(row[k]));
+        const int up = amax > 0.0f ? static_cast<int>(std::ceil(gmax / amax * s_max)) : 1;
+        const int s = std::min(s_max, std::max(1, up));
+        scales[g * kRowBlock + r] = static_cast<uint8_t>(s);
+        const float inv = unit > 0.0f ? 1.0f / (unit * static_cast<float>(s)) : 0.0f;
+        uint8_t* lane = block + static_cast<size_t>(g) * kQ6GroupCodeBytes + 4 * r;
+        int w_sum = 0;
+        for (int c = 0; c < kColGroup; ++c) {
+            const int k = k0 + c;
+            const int w =
+                k < hidden
+                    ? std::min(31, std::max(-31, static_cast<int>(std::nearbyint(row[k] * inv))))
+                    : 0;
+            w_sum += w;
+            const int u = w + 32, quad = c / 4, j = c % 4, shift = quad % 2 == 0 ? 0 : 4;
+            uint8_t& nibbles = lane[(quad / 2) * kBlockBytes + j];
+            nibbles = static_cast<uint8_t>((nibbles & ~(15 << shift)) | ((u & 15) << shift));
+            uint8_t& top = lane[2 * kBlockBytes + j];
+            top = static_cast<uint8_t>((top & ~(3 << 2 * quad)) | ((u >> 4) << 2 * quad));
+        }
+        correction += 128 * static_cast<int64_t>(s) * w_sum;
+    }
+    // Stored modulo 2^32, as the kernels' int32 sums wrap.
+    const auto wrapped = static_cast<int32_t>(static_cast<uint32_t>(correction));
+    std::memcpy(scales + static_cast<size_t>(n_groups) * kRowBlock + 4 * r, &wrapped,
+                sizeof wrapped);
+    return unit;
+}
+
+}  // namespace
 
 OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind kind,
                        ThreadPool& pool, bool release_src)
@@ -46,17 +115,17 @@ OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind 
         });
         return;
     }
-    const bool q8 = kind == HeadKind::Q8;
-    const int cols_per_step = q8 ? 4 : 8;  // columns per 64-byte step of 16 rows
-    const int n_steps = (hidden + cols_per_step - 1) / cols_per_step;
-    padded_cols_ = n_steps * cols_per_step;
-    const size_t block_bytes = static_cast<size_t>(n_steps) * kBlockBytes;
+    const bool q8 = kind == HeadKind::Q8, q6 = kind == HeadKind::Q6;
+    padded_cols_ = padded_width(kind, hidden);
+    const size_t block_bytes = head_block_bytes(kind, padded_cols_);
     data_ = AlignedBuffer(n_blocks_ * block_bytes);
-    // Zero weights in padding: code 128 (int8) or 8 (4-bit, both nibbles).
-    std::memset(data_.data(), q8 ? 128 : 0x88, data_.size());
+    // Zero weights in padding: code 128 (int8) or 8 (4-bit, both nibbles); Q6 padding rows get
+    // sub-scale 0 (their codes do not matter) and packed rows write every column.
+    std::memset(data_.data(), q8 ? 128 : (q6 ? 0 : 0x88), data_.size());
     scales_.assign(static_cast<size_t>(n_blocks_) * kRowBlock, 0.0f);
     uint8_t* codes = data_.as<uint8_t>();
     const float qmax = q8 ? 127.0f : 7.0f;
+    const int step_cols = q6 ? 0 : cols_per_step(kind);
     const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(table.dtype);
     pool.parallel_for(vocab, [&](int begin, int end) {
         std::vector<float> row(hidden);
@@ -72,18 +141,24 @@ OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind 
                 row[k] = table.at(static_cast<int64_t>(v) * hidden + k);
                 amax = std::max(amax, std::fabs(row[k]));
             }
+            uint8_t* block = codes + (v / kRowBlock) * block_bytes;
+            if (q6) {
+                scales_[v] =
+                    pack_q6_row(row.data(), hidden, padded_cols_ / kColGroup, block, v % kRowBlock);
+                continue;
+            }
             const float scale = amax / qmax;
             const float inv = amax > 0.0f ? qmax / amax : 0.0f;
             scales_[v] = scale;
-            uint8_t* block = codes + (v / kRowBlock) * block_bytes + 4 * (v % kRowBlock);
+            uint8_t* lane = block + 4 * (v % kRowBlock);
             for (int k = 0; k < hidden; ++k) {
                 const int q = static_cast<int>(std::nearbyint(row[k] * inv));
-                const int step = k / cols_per_step;
+                const int step = k / step_cols;
                 if (q8) {
-                    block[step * kBlockBytes + k % 4] = static_cast<uint8_t>(q + 128);
+                    lane[step * kBlockBytes + k % 4] = static_cast<uint8_t>(q + 128);
                 } else {
                     const int within = k % 8, j = within % 4;
-                    uint8_t& byte = block[step * kBlockBytes + j];
+                    uint8_t& byte = lane[step * kBlockBytes + j];
                     const int shift = within < 4 ? 0 : 4;
                     byte = static_cast<uint8_t>((byte & ~(15 << shift)) | ((q + 8) << shift));
                 }
@@ -100,12 +175,10 @@ OutputHead OutputHead::from_prepacked(HeadKind kind, int vocab, int hidden, cons
     head.vocab_ = vocab;
     head.hidden_ = hidden;
     head.n_blocks_ = (vocab + kRowBlock - 1) / kRowBlock;
-    const int cols_per_step = kind == HeadKind::F32 ? 1 : (kind == HeadKind::Q8 ? 4 : 8);
-    head.padded_cols_ = (hidden + cols_per_step - 1) / cols_per_step * cols_per_step;
+    head.padded_cols_ = padded_width(kind, hidden);
     const size_t bytes = kind == HeadKind::F32
                              ? static_cast<size_t>(vocab) * hidden * sizeof(float)
-                             : static_cast<size_t>(head.n_blocks_) *
-                                   (head.padded_cols_ / cols_per_step) * kBlockBytes;
+                             : head.n_blocks_ * head_block_bytes(kind, head.padded_cols_);
     if (data.dtype != DType::U8 || static_cast<size_t>(data.numel()) != bytes) {
         throw CheckpointContentError("bitnet.head.codes: size does not match the head layout");
     }
@@ -160,9 +233,14 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
     std::memset(lo + hidden_, 0, padded_cols_ - hidden_);
     const float inv_lo = 1.0f / s_lo;
     int32_t* acc_lo = acc + padded_rows();
-    const int n_steps = padded_cols_ / 4;
+    const int n_steps = padded_cols_ / 4, n_groups = padded_cols_ / kColGroup;
+    const bool q6 = kind_ == HeadKind::Q6;
     pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), [&](int b0, int b1) {
-        k.q8_gemv(codes, n_steps, b0, b1, xq, x_sum, lo, lo_sum, acc, acc_lo);
+        if (q6) {
+            k.q6_gemv(codes, n_groups, b0, b1, xq, lo, acc, acc_lo);
+        } else {
+            k.q8_gemv(codes, n_steps, b0, b1, xq, x_sum, lo, lo_sum, acc, acc_lo);
+        }
         const int r1 = std::min(vocab_, b1 * kRowBlock);
         for (int v = b0 * kRowBlock; v < r1; ++v) {
             out[v] = (static_cast<float>(acc[v]) * inv_s + static_cast<float>(acc_lo[v]) * inv_lo) *

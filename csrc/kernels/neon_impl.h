@@ -109,6 +109,55 @@ void q4_gemv_neon(const uint8_t* codes, int n_col_octets, int block_begin, int b
     }
 }
 
+// Q6_R16 (see kernels.h). The signed dot product takes w and x as they are, so the stored
+// correction (for the x86 kernels' unsigned operand) is not used. vsli puts the top 2 bits
+// above the low nibble in one step.
+void q6_gemv_neon(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
+                  const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
+    const uint8x16_t nibble = vdupq_n_u8(15), two = vdupq_n_u8(3), bias = vdupq_n_u8(32);
+    const size_t block_bytes = q6_block_bytes(n_col_groups);
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* blk = data + b * block_bytes;
+        const uint8_t* scales = blk + static_cast<size_t>(n_col_groups) * kQ6GroupCodeBytes;
+        int32x4_t ah[4], al[4];
+        for (int v = 0; v < 4; ++v) ah[v] = al[v] = vdupq_n_s32(0);
+        for (int g = 0; g < n_col_groups; ++g) {
+            const uint8_t* c = blk + g * kQ6GroupCodeBytes;
+            int8x16_t xh[4], xl[4];
+            for (int p = 0; p < 4; ++p) {
+                xh[p] = vreinterpretq_s8_s32(dup_quad(hi + g * kColGroup + 4 * p));
+                xl[p] = vreinterpretq_s8_s32(dup_quad(lo + g * kColGroup + 4 * p));
+            }
+            for (int v = 0; v < 4; ++v) {
+                const uint8x16_t n0 = vld1q_u8(c + 16 * v), n1 = vld1q_u8(c + 64 + 16 * v);
+                const uint8x16_t t = vld1q_u8(c + 128 + 16 * v);
+                const uint8x16_t u[4] = {
+                    vsliq_n_u8(vandq_u8(n0, nibble), vandq_u8(t, two), 4),
+                    vsliq_n_u8(vshrq_n_u8(n0, 4), vandq_u8(vshrq_n_u8(t, 2), two), 4),
+                    vsliq_n_u8(vandq_u8(n1, nibble), vandq_u8(vshrq_n_u8(t, 4), two), 4),
+                    vsliq_n_u8(vshrq_n_u8(n1, 4), vshrq_n_u8(t, 6), 4),
+                };
+                int32x4_t ph = vdupq_n_s32(0), pl = ph;
+                for (int p = 0; p < 4; ++p) {
+                    const int8x16_t w = vreinterpretq_s8_u8(vsubq_u8(u[p], bias));
+                    ph = BITNET_NEON_DOT(ph, w, xh[p]);
+                    pl = BITNET_NEON_DOT(pl, w, xl[p]);
+                }
+                uint8_t sv[8] = {0};
+                std::memcpy(sv, scales + g * kRowBlock + 4 * v, 4);
+                const int32x4_t sc =
+                    vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(sv)))));
+                ah[v] = vmlaq_s32(ah[v], ph, sc);
+                al[v] = vmlaq_s32(al[v], pl, sc);
+            }
+        }
+        for (int v = 0; v < 4; ++v) {
+            vst1q_s32(out_hi + b * kRowBlock + 4 * v, ah[v]);
+            vst1q_s32(out_lo + b * kRowBlock + 4 * v, al[v]);
+        }
+    }
+}
+
 inline float quantize_row_neon(const float* x, int n, int8_t* q, int32_t* sum) {
     float amax = 0.0f;
     for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));

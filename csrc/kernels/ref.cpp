@@ -107,8 +107,39 @@ void q4_gemv_ref(const uint8_t* codes, int n_col_octets, int block_begin, int bl
     }
 }
 
+// The definition, straight from the weights: it ignores the stored corrections, so the tests
+// also check them.
+void q6_gemv_ref(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
+                 const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* block = data + static_cast<size_t>(b) * q6_block_bytes(n_col_groups);
+        const uint8_t* scales = block + static_cast<size_t>(n_col_groups) * kQ6GroupCodeBytes;
+        for (int r = 0; r < kRowBlock; ++r) {
+            int64_t acc_hi = 0, acc_lo = 0;
+            for (int g = 0; g < n_col_groups; ++g) {
+                const uint8_t* codes = block + g * kQ6GroupCodeBytes + 4 * r;
+                int64_t part_hi = 0, part_lo = 0;
+                for (int c = 0; c < kColGroup; ++c) {
+                    const int j = c % 4, quad = c / 4;
+                    const uint8_t nibbles = codes[(quad / 2) * kBlockBytes + j];
+                    const int low = quad % 2 == 0 ? nibbles & 15 : nibbles >> 4;
+                    const int top = (codes[2 * kBlockBytes + j] >> (2 * quad)) & 3;
+                    const int w = (low | top << 4) - 32;
+                    part_hi += w * hi[g * kColGroup + c];
+                    part_lo += w * lo[g * kColGroup + c];
+                }
+                const int s = scales[g * kRowBlock + r];
+                acc_hi += s * part_hi;
+                acc_lo += s * part_lo;
+            }
+            out_hi[b * kRowBlock + r] = static_cast<int32_t>(acc_hi);
+            out_lo[b * kRowBlock + r] = static_cast<int32_t>(acc_lo);
+        }
+    }
+}
+
 const KernelTable kRef = {"ref",       ternary_gemm_ref, quantize_row_ref, ternary5_gemm_ref,
-                          q8_gemv_ref, q4_gemv_ref};
+                          q8_gemv_ref, q4_gemv_ref,      q6_gemv_ref};
 
 }  // namespace
 

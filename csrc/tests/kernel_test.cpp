@@ -51,6 +51,37 @@ std::vector<int8_t> random_acts(std::mt19937& rng, size_t n, int lo) {
     return x;
 }
 
+// Random Q6_R16 blocks (any codes, sub-scales in [1, 127]) with the corrections they imply.
+std::vector<uint8_t> random_q6_blocks(std::mt19937& rng, int blocks, int groups) {
+    const size_t block_bytes = q6_block_bytes(groups);
+    std::vector<uint8_t> data(blocks * block_bytes);
+    std::uniform_int_distribution<int> byte(0, 255), scale(1, 127);
+    for (int b = 0; b < blocks; ++b) {
+        uint8_t* blk = data.data() + b * block_bytes;
+        uint8_t* scales = blk + static_cast<size_t>(groups) * kQ6GroupCodeBytes;
+        for (int i = 0; i < groups * kQ6GroupCodeBytes; ++i)
+            blk[i] = static_cast<uint8_t>(byte(rng));
+        for (int i = 0; i < groups * kRowBlock; ++i) scales[i] = static_cast<uint8_t>(scale(rng));
+        for (int r = 0; r < kRowBlock; ++r) {
+            int64_t corr = 0;
+            for (int g = 0; g < groups; ++g) {
+                const uint8_t* lane = blk + g * kQ6GroupCodeBytes + 4 * r;
+                int w_sum = 0;
+                for (int c = 0; c < kColGroup; ++c) {
+                    const int quad = c / 4, j = c % 4;
+                    const uint8_t n = lane[(quad / 2) * kBlockBytes + j];
+                    const int low = quad % 2 == 0 ? n & 15 : n >> 4;
+                    w_sum += (low | ((lane[2 * kBlockBytes + j] >> (2 * quad)) & 3) << 4) - 32;
+                }
+                corr += 128 * static_cast<int64_t>(scales[g * kRowBlock + r]) * w_sum;
+            }
+            const auto wrapped = static_cast<int32_t>(static_cast<uint32_t>(corr));
+            std::memcpy(scales + groups * kRowBlock + 4 * r, &wrapped, sizeof wrapped);
+        }
+    }
+    return data;
+}
+
 void test_table(const KernelTable& k, std::mt19937& rng) {
     const KernelTable& ref = kernels_ref();
     const std::string isa = k.isa;
@@ -99,6 +130,28 @@ void test_table(const KernelTable& k, std::mt19937& rng) {
         ref.q4_gemv(aligned.data(), steps, 0, blocks, hi.data(), s8, a1.data());
         k.q4_gemv(aligned.data(), steps, 0, blocks, hi.data(), s8, b1.data());
         check(a1 == b1, isa + " q4_gemv " + std::to_string(blocks) + "x" + std::to_string(steps));
+    }
+    const int q6_shapes[][2] = {{1, 4}, {3, 8}, {7, 160}, {2, 12}};
+    for (const auto& s : q6_shapes) {
+        const int blocks = s[0], groups = s[1];
+        AlignedCodes aligned(random_q6_blocks(rng, blocks, groups));
+        auto hi = random_acts(rng, static_cast<size_t>(groups) * kColGroup, -127);
+        auto lo = random_acts(rng, static_cast<size_t>(groups) * kColGroup, -127);
+        const size_t rows = static_cast<size_t>(blocks) * kRowBlock;
+        std::vector<int32_t> a1(rows), a2(rows), b1(rows, -1), b2(rows, -1);
+        ref.q6_gemv(aligned.data(), groups, 0, blocks, hi.data(), lo.data(), a1.data(), a2.data());
+        k.q6_gemv(aligned.data(), groups, 0, blocks, hi.data(), lo.data(), b1.data(), b2.data());
+        check(a1 == b1 && a2 == b2,
+              isa + " q6_gemv " + std::to_string(blocks) + "x" + std::to_string(groups));
+        // A sub-range of blocks writes only its own rows.
+        std::vector<int32_t> c1(rows, 7), c2(rows, 7);
+        k.q6_gemv(aligned.data(), groups, 1, blocks, hi.data(), lo.data(), c1.data(), c2.data());
+        bool only_range = true;
+        for (size_t i = 0; i < rows; ++i) {
+            const bool inside = i >= static_cast<size_t>(kRowBlock);
+            only_range &= inside ? (c1[i] == a1[i] && c2[i] == a2[i]) : (c1[i] == 7 && c2[i] == 7);
+        }
+        check(only_range, isa + " q6_gemv block range " + std::to_string(blocks));
     }
     for (int n : {1, 3, 4, 16, 17, 100, 2560}) {
         std::vector<float> x(n);
