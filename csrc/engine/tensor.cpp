@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -82,6 +83,27 @@ void release_file_pages(const void* data, size_t bytes) {
 #else
     (void)data;
     (void)bytes;
+#endif
+}
+
+void release_file_row(const void* row, size_t row_bytes, const void* table, size_t table_bytes) {
+#if defined(__linux__)
+    // A read fault also maps the cached pages of its aligned "fault-around" window
+    // (fault_around_bytes, 64 KiB by default), so drop that window.
+    constexpr uintptr_t kWindow = 64 * 1024;
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(row);
+    const auto table_begin = reinterpret_cast<uintptr_t>(table);
+    const uintptr_t lowest = table_begin & ~(page - 1);
+    const uintptr_t highest = (table_begin + table_bytes + page - 1) & ~(page - 1);
+    const uintptr_t first = std::max(lowest, begin & ~(kWindow - 1));
+    const uintptr_t last = std::min(highest, (begin + row_bytes + kWindow - 1) & ~(kWindow - 1));
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+#else
+    (void)row;
+    (void)row_bytes;
+    (void)table;
+    (void)table_bytes;
 #endif
 }
 

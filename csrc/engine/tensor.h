@@ -50,6 +50,11 @@ float f16_to_f32(uint16_t v);
 // tensor has been repacked, its source must not count in RSS twice. A later read re-faults.
 // Only for memory-mapped files: on anonymous memory this would discard data.
 void release_file_pages(const void* data, size_t bytes);
+// For one row of a file-mapped table read at random (an embedding lookup): drops the pages the
+// read mapped, rounded outwards to the kernel's fault-around window but never past the pages
+// of `table` (whatever lies beyond may be another mapping). Other rows in those pages re-fault
+// when read.
+void release_file_row(const void* row, size_t row_bytes, const void* table, size_t table_bytes);
 
 // Thrown for checkpoint content the engine cannot use; the bindings map it to CheckpointError.
 struct CheckpointContentError : std::runtime_error {
