@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "../engine/model.h"
@@ -297,6 +298,40 @@ PYBIND11_MODULE(_engine, m) {
         },
         py::arg("isa"), py::arg("rows"), py::arg("cols"), py::arg("n_tokens"), py::arg("iters"),
         py::arg("n_threads") = 1, py::arg("base3") = false);
+    m.def(
+        "kernel_head_bench",
+        [](const std::string& isa, const std::string& kind, int vocab, int hidden, int iters,
+           int n_threads) {
+            // Seconds per output-head call (one token) on a random Gaussian table; the head is
+            // built once, not timed.
+            const KernelTable& k = table_for(isa);
+            ThreadPool pool(n_threads);
+            std::vector<float> table(static_cast<size_t>(vocab) * hidden);
+            std::mt19937 rng(7);
+            std::normal_distribution<float> gauss;
+            for (auto& v : table) v = gauss(rng);
+            TensorView view;
+            view.data = table.data();
+            view.dtype = DType::F32;
+            view.shape = {vocab, hidden};
+            const OutputHead head(view, vocab, hidden, parse_head_kind(kind), pool);
+            std::vector<float>().swap(table);
+            std::vector<float> h(hidden), residual(hidden), out(vocab);
+            for (auto& v : h) v = gauss(rng);
+            std::vector<int8_t> xq(2 * head.padded_cols() + 64);
+            std::vector<int32_t> acc(2 * head.padded_rows());
+            py::gil_scoped_release release;
+            auto run = [&] {
+                head.logits(h.data(), out.data(), k, pool, xq.data(), acc.data(), residual.data());
+            };
+            run();
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int i = 0; i < iters; ++i) run();
+            const auto t1 = std::chrono::steady_clock::now();
+            return std::chrono::duration<double>(t1 - t0).count() / iters;
+        },
+        py::arg("isa"), py::arg("kind"), py::arg("vocab"), py::arg("hidden"), py::arg("iters"),
+        py::arg("n_threads") = 1);
     m.def(
         "kernel_head_logits",
         [](const std::string& isa, const std::string& kind,

@@ -40,7 +40,7 @@ int cols_per_step(HeadKind kind) { return kind == HeadKind::Q8 ? 4 : 8; }
 int padded_width(HeadKind kind, int hidden) {
     if (kind == HeadKind::F32) return hidden;
     if (kind == HeadKind::Q6) {
-        constexpr int kAlignCols = kColGroup * kQ6GroupAlign;
+        constexpr int kAlignCols = kColGroup * kQ6GroupsPerSuper;
         return (hidden + kAlignCols - 1) / kAlignCols * kAlignCols;
     }
     const int step = cols_per_step(kind);
@@ -61,7 +61,6 @@ float pack_q6_row(const float* row, int hidden, int n_groups, uint8_t* block, in
     float amax = 0.0f;
     for (int k = 0; k < hidden; ++k) amax = std::max(amax, std::fabs(row[k]));
     const float unit = amax / (31.0f * static_cast<float>(s_max));
-    uint8_t* scales = block + static_cast<size_t>(n_groups) * kQ6GroupCodeBytes;
     int64_t correction = 0;
     for (int g = 0; g < n_groups; ++g) {
         const int k0 = g * kColGroup, k1 = std::min(hidden, k0 + kColGroup);
@@ -69,9 +68,9 @@ float pack_q6_row(const float* row, int hidden, int n_groups, uint8_t* block, in
         for (int k = k0; k < k1; ++k) gmax = std::max(gmax, std::fabs(row[k]));
         const int up = amax > 0.0f ? static_cast<int>(std::ceil(gmax / amax * s_max)) : 1;
         const int s = std::min(s_max, std::max(1, up));
-        scales[g * kRowBlock + r] = static_cast<uint8_t>(s);
+        block[q6_scales_offset(g) + r] = static_cast<uint8_t>(s);
         const float inv = unit > 0.0f ? 1.0f / (unit * static_cast<float>(s)) : 0.0f;
-        uint8_t* lane = block + static_cast<size_t>(g) * kQ6GroupCodeBytes + 4 * r;
+        uint8_t* lane = block + q6_codes_offset(g) + 4 * r;
         int w_sum = 0;
         for (int c = 0; c < kColGroup; ++c) {
             const int k = k0 + c;
@@ -90,8 +89,7 @@ float pack_q6_row(const float* row, int hidden, int n_groups, uint8_t* block, in
     }
     // Stored modulo 2^32, as the kernels' int32 sums wrap.
     const auto wrapped = static_cast<int32_t>(static_cast<uint32_t>(correction));
-    std::memcpy(scales + static_cast<size_t>(n_groups) * kRowBlock + 4 * r, &wrapped,
-                sizeof wrapped);
+    std::memcpy(block + q6_corrections_offset(n_groups) + 4 * r, &wrapped, sizeof wrapped);
     return unit;
 }
 

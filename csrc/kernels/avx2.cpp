@@ -194,11 +194,10 @@ void q6_gemv_avx2(const uint8_t* data, int n_col_groups, int block_begin, int bl
     };
     for (int b = block_begin; b < block_end; ++b) {
         const uint8_t* blk = data + b * block_bytes;
-        const uint8_t* scales = blk + static_cast<size_t>(n_col_groups) * kQ6GroupCodeBytes;
         for (int half = 0; half < 2; ++half) {
             __m256i acc_h = _mm256_setzero_si256(), acc_l = acc_h;
             for (int g = 0; g < n_col_groups; ++g) {
-                const uint8_t* c = blk + g * kQ6GroupCodeBytes + 32 * half;
+                const uint8_t* c = blk + q6_codes_offset(g) + 32 * half;
                 _mm_prefetch(reinterpret_cast<const char*>(c + 2048), _MM_HINT_T0);
                 const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(c));
                 const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(c + 64));
@@ -225,12 +224,12 @@ void q6_gemv_avx2(const uint8_t* data, int n_col_groups, int block_begin, int bl
                     part[term] = _mm256_add_epi32(pair[0], pair[1]);
                 }
                 const __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                    reinterpret_cast<const __m128i*>(scales + g * kRowBlock + 8 * half)));
+                    reinterpret_cast<const __m128i*>(blk + q6_scales_offset(g) + 8 * half)));
                 acc_h = _mm256_add_epi32(acc_h, _mm256_mullo_epi32(part[0], s));
                 acc_l = _mm256_add_epi32(acc_l, _mm256_mullo_epi32(part[1], s));
             }
-            const __m256i corr = _mm256_loadu_si256(
-                reinterpret_cast<const __m256i*>(scales + n_col_groups * kRowBlock + 32 * half));
+            const __m256i corr = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                blk + q6_corrections_offset(n_col_groups) + 32 * half));
             const int row = b * kRowBlock + 8 * half;
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_hi + row),
                                 _mm256_sub_epi32(acc_h, corr));

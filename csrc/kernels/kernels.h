@@ -69,29 +69,42 @@ struct KernelTable {
     // lane r the low nibble is column 8q + j and the high nibble 8q + 4 + j, stored as w + 8).
     void (*q4_gemv)(const uint8_t* codes, int n_col_octets, int block_begin, int block_end,
                     const int8_t* x, int32_t x_sum, int32_t* out);
-    // Output head, 6-bit weights with a 7-bit scale per row and 16 columns ("Q6_R16", below):
+    // Output head, 6-bit weights with a 7-bit scale per row and 16 columns ("Q6_R16", below;
+    // n_col_groups is a multiple of 4):
     // out_hi[16b + r] = sum_g s[r][g] * sum_{k in g} w * hi[k], out_lo likewise with lo.
     void (*q6_gemv)(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
                     const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo);
 };
 
 // Head layout "Q6_R16": weights w in [-31, 31] stored as u = w + 32 (6 bits), in 16-row blocks
-// of `q6_block_bytes(n_col_groups)` bytes (n_col_groups a multiple of 4, so every block stays
-// 64-byte aligned):
-//   codes, 192 bytes per 16-column group g: bytes [0, 64) hold columns 0..7 of the group as in
-//     Q4_R16 (byte j of lane r: low nibble = low 4 bits of column j, high nibble = column
-//     4 + j), bytes [64, 128) columns 8..15 the same way, bytes [128, 192) the top 2 bits as
-//     in I2_R16 (bits 2p, 2p+1 of byte j of lane r belong to column 4p + j);
-//   sub-scales, 16 bytes per group (byte r: the scale s in [1, 127] of row r in that group);
-//   16 int32 corrections c[r] = 128 * sum_g s[r][g] * sum_{k in g} w, which let the x86
-//     kernels feed x + 128 as vpdpbusd's unsigned operand and w as the signed one.
-// The kernels' int32 arithmetic wraps, and the true result fits: the head caps s so that
-// 31 * 127 * s_max * padded_cols < 2^31.
-constexpr int kQ6GroupCodeBytes = 3 * kBlockBytes;  // 192
-constexpr int kQ6GroupAlign = 4;                    // groups per 64-byte-aligned step
+// of `q6_block_bytes(n_col_groups)` bytes (n_col_groups a multiple of 4). A block is a run of
+// 832-byte super-groups (4 groups of 16 columns, read in order: one sequential stream), then
+// 16 int32 corrections. A super-group holds:
+//   64 bytes of sub-scales: byte 16i + r is the scale s in [1, 127] of row r in its group i;
+//   4 x 192 bytes of codes, per group: bytes [0, 64) columns 0..7 as in Q4_R16 (byte j of lane
+//     r: low nibble = low 4 bits of column j, high nibble = column 4 + j), bytes [64, 128)
+//     columns 8..15 the same way, bytes [128, 192) the top 2 bits as in I2_R16 (bits 2p, 2p+1
+//     of byte j of lane r belong to column 4p + j).
+// Corrections c[r] = 128 * sum_g s[r][g] * sum_{k in g} w let the x86 kernels feed x + 128 as
+// vpdpbusd's unsigned operand and w as the signed one. The kernels' int32 arithmetic wraps,
+// and the true result fits: the head caps s so that 31 * 127 * s_max * padded_cols < 2^31.
+constexpr int kQ6GroupCodeBytes = 3 * kBlockBytes;                                  // 192
+constexpr int kQ6GroupsPerSuper = 4;                                                // 64 columns
+constexpr int kQ6SuperBytes = kBlockBytes + kQ6GroupsPerSuper * kQ6GroupCodeBytes;  // 832
 inline size_t q6_block_bytes(int n_col_groups) {
-    return static_cast<size_t>(n_col_groups) * (kQ6GroupCodeBytes + kRowBlock) +
+    return static_cast<size_t>(n_col_groups / kQ6GroupsPerSuper) * kQ6SuperBytes +
            kRowBlock * sizeof(int32_t);
+}
+inline size_t q6_scales_offset(int g) {
+    return static_cast<size_t>(g / kQ6GroupsPerSuper) * kQ6SuperBytes +
+           (g % kQ6GroupsPerSuper) * kRowBlock;
+}
+inline size_t q6_codes_offset(int g) {
+    return static_cast<size_t>(g / kQ6GroupsPerSuper) * kQ6SuperBytes + kBlockBytes +
+           (g % kQ6GroupsPerSuper) * kQ6GroupCodeBytes;
+}
+inline size_t q6_corrections_offset(int n_col_groups) {
+    return static_cast<size_t>(n_col_groups / kQ6GroupsPerSuper) * kQ6SuperBytes;
 }
 
 const KernelTable& kernels_ref();

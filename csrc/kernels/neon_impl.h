@@ -118,11 +118,10 @@ void q6_gemv_neon(const uint8_t* data, int n_col_groups, int block_begin, int bl
     const size_t block_bytes = q6_block_bytes(n_col_groups);
     for (int b = block_begin; b < block_end; ++b) {
         const uint8_t* blk = data + b * block_bytes;
-        const uint8_t* scales = blk + static_cast<size_t>(n_col_groups) * kQ6GroupCodeBytes;
         int32x4_t ah[4], al[4];
         for (int v = 0; v < 4; ++v) ah[v] = al[v] = vdupq_n_s32(0);
         for (int g = 0; g < n_col_groups; ++g) {
-            const uint8_t* c = blk + g * kQ6GroupCodeBytes;
+            const uint8_t* c = blk + q6_codes_offset(g);
             int8x16_t xh[4], xl[4];
             for (int p = 0; p < 4; ++p) {
                 xh[p] = vreinterpretq_s8_s32(dup_quad(hi + g * kColGroup + 4 * p));
@@ -144,7 +143,7 @@ void q6_gemv_neon(const uint8_t* data, int n_col_groups, int block_begin, int bl
                     pl = BITNET_NEON_DOT(pl, w, xl[p]);
                 }
                 uint8_t sv[8] = {0};
-                std::memcpy(sv, scales + g * kRowBlock + 4 * v, 4);
+                std::memcpy(sv, blk + q6_scales_offset(g) + 4 * v, 4);
                 const int32x4_t sc =
                     vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(sv)))));
                 ah[v] = vmlaq_s32(ah[v], ph, sc);

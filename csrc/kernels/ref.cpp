@@ -113,11 +113,10 @@ void q6_gemv_ref(const uint8_t* data, int n_col_groups, int block_begin, int blo
                  const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
     for (int b = block_begin; b < block_end; ++b) {
         const uint8_t* block = data + static_cast<size_t>(b) * q6_block_bytes(n_col_groups);
-        const uint8_t* scales = block + static_cast<size_t>(n_col_groups) * kQ6GroupCodeBytes;
         for (int r = 0; r < kRowBlock; ++r) {
             int64_t acc_hi = 0, acc_lo = 0;
             for (int g = 0; g < n_col_groups; ++g) {
-                const uint8_t* codes = block + g * kQ6GroupCodeBytes + 4 * r;
+                const uint8_t* codes = block + q6_codes_offset(g) + 4 * r;
                 int64_t part_hi = 0, part_lo = 0;
                 for (int c = 0; c < kColGroup; ++c) {
                     const int j = c % 4, quad = c / 4;
@@ -128,7 +127,7 @@ void q6_gemv_ref(const uint8_t* data, int n_col_groups, int block_begin, int blo
                     part_hi += w * hi[g * kColGroup + c];
                     part_lo += w * lo[g * kColGroup + c];
                 }
-                const int s = scales[g * kRowBlock + r];
+                const int s = block[q6_scales_offset(g) + r];
                 acc_hi += s * part_hi;
                 acc_lo += s * part_lo;
             }

@@ -58,14 +58,18 @@ std::vector<uint8_t> random_q6_blocks(std::mt19937& rng, int blocks, int groups)
     std::uniform_int_distribution<int> byte(0, 255), scale(1, 127);
     for (int b = 0; b < blocks; ++b) {
         uint8_t* blk = data.data() + b * block_bytes;
-        uint8_t* scales = blk + static_cast<size_t>(groups) * kQ6GroupCodeBytes;
-        for (int i = 0; i < groups * kQ6GroupCodeBytes; ++i)
-            blk[i] = static_cast<uint8_t>(byte(rng));
-        for (int i = 0; i < groups * kRowBlock; ++i) scales[i] = static_cast<uint8_t>(scale(rng));
+        for (int g = 0; g < groups; ++g) {
+            for (int i = 0; i < kQ6GroupCodeBytes; ++i) {
+                blk[q6_codes_offset(g) + i] = static_cast<uint8_t>(byte(rng));
+            }
+            for (int r = 0; r < kRowBlock; ++r) {
+                blk[q6_scales_offset(g) + r] = static_cast<uint8_t>(scale(rng));
+            }
+        }
         for (int r = 0; r < kRowBlock; ++r) {
             int64_t corr = 0;
             for (int g = 0; g < groups; ++g) {
-                const uint8_t* lane = blk + g * kQ6GroupCodeBytes + 4 * r;
+                const uint8_t* lane = blk + q6_codes_offset(g) + 4 * r;
                 int w_sum = 0;
                 for (int c = 0; c < kColGroup; ++c) {
                     const int quad = c / 4, j = c % 4;
@@ -73,10 +77,10 @@ std::vector<uint8_t> random_q6_blocks(std::mt19937& rng, int blocks, int groups)
                     const int low = quad % 2 == 0 ? n & 15 : n >> 4;
                     w_sum += (low | ((lane[2 * kBlockBytes + j] >> (2 * quad)) & 3) << 4) - 32;
                 }
-                corr += 128 * static_cast<int64_t>(scales[g * kRowBlock + r]) * w_sum;
+                corr += 128 * static_cast<int64_t>(blk[q6_scales_offset(g) + r]) * w_sum;
             }
             const auto wrapped = static_cast<int32_t>(static_cast<uint32_t>(corr));
-            std::memcpy(scales + groups * kRowBlock + 4 * r, &wrapped, sizeof wrapped);
+            std::memcpy(blk + q6_corrections_offset(groups) + 4 * r, &wrapped, sizeof wrapped);
         }
     }
     return data;
