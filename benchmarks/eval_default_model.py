@@ -222,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         model, random.Random(EVAL_SEED + 2), max(50, args.n // 3)
     )
     model.close()
-    # The same passages with each head storage: the quality cost of the int8 default and of
-    # the 4-bit head of the speed / memory presets.
+    # The same passages with each head storage: the quality cost of the int8 default, of the
+    # 6-bit option and of the 4-bit head of the speed / memory presets.
     results["perplexity_by_head"] = {
         head: perplexity(args.model, random.Random(EVAL_SEED + 3), max(50, args.n // 3), head)
-        for head in ("f32", "int8", "q4")
+        for head in ("f32", "int8", "q6", "q4")
     }
     results["perplexity"] = results["perplexity_by_head"]["f32"]
     results["seconds"] = round(time.time() - t0, 1)
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         ("tool answer uses the result", f"{t['answer_uses_result']:.1%}"),
         ("instructions: exact match", f"{results['instructions']['exact_match']:.1%}"),
         (
-            "held-out text perplexity, f32 / int8 / q4 head",
+            "held-out text perplexity, f32 / int8 / q6 / q4 head",
             " / ".join(f"{v:.3f}" for v in results["perplexity_by_head"].values()),
         ),
     ]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 hookimpl = pluggy.HookimplMarker("bitnet_backend")
 
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
-# Output head storage: int8 per row (default), 6-bit with a scale per 16 columns, 4-bit per
+# Output head storage: int8 per row (default), 6-bit with a 7-bit scale per 16 columns, 4-bit per
 # row (speed), f32 (exact reference).
 _HEADS = ("int8", "q6", "q4", "f32")
 # KV cache element type: float32 (exact), or bfloat16 (half the bytes decode reads per context

@@ -52,14 +52,13 @@ size_t head_block_bytes(HeadKind kind, int padded_cols) {
     return static_cast<size_t>(padded_cols / cols_per_step(kind)) * kBlockBytes;
 }
 
-// One row of a Q6_R16 block (layout in kernels.h); returns the row's float scale (the value of
-// one unit of sub-scale x weight). Sub-scales round up, so no weight is clipped.
-float pack_q6_row(const float* row, int hidden, int n_groups, uint8_t* block, int r) {
+// One row (`amax` = its largest magnitude) of a Q6_R16 block (layout in kernels.h); returns
+// the row's float scale (the value of one unit of sub-scale x weight). Sub-scales round up, so
+// no weight is clipped.
+float pack_q6_row(const float* row, float amax, int hidden, int n_groups, uint8_t* block, int r) {
     const int64_t padded = static_cast<int64_t>(n_groups) * kColGroup;
     const int s_max = static_cast<int>(
         std::min<int64_t>(127, std::numeric_limits<int32_t>::max() / (31 * 127 * padded)));
-    float amax = 0.0f;
-    for (int k = 0; k < hidden; ++k) amax = std::max(amax, std::fabs(row[k]));
     const float unit = amax / (31.0f * static_cast<float>(s_max));
     int64_t correction = 0;
     for (int g = 0; g < n_groups; ++g) {
@@ -141,8 +140,8 @@ OutputHead::OutputHead(const TensorView& table, int vocab, int hidden, HeadKind 
             }
             uint8_t* block = codes + (v / kRowBlock) * block_bytes;
             if (q6) {
-                scales_[v] =
-                    pack_q6_row(row.data(), hidden, padded_cols_ / kColGroup, block, v % kRowBlock);
+                scales_[v] = pack_q6_row(row.data(), amax, hidden, padded_cols_ / kColGroup, block,
+                                         v % kRowBlock);
                 continue;
             }
             const float scale = amax / qmax;
