@@ -48,14 +48,15 @@ def eval_reading(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
         docs = [passages.passage(rng) for _ in range(rng.choice((1, 2, 3)))]
         target = rng.choice(docs)
         question, gold = rng.choice(target.qa)
-        messages = rag_messages(rng, "\n\n".join(d.text for d in docs), question)
+        context = "\n\n".join(d.text for d in docs)
+        messages = rag_messages(rng, context, question)
         reply = model.chat(messages, max_tokens=24, temperature=0.0).message["content"] or ""
         ok = normalize(reply) == normalize(gold)
         hits += ok
         contains += normalize(gold) in normalize(reply)
         # A wrong reply that is a span of the prompt was copied from the wrong place; any
         # other wrong reply was not copied at all (a plausible value of the right kind).
-        copied_wrong += not ok and normalize(reply) in normalize("\n\n".join(d.text for d in docs))
+        copied_wrong += not ok and normalize(reply) in normalize(context)
         if not ok and len(failures) < 5:
             failures.append({"question": question, "gold": gold, "reply": reply})
     return {

@@ -79,6 +79,15 @@ Output parse_output(const std::string& s) {
 
 const KernelTable& table_for(const std::string& isa) { return select_kernels(isa.c_str()); }
 
+// A borrowed [rows, cols] float32 view, as the head builder takes its table.
+TensorView float_table(const float* data, int rows, int cols) {
+    TensorView view;
+    view.data = data;
+    view.dtype = DType::F32;
+    view.shape = {rows, cols};
+    return view;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_engine, m) {
@@ -310,10 +319,7 @@ PYBIND11_MODULE(_engine, m) {
             std::mt19937 rng(7);
             std::normal_distribution<float> gauss;
             for (auto& v : table) v = gauss(rng);
-            TensorView view;
-            view.data = table.data();
-            view.dtype = DType::F32;
-            view.shape = {vocab, hidden};
+            const TensorView view = float_table(table.data(), vocab, hidden);
             const OutputHead head(view, vocab, hidden, parse_head_kind(kind), pool);
             std::vector<float>().swap(table);
             std::vector<float> h(hidden), residual(hidden), out(vocab);
@@ -344,10 +350,7 @@ PYBIND11_MODULE(_engine, m) {
                       hidden = static_cast<int>(table.shape(1));
             const KernelTable& k = table_for(isa);
             ThreadPool pool(n_threads);
-            TensorView view;
-            view.data = table.data();
-            view.dtype = DType::F32;
-            view.shape = {vocab, hidden};
+            const TensorView view = float_table(table.data(), vocab, hidden);
             const OutputHead head(view, vocab, hidden, parse_head_kind(kind), pool);
             std::vector<int8_t> xq(2 * head.padded_cols() + 64);
             std::vector<int32_t> acc(2 * head.padded_rows());

@@ -240,7 +240,8 @@ void Model::embed(int token, float* out) const {
         // of the 2B-4T shape.
         const size_t row_bytes = static_cast<size_t>(H) * dtype_size(embedding_.dtype);
         release_file_row(static_cast<const uint8_t*>(embedding_.data) + token * row_bytes,
-                         row_bytes, embedding_.data, embedding_.numel() * row_bytes / H);
+                         row_bytes, embedding_.data,
+                         embedding_.numel() * dtype_size(embedding_.dtype));
     }
 }
 

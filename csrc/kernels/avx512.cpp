@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "kernels.h"
 
@@ -263,27 +262,12 @@ void q4_gemv_avx512(const uint8_t* codes, int n_col_octets, int block_begin, int
 void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
                     const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
     const size_t block_bytes = q6_block_bytes(n_col_groups);
-    const int n_cols = n_col_groups * kColGroup;
-    // x + 128 for both terms, once per call, so the loop broadcasts straight from memory.
-    thread_local std::vector<uint8_t> flipped;
-    if (flipped.size() < 2 * static_cast<size_t>(n_cols)) flipped.resize(2 * n_cols);
-    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int i = 0; i < n_cols; i += 64) {
-        const __mmask64 m = n_cols - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (n_cols - i)) - 1;
-        _mm512_mask_storeu_epi8(flipped.data() + i, m,
-                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, hi + i), flip));
-        _mm512_mask_storeu_epi8(flipped.data() + n_cols + i, m,
-                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, lo + i), flip));
-    }
-    const uint8_t* uh = flipped.data();
-    const uint8_t* ul = flipped.data() + n_cols;
     const __m512i nibble = _mm512_set1_epi8(15), top = _mm512_set1_epi8(0x30);
     const __m512i bias = _mm512_set1_epi8(32);
     constexpr int kOrMasked = 0xF8;  // a | (b & c)
-    const auto bcast = [](const uint8_t* p) {
-        int32_t v;
-        std::memcpy(&v, p, sizeof v);
-        return _mm512_set1_epi32(v);
+    // Four activations, each + 128 (top bit flipped), in every lane.
+    const auto bcast = [](const int8_t* p) {
+        return _mm512_set1_epi32(load_i32(p) ^ static_cast<int32_t>(0x80808080u));
     };
     for (int b = block_begin; b < block_end; ++b) {
         const uint8_t* blk = data + b * block_bytes;
@@ -313,8 +297,8 @@ void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int 
                 _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble),
                                           _mm512_srli_epi16(t, 2), top, kOrMasked),
                 bias);
-            const uint8_t* xh = uh + g * kColGroup;
-            const uint8_t* xl = ul + g * kColGroup;
+            const int8_t* xh = hi + g * kColGroup;
+            const int8_t* xl = lo + g * kColGroup;
             __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xh), w0);
             __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xl), w0);
             ph = _mm512_dpbusd_epi32(ph, bcast(xh + 4), w1);
