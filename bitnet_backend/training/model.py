@@ -52,24 +52,33 @@ def ternary_codes(w: torch.Tensor) -> torch.Tensor:
     return (w.detach() * s).round().clamp(-1, 1)
 
 
-def quantize_activations(x: torch.Tensor) -> torch.Tensor:
-    """Per-token absmax int8 fake quantization, with torch's ``127 / max`` rounding."""
-    s = 127.0 / x.detach().abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
-    return ste(x, (x.detach() * s).round().clamp(-128, 127) / s)
-
-
 class BitLinear(nn.Module):
-    """Linear layer with ternary weights and int8 activations (no bias)."""
+    """Linear layer with ternary weights and int8 activations (no bias).
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    The product is taken between the integer activations and the {-1, 0, 1} codes, then
+    scaled, as the engine computes it. Both operands are small integers, exact in bfloat16,
+    and the matmul accumulates in float32, so ``compute_dtype=torch.bfloat16`` changes only
+    the rounding of the result (and its gradients) while running the matmuls 2-3x faster on
+    CPUs with bfloat16 instructions.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, compute_dtype: torch.dtype = torch.float32
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.compute_dtype = compute_dtype
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        wq = ste(w, ternary_codes(w) * weight_scale(w))
-        return F.linear(quantize_activations(x), wq)
+        s = 127.0 / x.detach().abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
+        xs, ws = x * s, w / w.detach().abs().mean().clamp(min=1e-5)
+        x_int = ste(xs, xs.detach().round().clamp(-128, 127))
+        w_codes = ste(ws, ternary_codes(w))
+        gamma = weight_scale(w)
+        y = F.linear(x_int.to(self.compute_dtype), w_codes.to(self.compute_dtype))
+        return y.float() * (gamma / s)
 
 
 class RMSNorm(nn.Module):
@@ -98,21 +107,21 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 class Layer(nn.Module):
-    def __init__(self, s: ModelShape) -> None:
+    def __init__(self, s: ModelShape, compute_dtype: torch.dtype) -> None:
         super().__init__()
-        h, kv = s.hidden_size, s.num_key_value_heads * s.head_dim
+        h, kv, ffn = s.hidden_size, s.num_key_value_heads * s.head_dim, s.intermediate_size
         self.shape = s
         self.input_layernorm = RMSNorm(h, s.rms_norm_eps)
-        self.q_proj = BitLinear(h, h)
-        self.k_proj = BitLinear(h, kv)
-        self.v_proj = BitLinear(h, kv)
+        self.q_proj = BitLinear(h, h, compute_dtype)
+        self.k_proj = BitLinear(h, kv, compute_dtype)
+        self.v_proj = BitLinear(h, kv, compute_dtype)
         self.attn_sub_norm = RMSNorm(h, s.rms_norm_eps)
-        self.o_proj = BitLinear(h, h)
+        self.o_proj = BitLinear(h, h, compute_dtype)
         self.post_attention_layernorm = RMSNorm(h, s.rms_norm_eps)
-        self.gate_proj = BitLinear(h, s.intermediate_size)
-        self.up_proj = BitLinear(h, s.intermediate_size)
-        self.ffn_sub_norm = RMSNorm(s.intermediate_size, s.rms_norm_eps)
-        self.down_proj = BitLinear(s.intermediate_size, h)
+        self.gate_proj = BitLinear(h, ffn, compute_dtype)
+        self.up_proj = BitLinear(h, ffn, compute_dtype)
+        self.ffn_sub_norm = RMSNorm(ffn, s.rms_norm_eps)
+        self.down_proj = BitLinear(ffn, h, compute_dtype)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor
@@ -136,17 +145,26 @@ class Layer(nn.Module):
 
 
 class BitNet(nn.Module):
-    """The causal LM; ``forward`` takes per-token positions and example ids (packed rows)."""
+    """The causal LM; ``forward`` takes per-token positions and example ids (packed rows).
+
+    ``compute_dtype`` is the operand type of the matmuls (see BitLinear; the output head
+    too): float32, or bfloat16 for speed.
+    """
 
     cos: torch.Tensor
     sin: torch.Tensor
 
-    def __init__(self, shape: ModelShape, max_pos: int = 2048) -> None:
+    def __init__(
+        self, shape: ModelShape, max_pos: int = 2048, compute_dtype: torch.dtype = torch.float32
+    ) -> None:
         super().__init__()
         self.shape = shape
+        self.compute_dtype = compute_dtype
         self.embed_tokens = nn.Embedding(shape.vocab_size, shape.hidden_size)
         nn.init.normal_(self.embed_tokens.weight, std=0.02)
-        self.layers = nn.ModuleList(Layer(shape) for _ in range(shape.num_hidden_layers))
+        self.layers = nn.ModuleList(
+            Layer(shape, compute_dtype) for _ in range(shape.num_hidden_layers)
+        )
         self.norm = RMSNorm(shape.hidden_size, shape.rms_norm_eps)
         cos, sin = rope_tables(shape, max_pos)
         self.register_buffer("cos", cos, persistent=False)
@@ -161,4 +179,5 @@ class BitNet(nn.Module):
         x = self.embed_tokens(tokens)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
-        return F.linear(self.norm(x), self.embed_tokens.weight)
+        dt = self.compute_dtype
+        return F.linear(self.norm(x).to(dt), self.embed_tokens.weight.to(dt)).float()

@@ -5,7 +5,7 @@
 Steps: render a sample of the generated data and train a byte-level BPE tokenizer on it;
 train BitNet b1.58 with quantization-aware training on an endless seeded stream of examples;
 export the Hugging Face packed checkpoint. The same seed, step count and thread count give
-the same files.
+the same files on the same kind of CPU and torch version (matmul kernels differ by ISA).
 """
 
 from __future__ import annotations
@@ -122,7 +122,14 @@ def train(args: argparse.Namespace) -> Path:
         num_attention_heads=args.heads,
         num_key_value_heads=args.kv_heads,
     )
-    model = BitNet(shape, MAX_POSITIONS)
+    dtype = {"bf16": torch.bfloat16, "f32": torch.float32}[args.precision]
+    model = BitNet(shape, MAX_POSITIONS, compute_dtype=dtype)
+    if args.compile:
+        # Fuses the quantizers' elementwise work (~1.3x per step). Per layer, because the
+        # whole model compiled (embedding and head too) does not give the same weights from
+        # one run to the next; compiled layers do.
+        for layer in model.layers:
+            layer.compile()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {shape} ({n_params / 1e6:.2f} M parameters)", flush=True)
     decay = [p for n, p in model.named_parameters() if p.ndim == 2]
@@ -182,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bitnet_backend.training", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--steps", type=int, default=2600)
     p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=150)
@@ -198,6 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--kv-heads", type=int, default=4)
     p.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
+    p.add_argument(
+        "--precision",
+        choices=("bf16", "f32"),
+        default="bf16",
+        help="matmul operand type (bf16 is exact for the ternary products, and faster)",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="torch.compile the layers (needs a C++ compiler)",
+    )
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--snapshot-every", type=int, default=0, help="export a snapshot every N steps")
     p.add_argument("--save-state", type=Path, default=None, help="also save the torch state here")
