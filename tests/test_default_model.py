@@ -51,7 +51,10 @@ def test_tokenizer_is_the_recipes() -> None:
 
 
 def _chat_ids(model: bb.Model) -> list[int]:
-    question = "Context:\nNora Vogel is a tailor.\n\nQuestion: What is Nora Vogel's job?"
+    # A prompt on which no activation of the oracle lies within 1e-5 of an int8 rounding tie
+    # (oracle.near_ties): "What is Nora Vogel's job?" has one at 3.8e-6 (layers.1 q_proj,
+    # position 14) that a one-ulp difference flips.
+    question = "Context:\nNora Vogel is a tailor.\n\nQuestion: What does Nora do for a living?"
     text = model.apply_chat_template([{"role": "user", "content": question}])
     return model.tokenize(text, add_special=False)
 
@@ -71,7 +74,7 @@ def test_matches_transformers(model: bb.Model) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="the model does not yet copy values from its prompt reliably (model card: "
-    "reading exact match 16%, exact tool arguments 57%)",
+    "reading exact match 36%, exact tool arguments 80%)",
 )
 def test_answers_from_the_context(model: bb.Model) -> None:
     passage = (
@@ -91,11 +94,6 @@ def test_answers_from_the_context(model: bb.Model) -> None:
         assert reply.message["content"].strip().rstrip(".") == answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the model does not yet copy values from its prompt reliably (model card: "
-    "reading exact match 16%, exact tool arguments 57%)",
-)
 def test_calls_a_tool_it_never_saw_with_the_users_arguments(model: bb.Model) -> None:
     magic = {
         "name": "magic_function",

@@ -73,11 +73,6 @@ def test_lcel_chain_and_tool_loop_run() -> None:
     assert final.tool_calls == [] and str(final.content).strip()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model does not yet copy values from its prompt reliably (see its "
-    "model card)",
-)
 def test_rag_chain_retrieves_and_answers() -> None:
     documents = [
         "Elena Costa is a librarian. She lives in Vienna. Her cat is called Pepper.",
@@ -128,11 +123,6 @@ def test_tool_loop_executes_calls_and_uses_the_result() -> None:
     assert "9" in answer and "rain" in answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model's free-text 'setup' string runs on until max_tokens, so the "
-    "JSON never closes (see its model card)",
-)
 def test_structured_output_dict_schemas() -> None:
     """Dict schemas through both structured-output methods give the schema's keys."""
     schema = {
