@@ -79,6 +79,16 @@ Output parse_output(const std::string& s) {
 
 const KernelTable& table_for(const std::string& isa) { return select_kernels(isa.c_str()); }
 
+// Mean seconds per call of `run` over `iters` calls, after one untimed warm-up call.
+template <class Run>
+double seconds_per_call(Run&& run, int iters) {
+    run();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i) run();
+    const auto t1 = std::chrono::steady_clock::now();
+    return std::chrono::duration<double>(t1 - t0).count() / iters;
+}
+
 // A borrowed [rows, cols] float32 view, as the head builder takes its table.
 TensorView float_table(const float* data, int rows, int cols) {
     TensorView view;
@@ -299,11 +309,7 @@ PYBIND11_MODULE(_engine, m) {
                                                                mat.padded_rows());
                 });
             };
-            run();
-            const auto t0 = std::chrono::steady_clock::now();
-            for (int i = 0; i < iters; ++i) run();
-            const auto t1 = std::chrono::steady_clock::now();
-            return std::chrono::duration<double>(t1 - t0).count() / iters;
+            return seconds_per_call(run, iters);
         },
         py::arg("isa"), py::arg("rows"), py::arg("cols"), py::arg("n_tokens"), py::arg("iters"),
         py::arg("n_threads") = 1, py::arg("base3") = false);
@@ -330,11 +336,7 @@ PYBIND11_MODULE(_engine, m) {
             auto run = [&] {
                 head.logits(h.data(), out.data(), k, pool, xq.data(), acc.data(), residual.data());
             };
-            run();
-            const auto t0 = std::chrono::steady_clock::now();
-            for (int i = 0; i < iters; ++i) run();
-            const auto t1 = std::chrono::steady_clock::now();
-            return std::chrono::duration<double>(t1 - t0).count() / iters;
+            return seconds_per_call(run, iters);
         },
         py::arg("isa"), py::arg("kind"), py::arg("vocab"), py::arg("hidden"), py::arg("iters"),
         py::arg("n_threads") = 1);
