@@ -51,10 +51,12 @@ def test_tokenizer_is_the_recipes() -> None:
 
 
 def _chat_ids(model: bb.Model) -> list[int]:
-    # A prompt on which no activation of the oracle lies within 1e-5 of an int8 rounding tie
-    # (oracle.near_ties): "What is Nora Vogel's job?" has one at 3.8e-6 (layers.1 q_proj,
-    # position 14) that a one-ulp difference flips.
-    question = "Context:\nNora Vogel is a tailor.\n\nQuestion: What does Nora do for a living?"
+    # A prompt on which no activation of the oracle lies within one ulp of an int8 rounding
+    # tie (oracle.near_ties; the nearest here is 7.6e-6): "Nora Vogel is a tailor." has one
+    # at 9.5e-7 (layers.3 gate_proj, position 9) that a one-ulp difference flips.
+    question = (
+        "Context:\nNora Vogel works as a tailor.\n\nQuestion: What does Nora do for a living?"
+    )
     text = model.apply_chat_template([{"role": "user", "content": question}])
     return model.tokenize(text, add_special=False)
 
@@ -74,7 +76,7 @@ def test_matches_transformers(model: bb.Model) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="the model does not yet copy values from its prompt reliably (model card: "
-    "reading exact match 36%, exact tool arguments 80%)",
+    "reading exact match 59%, exact tool arguments 90%)",
 )
 def test_answers_from_the_context(model: bb.Model) -> None:
     passage = (

@@ -27,7 +27,15 @@ pytestmark = pytest.mark.skipif(
 VALUES_NOT_COPIED = pytest.mark.xfail(
     strict=True,
     reason="the embedded model does not yet copy values from its prompt reliably (model "
-    "card: reading exact match 36%, exact tool arguments 80%)",
+    "card: reading exact match 59%, exact tool arguments 90%)",
+)
+# The model reads the right answer out of the right passage ("Glasgow"), but its mean-pooled
+# embeddings rank another passage first for this query, so the k=1 retriever hands it the
+# wrong one.
+RETRIEVAL_MISSES = pytest.mark.xfail(
+    strict=True,
+    reason="the embedded model's embeddings rank another passage above the one that answers "
+    "'Where does Omar Weber live?'",
 )
 
 _outputs: dict[str, str] = {}
@@ -93,6 +101,7 @@ def test_rag_chains(script: str) -> None:
         assert line(out, question).removeprefix(question).strip()
 
 
+@RETRIEVAL_MISSES
 @pytest.mark.parametrize("script", ["langchain_rag.py", "llama_index_rag.py"])
 def test_rag_chains_values(script: str) -> None:
     out = output(script)
@@ -121,7 +130,12 @@ def test_llama_index_agent() -> None:
     assert line(out, "answer: ").removeprefix("answer: ").strip()
 
 
-@VALUES_NOT_COPIED
+# Not strict: the agent's tool-call ids are random and part of the prompt, and the reply after
+# the tool's result changes with them (the card's "tool answer uses the result" varies by run).
+@pytest.mark.xfail(
+    strict=False,
+    reason="the reply after the tool's result depends on the random tool-call ids in the prompt",
+)
 def test_llama_index_agent_values() -> None:
     out = output("llama_index_agent.py")
     assert "tool: get_weather({'city': 'Oslo'})" in out

@@ -228,11 +228,11 @@ def echo_example(rng: random.Random) -> Example:
 
 
 MIX = (
-    ("rag", 0.37),
-    ("tool", 0.33),
-    ("instruction", 0.12),
-    ("completion", 0.05),
-    ("text", 0.07),
+    ("rag", 0.46),
+    ("tool", 0.27),
+    ("instruction", 0.11),
+    ("completion", 0.04),
+    ("text", 0.06),
     ("echo", 0.06),
 )
 

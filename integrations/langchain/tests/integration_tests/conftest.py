@@ -6,9 +6,26 @@ import os
 
 import pytest
 
+# One parametrization of a standard test cannot be marked by overriding it (the suite's
+# test_no_overrides_DO_NOT_OVERRIDE wants overrides xfailed as a whole), so it is marked here.
+# Jokes are not in the embedded model's training data: asked for a Joke(setup, punchline), it
+# writes the setup string until the token budget ends and leaves out the punchline.
+LONG_SETUP = (
+    "TestChatBitnetIntegration::test_structured_output[pydantic]",
+    "TestChatBitnetIntegration::test_structured_output_async[pydantic]",
+)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("LANGCHAIN_BITNET_TRAINED"):
+        joke = pytest.mark.xfail(
+            strict=True,
+            reason="asked for a joke, the embedded model writes its setup until the token "
+            "budget ends",
+        )
+        for item in items:
+            if item.nodeid.endswith(LONG_SETUP):
+                item.add_marker(joke)
         return
     skip = pytest.mark.skip(
         reason="needs a trained model: bitnet-backend's embedded default model, or "
