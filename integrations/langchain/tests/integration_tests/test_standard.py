@@ -17,16 +17,10 @@ from langchain_tests.integration_tests import (
 # The embedded model has learned the formats but copies values from its prompt only part of
 # the time (model card: exact tool arguments 90%). These tests check exactly that; they are
 # expected to fail, strictly, so they report as soon as a retrained model passes them.
+# (The structured-output tests that ask for a joke are marked in conftest.py.)
 NOT_COPYING = pytest.mark.xfail(
     strict=True,
     reason="the embedded model does not reproduce the unicode names it is asked to pass",
-)
-# Jokes are not in the model's training data: asked for one as a Joke(setup, punchline)
-# object, it writes the setup string until the token budget ends, and the punchline is missing.
-# (conftest.py marks the parametrized test_structured_output[_async][pydantic] the same way.)
-LONG_SETUP = pytest.mark.xfail(
-    strict=True,
-    reason="asked for a joke, the embedded model writes its setup until the token budget ends",
 )
 EMPTY_JSON = pytest.mark.xfail(
     strict=True,
@@ -64,10 +58,6 @@ class TestChatBitnetIntegration(ChatModelIntegrationTests):
         super().test_unicode_tool_call_integration(
             model, tool_choice=tool_choice, force_tool_call=force_tool_call
         )
-
-    @LONG_SETUP
-    def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
-        super().test_structured_output_pydantic_2_v1(model)
 
     @EMPTY_JSON
     def test_json_mode(self, model: BaseChatModel) -> None:
