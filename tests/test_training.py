@@ -36,7 +36,7 @@ from bitnet_backend.training.dataset import (  # noqa: E402
 from bitnet_backend.training.export import export  # noqa: E402
 from bitnet_backend.training.model import BitNet, ModelShape  # noqa: E402
 from bitnet_backend.training.train import main as train_main  # noqa: E402
-from bitnet_backend.training.train import make_tokenizer  # noqa: E402
+from bitnet_backend.training.train import make_tokenizer, per_example_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,24 @@ def test_packing_keeps_examples_whole(tokenizer: bb.Tokenizer) -> None:
             assert len(reply) > 0 and reply[-1] == len(where) - 1
             assert (kinds[1 : reply[0]] == CONTEXT).all()
             assert (kinds[reply[0] :] == REPLY).all()
+
+
+def test_reply_loss_weighs_every_example_the_same(tokenizer: bb.Tokenizer) -> None:
+    eot, eos = tokenizer.token_to_id("<|eot_id|>"), tokenizer.token_to_id("<|end_of_text|>")
+    assert eot is not None and eos is not None
+    stream = (encode(tokenizer, e, eot, eos) for e in examples(2, Renderer(tokenizer)))
+    b = pack(stream, rows=4, seq_len=512, pad_id=eos)
+    reply, doc = b.target == REPLY, b.doc
+    w = per_example_weights(reply, doc)
+    assert (w[~reply] == 0).all()
+    docs = sorted(set(doc[reply].tolist()))
+    lengths = {d: int((reply & (doc == d)).sum()) for d in docs}
+    assert len(set(lengths.values())) > 1  # short answers and long texts in the same batch
+    for d in docs:
+        mine = reply & (doc == d)
+        assert np.allclose(w[mine], 1.0 / lengths[d])  # equal within an example
+        assert np.isclose(w[mine].sum(), 1.0)  # and every example sums to one
+    assert np.isclose(w.sum(), len(docs))
 
 
 def _random_model(seed: int = 0) -> BitNet:

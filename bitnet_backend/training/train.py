@@ -87,11 +87,26 @@ def special_ids_of(tokenizer: Tokenizer) -> dict[str, int]:
 
 
 def mean_where(values: Any, where: np.ndarray) -> Any:
-    """Mean of the torch tensor ``values`` over the positions ``where`` marks (0 if none)."""
+    """Mean of the torch tensor ``values`` over the positions ``where`` marks (0 if none).
+
+    ``where`` is a mask, or per-position weights (a weighted mean).
+    """
     import torch
 
     w = torch.from_numpy(where.astype(np.float32))
     return (values * w).sum() / w.sum().clamp(min=1)
+
+
+def per_example_weights(where: np.ndarray, doc: np.ndarray) -> np.ndarray:
+    """Weights over the positions ``where`` marks that give every example the same total.
+
+    A reading answer is 3-4 tokens and a plain-text or echo example 70-80, so a mean over
+    tokens hands most of the reply loss to the long examples; weighting each example's
+    tokens by 1 / (its count) makes the loss a mean over examples instead.
+    """
+    ids = np.where(where, doc, 0).astype(np.int64)
+    counts = np.bincount(ids[where], minlength=int(ids.max()) + 1)
+    return np.where(where, 1.0 / np.maximum(counts[ids], 1), 0.0)
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -151,11 +166,16 @@ def train(args: argparse.Namespace) -> Path:
         doc = torch.from_numpy(b.doc[:, :-1])
         logits = model(tokens[:, :-1], pos, doc)
         # The target at t+1 must belong to the same example as position t.
-        target = np.where(b.doc[:, 1:] == b.doc[:, :-1], b.target[:, 1:], 0).reshape(-1)
+        same = b.doc[:, 1:] == b.doc[:, :-1]
+        target = np.where(same, b.target[:, 1:], 0).reshape(-1)
+        reply = target == REPLY
         nll = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
         )
-        reply_loss = mean_where(nll, target == REPLY)
+        if args.reply_loss == "example":
+            reply_loss = mean_where(nll, per_example_weights(reply, b.doc[:, 1:].reshape(-1)))
+        else:
+            reply_loss = mean_where(nll, reply)
         context_loss = mean_where(nll, target == CONTEXT)
         loss = reply_loss + args.context_weight * context_loss
         opt.zero_grad(set_to_none=True)
@@ -198,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.3,
         help="weight of predicting prompt tokens, relative to reply tokens",
+    )
+    p.add_argument(
+        "--reply-loss",
+        choices=("example", "token"),
+        default="token",
+        help="average the reply loss over examples (each counts the same) or over tokens",
     )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--ffn", type=int, default=640)
