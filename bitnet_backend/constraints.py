@@ -94,6 +94,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import re
 import secrets
@@ -449,9 +450,17 @@ def tool_grammar(tools: Sequence[Tool], mode: ToolMode, parallel: bool = False) 
     return str(llg.LLMatcher.grammar_from_lark(lark))
 
 
-def new_call_id() -> str:
-    """A fresh tool call id: ``call_`` + 24 random hex digits."""
-    return "call_" + secrets.token_hex(12)
+def new_call_id(seed: str | None = None, index: int = 0) -> str:
+    """A tool call id: ``call_`` + 24 hex digits, random, or derived from ``seed`` and ``index``.
+
+    The ids of a reply are part of the next prompt, so random ones would make the turn after
+    a tool result differ from run to run even with greedy decoding. Derived from the prompt
+    and the call's position, they are the same for the same conversation and differ between
+    conversations (and between turns of one, since each turn's prompt holds the last).
+    """
+    if seed is None:
+        return "call_" + secrets.token_hex(12)
+    return "call_" + hashlib.sha256(f"{index}\x00{seed}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -547,9 +556,14 @@ class ToolProtocol:
                 out.insert(0, {"role": "system", "content": prompt})
         return out, None
 
-    def stream(self) -> ToolCallStream:
-        """A parser of this request's reply, fed text as it is generated."""
-        return ToolCallStream(parallel=self.parallel, names={t.name for t in self.allowed})
+    def stream(self, id_seed: str | None = None) -> ToolCallStream:
+        """A parser of this request's reply, fed text as it is generated.
+
+        ``id_seed`` (the prompt) makes the call ids reproducible; see ``new_call_id``.
+        """
+        return ToolCallStream(
+            parallel=self.parallel, names={t.name for t in self.allowed}, id_seed=id_seed
+        )
 
 
 def template_source(tokenizer: Tokenizer, chat_template: Any, has_tools: bool) -> str | None:
@@ -647,12 +661,15 @@ class ToolCallStream:
     reply, ``{"tool_calls": [...]}`` pieces for a call (id and name once the name is known,
     then the arguments' JSON text as it arrives). ``finish(finish_reason)`` gives the final
     message and finish_reason. Leading whitespace is held until the first other character
-    says which kind of reply this is.
+    says which kind of reply this is. Call ids come from ``new_call_id(id_seed, index)``.
     """
 
-    def __init__(self, *, parallel: bool = False, names: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, parallel: bool = False, names: Iterable[str] = (), id_seed: str | None = None
+    ) -> None:
         self.parallel = parallel
         self.names = frozenset(names)
+        self.id_seed = id_seed
         self.kind: Literal["undecided", "text", "call"] = "undecided"
         self._raw: list[str] = []
         self._lead = ""
@@ -749,7 +766,8 @@ class ToolCallStream:
                     args_text(self._args_call, ch)
                 self._depth += 1
                 if ch == "{" and self._depth == self._call_depth:
-                    self._calls.append(_CallScan(id=new_call_id()))
+                    call_id = new_call_id(self.id_seed, len(self._calls))
+                    self._calls.append(_CallScan(id=call_id))
                     self._key, self._after_colon = None, False
             elif ch in "}]":
                 self._depth -= 1
@@ -805,7 +823,7 @@ class ToolCallStream:
             name = item.get("name") if isinstance(item, dict) else None
             if self.names and name not in self.names:
                 raise BitnetError(f"constrained tool call names an unknown tool {name!r}")
-            call_id = self._calls[i].id if i < len(self._calls) else new_call_id()
+            call_id = self._calls[i].id if i < len(self._calls) else new_call_id(self.id_seed, i)
             calls.append(
                 {
                     "id": call_id,

@@ -739,7 +739,10 @@ class Model:
             # Stop strings could cut a call short; the grammar decides where a reply ends.
             plan = replace(plan, grammar=protocol.grammar(self._constraints()), stops=())
         prompt = self._chat_prompt(messages, protocol, template_kwargs)
-        return self._run(prompt, plan, cancel), protocol.stream() if protocol.active else None
+        tool_stream = (
+            protocol.stream(id_seed=",".join(map(str, prompt))) if protocol.active else None
+        )
+        return self._run(prompt, plan, cancel), tool_stream
 
     def _chat_result(
         self, chunks: Iterator[CompletionChunk], tool_stream: ToolCallStream | None = None

@@ -191,6 +191,42 @@ def test_parallel_calls_come_back_as_several_valid_calls(model):
         assert len({c["id"] for c in r.tool_calls}) == len(r.tool_calls)
 
 
+def test_call_ids_are_reproducible_for_a_conversation_and_differ_between_turns(model):
+    def call_ids(messages: list[dict[str, Any]], seed: int) -> list[str]:
+        r = model.chat(messages, tools=TOOLS, tool_choice="required", seed=seed, max_tokens=60)
+        _assert_valid_calls(r)
+        return [c["id"] for c in r.tool_calls]
+
+    first = call_ids(ASK, seed=0)
+    # The ids are part of the next prompt: the same conversation gets the same ones ...
+    assert call_ids(ASK, seed=0) == first
+    streamed = model.stream_chat(ASK, tools=TOOLS, tool_choice="required", seed=0, max_tokens=60)
+    assert [c["id"] for c in list(streamed)[-1].tool_calls] == first
+    # ... a different one (here the next turn, which holds the first call) other ones.
+    r = model.chat(ASK, tools=TOOLS, tool_choice="required", seed=0, max_tokens=60)
+    history = [
+        *ASK,
+        r.message,
+        {"role": "tool", "tool_call_id": first[0], "content": "21"},
+        *ASK,
+    ]
+    assert set(call_ids(history, seed=0)).isdisjoint(first)
+
+
+def test_parallel_call_ids_differ_within_a_reply() -> None:
+    two = json.dumps([{"name": "f", "arguments": {}}, {"name": "f", "arguments": {}}])
+    stream = ToolCallStream(parallel=True, names={"f"}, id_seed="prompt")
+    stream.feed(two)
+    ids = [c["id"] for c in stream.finish("stop")[0]["tool_calls"]]
+    assert all(CALL_ID.match(i) for i in ids) and ids[0] != ids[1]
+    again = ToolCallStream(parallel=True, names={"f"}, id_seed="prompt")
+    again.feed(two)
+    assert [c["id"] for c in again.finish("stop")[0]["tool_calls"]] == ids
+    unseeded = ToolCallStream(parallel=True, names={"f"})  # no prompt given: random ids
+    unseeded.feed(two)
+    assert set(c["id"] for c in unseeded.finish("stop")[0]["tool_calls"]).isdisjoint(ids)
+
+
 def test_call_cut_by_max_tokens_is_not_returned_as_a_call(model):
     r = model.chat(ASK, tools=TOOLS, tool_choice="required", seed=0, max_tokens=4)
     assert r.finish_reason == "length"
