@@ -130,12 +130,7 @@ def test_llama_index_agent() -> None:
     assert line(out, "answer: ").removeprefix("answer: ").strip()
 
 
-# Not strict: the agent's tool-call ids are random and part of the prompt, and the reply after
-# the tool's result changes with them (the card's "tool answer uses the result" varies by run).
-@pytest.mark.xfail(
-    strict=False,
-    reason="the reply after the tool's result depends on the random tool-call ids in the prompt",
-)
+@VALUES_NOT_COPIED
 def test_llama_index_agent_values() -> None:
     out = output("llama_index_agent.py")
     assert "tool: get_weather({'city': 'Oslo'})" in out
