@@ -192,25 +192,28 @@ def test_parallel_calls_come_back_as_several_valid_calls(model):
 
 
 def test_call_ids_are_reproducible_for_a_conversation_and_differ_between_turns(model):
-    def call_ids(messages: list[dict[str, Any]], seed: int) -> list[str]:
-        r = model.chat(messages, tools=TOOLS, tool_choice="required", seed=seed, max_tokens=60)
+    def call(messages: list[dict[str, Any]]) -> Any:
+        r = model.chat(messages, tools=TOOLS, tool_choice="required", seed=0, max_tokens=60)
         _assert_valid_calls(r)
-        return [c["id"] for c in r.tool_calls]
+        return r
 
-    first = call_ids(ASK, seed=0)
+    def ids(reply: Any) -> list[str]:
+        return [c["id"] for c in reply.tool_calls]
+
+    r = call(ASK)
+    first = ids(r)
     # The ids are part of the next prompt: the same conversation gets the same ones ...
-    assert call_ids(ASK, seed=0) == first
+    assert ids(call(ASK)) == first
     streamed = model.stream_chat(ASK, tools=TOOLS, tool_choice="required", seed=0, max_tokens=60)
-    assert [c["id"] for c in list(streamed)[-1].tool_calls] == first
+    assert ids(list(streamed)[-1]) == first
     # ... a different one (here the next turn, which holds the first call) other ones.
-    r = model.chat(ASK, tools=TOOLS, tool_choice="required", seed=0, max_tokens=60)
     history = [
         *ASK,
         r.message,
         {"role": "tool", "tool_call_id": first[0], "content": "21"},
         *ASK,
     ]
-    assert set(call_ids(history, seed=0)).isdisjoint(first)
+    assert set(ids(call(history))).isdisjoint(first)
 
 
 def test_parallel_call_ids_differ_within_a_reply() -> None:
