@@ -41,9 +41,21 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", t)
 
 
+def answer_kind(gold: str) -> str:
+    """The kind of a reading answer, for the breakdown of where reading fails."""
+    if gold.isdigit():
+        return "number"
+    words = gold.split()
+    if len(words) == 2 and gold.istitle():
+        return "two-word name"
+    return "one word" if len(words) == 1 else "longer phrase"
+
+
 def eval_reading(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
     hits = contains = copied_wrong = 0
-    failures = []
+    failures: list[dict[str, Any]] = []
+    # [hits, count] by number of passages in the context and by kind of answer.
+    groups: dict[str, list[int]] = {}
     for _ in range(n):
         docs = [passages.passage(rng) for _ in range(rng.choice((1, 2, 3)))]
         target = rng.choice(docs)
@@ -57,6 +69,11 @@ def eval_reading(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
         # A wrong reply that is a span of the prompt was copied from the wrong place; any
         # other wrong reply was not copied at all (a plausible value of the right kind).
         copied_wrong += not ok and normalize(reply) in normalize(context)
+        size = f"{len(docs)} passage{'s' if len(docs) > 1 else ''}"
+        for group in (size, answer_kind(gold)):
+            tally = groups.setdefault(group, [0, 0])
+            tally[0] += ok
+            tally[1] += 1
         if not ok and len(failures) < 5:
             failures.append({"question": question, "gold": gold, "reply": reply})
     return {
@@ -64,6 +81,9 @@ def eval_reading(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
         "exact_match": hits / n,
         "contains": contains / n,
         "wrong_but_copied": copied_wrong / n,
+        "exact_match_by_group": {
+            g: {"exact_match": h / c, "n": c} for g, (h, c) in sorted(groups.items())
+        },
         "failures": failures,
     }
 
@@ -80,7 +100,7 @@ def _valid(args: Any, schema: dict[str, Any]) -> bool:
 
 def eval_tools(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
     right = exact = answered = answer_total = 0
-    failures = []
+    failures: list[dict[str, Any]] = []
     for _ in range(n):
         case = tools.tool_case(rng)
         shown = [case.tool, *tools.distractors(rng, case, rng.choice((0, 1, 2, 3)))]
@@ -236,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         ("reading: exact match", f"{r['exact_match']:.1%}"),
         ("reading: answer contained", f"{r['contains']:.1%}"),
         ("reading: wrong reply copied from the passages", f"{r['wrong_but_copied']:.1%}"),
+        *(
+            (f"reading, {group}", f"{v['exact_match']:.1%} of {v['n']}")
+            for group, v in r["exact_match_by_group"].items()
+        ),
         ("tool call: right tool, valid arguments", f"{t['right_tool_valid_args']:.1%}"),
         ("tool call: exact arguments", f"{t['exact_arguments']:.1%}"),
         ("tool answer uses the result", f"{t['answer_uses_result']:.1%}"),
