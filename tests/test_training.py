@@ -23,6 +23,7 @@ from oracle import check_strict, oracle_greedy, oracle_logits  # noqa: E402
 import bitnet_backend as bb  # noqa: E402
 from bitnet_backend.testing import tokenizer_json  # noqa: E402
 from bitnet_backend.training import passages, tools  # noqa: E402
+from bitnet_backend.training import state as training_state  # noqa: E402
 from bitnet_backend.training.dataset import (  # noqa: E402
     CONTEXT,
     NOT_TARGET,
@@ -35,6 +36,7 @@ from bitnet_backend.training.dataset import (  # noqa: E402
 )
 from bitnet_backend.training.export import export  # noqa: E402
 from bitnet_backend.training.model import BitNet, ModelShape  # noqa: E402
+from bitnet_backend.training.state import TrainingStateError  # noqa: E402
 from bitnet_backend.training.train import main as train_main  # noqa: E402
 from bitnet_backend.training.train import make_tokenizer, per_example_weights  # noqa: E402
 
@@ -199,3 +201,46 @@ def test_short_training_run_learns_and_loads(
         # generate stops at an end-of-sequence token, the oracle run does not.
         assert want[: len(got)] == got
         assert len(got) == 8 or want[len(got)] in m.tokenizer.eos_token_ids
+
+
+TINY = ["--batch", "2", "--hidden", "64", "--ffn", "128", "--layers", "2", "--heads", "4"]
+TINY += ["--kv-heads", "2", "--lr", "4e-3", "--warmup", "2", "--threads", "1", "--no-compile"]
+
+
+def test_resumed_run_writes_the_same_model_as_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved_at: dict[int, bytes] = {}
+    real_save = training_state.save
+
+    def keep_every_state(path: Path, **kw: object) -> None:
+        real_save(path, **kw)  # type: ignore[arg-type]
+        saved_at[int(kw["step"])] = Path(path).read_bytes()  # type: ignore[call-overload]
+
+    monkeypatch.setattr(training_state, "save", keep_every_state)
+    whole = tmp_path / "whole"
+    argv = [*TINY, "--steps", "8", "--state-every", "3"]
+    assert train_main([*argv, "--out", str(whole), "--save-state", str(tmp_path / "s.pt")]) == 0
+    assert sorted(saved_at) == [3, 6, 8]
+    # A run stopped after step 6 (its last saved state) and carried on.
+    partial = tmp_path / "at6.pt"
+    partial.write_bytes(saved_at[6])
+    resumed = tmp_path / "resumed"
+    assert train_main([*argv, "--out", str(resumed), "--resume", str(partial)]) == 0
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes()
+
+
+def test_resume_refuses_other_options_and_broken_files(tmp_path: Path) -> None:
+    saved = tmp_path / "s.pt"
+    argv = [*TINY, "--steps", "2", "--out", str(tmp_path / "m")]
+    assert train_main([*argv, "--save-state", str(saved)]) == 0
+    with pytest.raises(TrainingStateError, match=re.escape("--lr 0.004 (now 0.001)")):
+        train_main([*argv, "--resume", str(saved), "--lr", "1e-3"])
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(saved.read_bytes()[:1000])
+    with pytest.raises(TrainingStateError, match="not a readable training state"):
+        train_main([*argv, "--resume", str(truncated)])
+    with pytest.raises(TrainingStateError, match="no training state"):
+        train_main([*argv, "--resume", str(tmp_path / "missing.pt")])
+    assert saved.stat().st_size > 1000  # the state itself is untouched

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..testing import BOS, CHAT_TEMPLATE, EOS, EOT, special_ids, train_tokenizer_json
 from ..tokenizer import Tokenizer
+from . import state
 from . import vocab as V
 from .dataset import CONTEXT, REPLY, Renderer, encode, examples, pack
 
@@ -109,6 +110,11 @@ def per_example_weights(where: np.ndarray, doc: np.ndarray) -> np.ndarray:
     return np.where(where, 1.0 / np.maximum(counts[ids], 1), 0.0)
 
 
+def seen_since(seen: int, resumed: dict[str, Any] | None) -> int:
+    """Tokens trained on by this process (a resumed run counts from where it started)."""
+    return seen - (resumed["seen"] if resumed else 0)
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -125,7 +131,8 @@ def train(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    tok_json = train_tokenizer(args.seed)
+    resumed = state.load(args.resume, args) if args.resume else None
+    tok_json = resumed["tokenizer"] if resumed else train_tokenizer(args.seed)
     tokenizer = make_tokenizer(tok_json)
     print(f"tokenizer: {tokenizer.vocab_size} tokens ({time.time() - t0:.0f} s)", flush=True)
 
@@ -155,9 +162,16 @@ def train(args: argparse.Namespace) -> Path:
         betas=(0.9, 0.95),
     )
     data = batches(tokenizer, args.seed, args.batch)
-    seen = 0
+    first, seen = 0, 0
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        first, seen = resumed["step"], resumed["seen"]
+        for _ in range(first):  # the seeded stream, drawn again up to where the run stopped
+            next(data)
+        print(f"resumed from {args.resume} at step {first}", flush=True)
     start = time.time()
-    for step in range(args.steps):
+    for step in range(first, args.steps):
         b = next(data)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
@@ -185,18 +199,29 @@ def train(args: argparse.Namespace) -> Path:
         seen += int((b.doc >= 0).sum())
         if step % args.log_every == 0 or step == args.steps - 1:
             el = time.time() - start
-            eta = el / (step + 1) * (args.steps - step - 1)
+            done = step + 1 - first
+            eta = el / done * (args.steps - step - 1)
             print(
                 f"step {step:5d}  loss {reply_loss.item():.4f}  context "
                 f"{context_loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                f"{seen / el:.0f} tok/s  elapsed {el / 60:.1f} min  eta {eta / 60:.1f} min",
+                f"{seen_since(seen, resumed) / el:.0f} tok/s  elapsed {el / 60:.1f} min  "
+                f"eta {eta / 60:.1f} min",
                 flush=True,
             )
         if args.snapshot_every and (step + 1) % args.snapshot_every == 0 and step + 1 < args.steps:
             export(model, tok_json, Path(args.out) / "snapshots" / f"step{step + 1}", MAX_POSITIONS)
+        last = step + 1 == args.steps
+        if args.save_state and (last or (args.state_every and (step + 1) % args.state_every == 0)):
+            state.save(
+                args.save_state,
+                args=args,
+                step=step + 1,
+                seen=seen,
+                tokenizer=tok_json,
+                model=model.state_dict(),
+                optimizer=opt.state_dict(),
+            )
     out = export(model, tok_json, Path(args.out), MAX_POSITIONS)
-    if args.save_state:
-        torch.save(model.state_dict(), Path(args.save_state))
     for f in sorted(p for p in out.iterdir() if p.is_file()):
         digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
         print(f"{f.name:28s} {f.stat().st_size:>10d} B  sha256 {digest}")
@@ -245,7 +270,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--snapshot-every", type=int, default=0, help="export a snapshot every N steps")
-    p.add_argument("--save-state", type=Path, default=None, help="also save the torch state here")
+    p.add_argument(
+        "--save-state",
+        type=Path,
+        default=None,
+        help="save the training state here (at the end, and every --state-every steps)",
+    )
+    p.add_argument("--state-every", type=int, default=0, help="save the state every N steps")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="carry on from a state saved by --save-state (same options)",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train(args)
