@@ -33,6 +33,7 @@ from bitnet_backend.training.dataset import (  # noqa: E402
     encode,
     examples,
     pack,
+    rag_turns_example,
 )
 from bitnet_backend.training.export import export  # noqa: E402
 from bitnet_backend.training.model import BitNet, ModelShape  # noqa: E402
@@ -74,7 +75,16 @@ def test_example_stream_is_seeded_and_well_formed(tokenizer: bb.Tokenizer) -> No
     assert first == again
     assert first != other
     kinds = {e.kind for e in first}
-    assert kinds == {"rag", "tool_call", "tool_answer", "instruction", "completion", "text", "echo"}
+    assert kinds == {
+        "rag",
+        "rag_turns",
+        "tool_call",
+        "tool_answer",
+        "instruction",
+        "completion",
+        "text",
+        "echo",
+    }
     for e in first:
         if e.kind == "tool_call":
             call = json.loads(e.completion)
@@ -86,6 +96,12 @@ def test_example_stream_is_seeded_and_well_formed(tokenizer: bb.Tokenizer) -> No
             assert first_half == second_half
         if e.kind == "rag" and e.answer != UNKNOWN:
             assert e.answer in e.prompt
+        if e.kind == "rag_turns":
+            answers = [e.completion, *(answer for _, answer in e.turns)]
+            assert all(a in e.prompt for a in answers)
+            assert len(set(answers)) == len(answers)  # every turn needs a new lookup
+        else:
+            assert e.turns == ()
         if e.chat:
             assert e.prompt.startswith("<|begin_of_text|>")
             assert e.prompt.endswith("Assistant: ")
@@ -103,11 +119,40 @@ def test_packing_keeps_examples_whole(tokenizer: bb.Tokenizer) -> None:
             assert np.array_equal(b.pos[row, where], np.arange(len(where)))
             kinds = b.target[row, where]
             assert kinds[0] == NOT_TARGET  # nothing before an example's first token
-            # A reply (and its <|eot_id|>) closes the example; before it, only context.
+            # A reply (and its <|eot_id|>) closes the example; before the first, only context.
             reply = np.flatnonzero(kinds == REPLY)
             assert len(reply) > 0 and reply[-1] == len(where) - 1
             assert (kinds[1 : reply[0]] == CONTEXT).all()
-            assert (kinds[reply[0] :] == REPLY).all()
+            assert (kinds[1:] != NOT_TARGET).all()
+
+
+def test_later_turns_are_the_rendered_chat_with_every_answer_a_reply(
+    tokenizer: bb.Tokenizer,
+) -> None:
+    eot, eos = tokenizer.token_to_id("<|eot_id|>"), tokenizer.token_to_id("<|end_of_text|>")
+    assert eot is not None and eos is not None
+    renderer = Renderer(tokenizer)
+    rng = random.Random(8)
+    seen_turns = 0
+    for _ in range(40):
+        e = rag_turns_example(rng, renderer)
+        answers = [e.completion, *(answer for _, answer in e.turns)]
+        ids, kinds = encode(tokenizer, e, eot, eos)
+        # The pieces put together are the chat as Model.chat renders it, history included.
+        text = e.prompt + e.completion + "<|eot_id|>"
+        for between, answer in e.turns:
+            text += between + answer + "<|eot_id|>"
+        assert tokenizer.decode(ids, skip_special=False) == text
+        # Exactly the answers (each closed by <|eot_id|>) are reply targets, in order.
+        is_reply = np.array(kinds) == REPLY
+        starts = np.flatnonzero(is_reply & ~np.r_[False, is_reply[:-1]])
+        assert len(starts) == len(answers)
+        replies = tokenizer.decode(
+            [i for i, k in zip(ids, kinds, strict=True) if k == REPLY], False
+        )
+        assert replies == "".join(a + "<|eot_id|>" for a in answers)
+        seen_turns += len(e.turns)
+    assert seen_turns >= 40
 
 
 def test_reply_loss_weighs_every_example_the_same(tokenizer: bb.Tokenizer) -> None:

@@ -1,6 +1,7 @@
 """Training examples: chats rendered exactly as inference renders them, tokenized and packed.
 
-An example is a prompt and a completion. Chat prompts go through the same path as
+An example is a prompt and a completion (and, for a chat that goes on, later turns: the
+template text up to each next reply, and that reply). Chat prompts go through the same path as
 ``Model.chat`` (``ToolProtocol.prompt`` for tools, then the model's chat template), and the
 completion is tokenized on its own, because at inference the prompt ends at "Assistant: " and
 the reply is generated from there; tokenizing prompt + reply as one string would teach token
@@ -14,6 +15,7 @@ and names that recur in a prompt are what teaches it to copy from its context.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -34,11 +36,14 @@ EOT = "<|eot_id|>"
 class Example:
     """One training or evaluation example."""
 
-    kind: str  # "rag", "tool_call", "tool_answer", "instruction", "completion", "text", "echo"
+    kind: str  # "rag", "rag_turns", "tool_call", "tool_answer", "instruction", "completion",
+    # "text", "echo"
     prompt: str  # template output (chat) or raw text
     completion: str  # what the model should write ("" for plain text)
     chat: bool  # prompt is a rendered chat (already holds BOS)
     answer: Any = None  # gold answer for evaluation (span, or {"name", "arguments"})
+    # Later turns of a chat: (the template text up to the next reply, that reply).
+    turns: tuple[tuple[str, str], ...] = ()
 
 
 LLAMA_INDEX_SYSTEM = (
@@ -150,6 +155,36 @@ def rag_example(rng: random.Random, r: Renderer) -> Example:
     return Example("rag", r.chat(messages), answer, True, answer)
 
 
+def rag_turns_example(rng: random.Random, r: Renderer) -> Example:
+    """Several questions about one context, asked one after the other in the same chat.
+
+    Every answer is a reading target, so one context (most of the example's tokens) teaches
+    two to four lookups instead of one, often in different passages of the context.
+    """
+    docs = [passages.passage(rng) for _ in range(rng.choice((1, 2, 2, 3, 3)))]
+    pool = [qa for d in docs for qa in d.qa]
+    rng.shuffle(pool)
+    # One question per answer: a paraphrase of an earlier question is answered by copying
+    # the earlier reply, not by reading.
+    by_answer = {answer: question for question, answer in reversed(pool)}
+    asked = [(q, a) for a, q in by_answer.items()][: rng.randint(2, 4)]
+    messages = rag_messages(rng, _context(rng, docs), asked[0][0])
+    prompt = r.chat(messages)
+    rendered, turns = prompt, []
+    for (_, previous), (question, answer) in itertools.pairwise(asked):
+        messages += [
+            {"role": "assistant", "content": previous},
+            {"role": "user", "content": question},
+        ]
+        full = r.chat(messages)
+        head = rendered + previous + EOT
+        if not full.startswith(head):
+            raise ValueError("the chat template does not extend a chat by appending turns")
+        turns.append((full[len(head) :], answer))
+        rendered = full
+    return Example("rag_turns", prompt, asked[0][1], True, asked[0][1], tuple(turns))
+
+
 def completion_example(rng: random.Random) -> Example:
     doc = passages.passage(rng)
     question, answer = rng.choice(doc.qa)
@@ -228,7 +263,8 @@ def echo_example(rng: random.Random) -> Example:
 
 
 MIX = (
-    ("rag", 0.46),
+    ("rag", 0.30),
+    ("rag_turns", 0.16),
     ("tool", 0.27),
     ("instruction", 0.11),
     ("completion", 0.04),
@@ -246,6 +282,8 @@ def examples(seed: int, renderer: Renderer) -> Iterator[Example]:
         kind = rng.choices(kinds, weights)[0]
         if kind == "rag":
             yield rag_example(rng, renderer)
+        elif kind == "rag_turns":
+            yield rag_turns_example(rng, renderer)
         elif kind == "tool":
             yield from tool_examples(rng, renderer)
         elif kind == "instruction":
@@ -271,7 +309,16 @@ def encode(
         return ids, [NOT_TARGET] + [REPLY] * (len(ids) - 1)
     prompt = tokenizer.encode(ex.prompt, add_special=not ex.chat)
     reply = [*tokenizer.encode(ex.completion, add_special=False), eot_id]
-    return prompt + reply, [NOT_TARGET] + [CONTEXT] * (len(prompt) - 1) + [REPLY] * len(reply)
+    ids = prompt + reply
+    kinds = [NOT_TARGET] + [CONTEXT] * (len(prompt) - 1) + [REPLY] * len(reply)
+    for between, answer in ex.turns:
+        # Pieces are tokenized apart: inference, too, starts a fresh token after <|eot_id|>
+        # and generates the reply after "Assistant: ".
+        context = tokenizer.encode(between, add_special=False)
+        reply = [*tokenizer.encode(answer, add_special=False), eot_id]
+        ids += context + reply
+        kinds += [CONTEXT] * len(context) + [REPLY] * len(reply)
+    return ids, kinds
 
 
 @dataclass

@@ -57,7 +57,7 @@ def train_tokenizer(seed: int, n_examples: int = 20000) -> str:
     # Rendering only needs the chat template, so a bootstrap tokenizer does.
     renderer = Renderer(make_tokenizer(bootstrap()))
     texts = [
-        ex.prompt + ex.completion
+        ex.prompt + ex.completion + "".join(between + reply for between, reply in ex.turns)
         for ex in itertools.islice(examples(seed + 1, renderer), n_examples)
     ]
     words = [
