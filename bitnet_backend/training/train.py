@@ -110,11 +110,6 @@ def per_example_weights(where: np.ndarray, doc: np.ndarray) -> np.ndarray:
     return np.where(where, 1.0 / np.maximum(counts[ids], 1), 0.0)
 
 
-def seen_since(seen: int, resumed: dict[str, Any] | None) -> int:
-    """Tokens trained on by this process (a resumed run counts from where it started)."""
-    return seen - (resumed["seen"] if resumed else 0)
-
-
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -170,7 +165,7 @@ def train(args: argparse.Namespace) -> Path:
         for _ in range(first):  # the seeded stream, drawn again up to where the run stopped
             next(data)
         print(f"resumed from {args.resume} at step {first}", flush=True)
-    start = time.time()
+    start, seen_at_start = time.time(), seen
     for step in range(first, args.steps):
         b = next(data)
         for g in opt.param_groups:
@@ -204,7 +199,7 @@ def train(args: argparse.Namespace) -> Path:
             print(
                 f"step {step:5d}  loss {reply_loss.item():.4f}  context "
                 f"{context_loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                f"{seen_since(seen, resumed) / el:.0f} tok/s  elapsed {el / 60:.1f} min  "
+                f"{(seen - seen_at_start) / el:.0f} tok/s  elapsed {el / 60:.1f} min  "
                 f"eta {eta / 60:.1f} min",
                 flush=True,
             )
