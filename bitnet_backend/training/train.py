@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bitnet_backend.training", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=3600)
+    p.add_argument("--steps", type=int, default=4500)
     p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=150)
