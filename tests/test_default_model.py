@@ -52,9 +52,9 @@ def test_tokenizer_is_the_recipes() -> None:
 
 def _chat_ids(model: bb.Model) -> list[int]:
     # A prompt on which no activation of the oracle lies within one ulp of an int8 rounding
-    # tie (oracle.near_ties; the nearest here is 1.9e-5): most prompts of this kind have one
-    # within 2e-6 to 8e-6 somewhere, which a one-ulp difference in summation order flips.
-    question = "Context:\nAda Park works as a farmer.\n\nQuestion: What does Ada do for a living?"
+    # tie (oracle.near_ties; the nearest here is 2.1e-5): most prompts have one within 2e-6 to
+    # 8e-6 somewhere, which a one-ulp difference in summation order flips.
+    question = "What is the capital of France?"
     text = model.apply_chat_template([{"role": "user", "content": question}])
     return model.tokenize(text, add_special=False)
 
@@ -71,11 +71,6 @@ def test_matches_transformers(model: bb.Model) -> None:
     check_loose(model.logits(ids), want)  # the default int8 head
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the model does not yet copy values from its prompt reliably (model card: "
-    "reading exact match 68%, exact tool arguments 92%)",
-)
 def test_answers_from_the_context(model: bb.Model) -> None:
     passage = (
         "Quinn Haas is a geologist. Quinn was born in 1987. They live in Tallinn. "

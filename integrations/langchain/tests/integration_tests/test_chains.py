@@ -25,11 +25,6 @@ READING = ChatPromptTemplate.from_messages(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model does not yet copy values from its prompt reliably (see its "
-    "model card)",
-)
 def test_lcel_chain_answers_from_the_context() -> None:
     llm = ChatBitnet(model=trained_model(), temperature=0, max_tokens=24)
     chain = READING | llm | StrOutputParser()
@@ -130,6 +125,10 @@ def test_tool_loop_executes_calls_and_uses_the_result() -> None:
     assert "9" in answer and "rain" in answer
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="asked for a joke, the embedded model writes its setup until the token budget ends",
+)
 def test_structured_output_dict_schemas() -> None:
     """Dict schemas through both structured-output methods give the schema's keys."""
     schema = {
