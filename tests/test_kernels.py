@@ -31,23 +31,27 @@ def test_reference_kernel_is_listed_and_default_is_the_best_available() -> None:
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize(("rows", "cols", "tokens"), SHAPES)
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_ternary_gemm_is_exact(isa: str, rows: int, cols: int, tokens: int, threads: int) -> None:
+@pytest.mark.parametrize("base3", [False, True], ids=["i2_r16", "i1_r16"])
+def test_ternary_gemm_is_exact(
+    isa: str, rows: int, cols: int, tokens: int, threads: int, base3: bool
+) -> None:
     rng = np.random.default_rng(rows * 1000 + cols + tokens)
     w = rng.integers(-1, 2, (rows, cols)).astype(np.int8)
     x = rng.integers(-128, 128, (tokens, cols)).astype(np.int8)
     expected = x.astype(np.int64) @ w.T.astype(np.int64)
-    out = _engine.kernel_gemm(isa, w, x, threads)
+    out = _engine.kernel_gemm(isa, w, x, threads, base3)
     np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_ternary_gemm_extreme_activations_do_not_overflow(isa: str) -> None:
+@pytest.mark.parametrize("base3", [False, True], ids=["i2_r16", "i1_r16"])
+def test_ternary_gemm_extreme_activations_do_not_overflow(isa: str, base3: bool) -> None:
     cols = 6912
     w = np.ones((32, cols), dtype=np.int8)
     w[16:] = -1
     for value in (-128, 127):
         x = np.full((2, cols), value, dtype=np.int8)
-        out = _engine.kernel_gemm(isa, w, x, 1)
+        out = _engine.kernel_gemm(isa, w, x, 1, base3)
         assert (out[:, :16] == value * cols).all()
         assert (out[:, 16:] == -value * cols).all()
 
