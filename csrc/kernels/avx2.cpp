@@ -21,34 +21,72 @@ inline int32_t load_i32(const int8_t* p) {
 // Vector µops are the limit here (maddubs takes two cycles of its one port on many AVX2
 // cores), so the int16 pair sums of kWidenGroups groups are added up before the widening
 // madd, and each half-group is unpacked once per token tile. Each maddubs pair is at most
-// 2 * 2 * 128 = 512 in magnitude, a group's four planes 2048, 8 groups 16384: inside int16.
-// (2B-4T shapes on a 2-core AVX2 EPYC: decode GEMV +8%, prefill GEMM +10%.)
+// 2 * 2 * 128 = 512 in magnitude, a group's four (I2_R16) or five (I1_R16) planes 2560,
+// 8 groups 20480: inside int16. (2B-4T shapes on a 2-core AVX2 EPYC: decode GEMV +8%,
+// prefill GEMM +10%.)
 constexpr int kWidenGroups = 8;
 
 inline __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
 
-// The four code planes of one 32-byte half-group (8 rows x 16 columns).
+template <int P>
 struct Planes {
-    __m256i c[4];
+    __m256i c[P];
 };
 
-inline Planes unpack(const uint8_t* half_group) {
-    const __m256i mask = _mm256_set1_epi8(3);
-    const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(half_group));
-    return {{_mm256_and_si256(w, mask), _mm256_and_si256(_mm256_srli_epi16(w, 2), mask),
-             _mm256_and_si256(_mm256_srli_epi16(w, 4), mask),
-             _mm256_and_si256(_mm256_srli_epi16(w, 6), mask)}};
-}
+// I2_R16: the four code planes of one 32-byte half-group (8 rows x 16 columns).
+struct TwoBit {
+    static constexpr int kPlanes = 4;
+    static constexpr int kCols = kColGroup;
+    static Planes<4> unpack(const uint8_t* half_group) {
+        const __m256i mask = _mm256_set1_epi8(3);
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(half_group));
+        return {{_mm256_and_si256(w, mask), _mm256_and_si256(_mm256_srli_epi16(w, 2), mask),
+                 _mm256_and_si256(_mm256_srli_epi16(w, 4), mask),
+                 _mm256_and_si256(_mm256_srli_epi16(w, 6), mask)}};
+    }
+};
 
-// Sum over the 16 columns of one group for 8 rows, as int16 pairs (not yet widened).
-inline __m256i group_dot16(const Planes& p, const int8_t* xg) {
+// I1_R16: the five base-3 digits of every byte of one half-group (8 rows x 20 columns),
+// most significant first, without byte permutes or multiplies: digit = (v >= p) + (v >= 2p)
+// from two signed compares on v - 128, then p * digit (a 3-entry pshufb table) comes off v.
+struct Base3 {
+    static constexpr int kPlanes = 5;
+    static constexpr int kCols = kColGroup5;
+    static Planes<5> unpack(const uint8_t* half_group) {
+        const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+        __m256i s =
+            _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(half_group)), bias);
+        Planes<5> out;
+        for (int d = 4, p = 81; d >= 1; --d, p /= 3) {
+            const __m256i ge1 = _mm256_cmpgt_epi8(s, _mm256_set1_epi8(static_cast<char>(p - 129)));
+            const __m256i ge2 =
+                _mm256_cmpgt_epi8(s, _mm256_set1_epi8(static_cast<char>(2 * p - 129)));
+            const __m256i digit = _mm256_abs_epi8(_mm256_add_epi8(ge1, ge2));
+            const __m256i multiples =
+                _mm256_setr_epi8(0, static_cast<char>(p), static_cast<char>(2 * p), 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<char>(p),
+                                 static_cast<char>(2 * p), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            s = _mm256_sub_epi8(s, _mm256_shuffle_epi8(multiples, digit));
+            out.c[d] = digit;
+        }
+        out.c[0] = _mm256_xor_si256(s, bias);
+        return out;
+    }
+};
+
+// Sum over the columns of one group for 8 rows, as int16 pairs (not yet widened).
+template <int P>
+inline __m256i group_dot16(const Planes<P>& p, const int8_t* xg) {
     __m256i s = _mm256_maddubs_epi16(p.c[0], _mm256_set1_epi32(load_i32(xg)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p.c[1], _mm256_set1_epi32(load_i32(xg + 4))));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p.c[2], _mm256_set1_epi32(load_i32(xg + 8))));
-    return _mm256_add_epi16(s, _mm256_maddubs_epi16(p.c[3], _mm256_set1_epi32(load_i32(xg + 12))));
+    for (int d = 1; d < P; ++d) {
+        s = _mm256_add_epi16(s,
+                             _mm256_maddubs_epi16(p.c[d], _mm256_set1_epi32(load_i32(xg + 4 * d))));
+    }
+    return s;
 }
 
 // One token, one row block: two 8-row halves, int16 sums widened every kWidenGroups groups.
+template <class L>
 void gemv_block(const uint8_t* blk, int G, const int8_t* x, int32_t sum, int32_t* out) {
     __m256i lo = _mm256_setzero_si256(), hi = lo;
     for (int g0 = 0; g0 < G; g0 += kWidenGroups) {
@@ -57,9 +95,9 @@ void gemv_block(const uint8_t* blk, int G, const int8_t* x, int32_t sum, int32_t
         for (int g = g0; g < g1; ++g) {
             const uint8_t* grp = blk + g * kBlockBytes;
             _mm_prefetch(reinterpret_cast<const char*>(grp + 1024), _MM_HINT_T0);
-            const int8_t* xg = x + g * kColGroup;
-            lo16 = _mm256_add_epi16(lo16, group_dot16(unpack(grp), xg));
-            hi16 = _mm256_add_epi16(hi16, group_dot16(unpack(grp + 32), xg));
+            const int8_t* xg = x + g * L::kCols;
+            lo16 = _mm256_add_epi16(lo16, group_dot16(L::unpack(grp), xg));
+            hi16 = _mm256_add_epi16(hi16, group_dot16(L::unpack(grp + 32), xg));
         }
         lo = _mm256_add_epi32(lo, widen(lo16));
         hi = _mm256_add_epi32(hi, widen(hi16));
@@ -70,8 +108,8 @@ void gemv_block(const uint8_t* blk, int G, const int8_t* x, int32_t sum, int32_t
 }
 
 // NT tokens x one 8-row half of a block: the half-group is unpacked once and feeds every
-// token (AVX2 has 16 vector registers: 4 planes + NT int16 and NT int32 sums).
-template <int NT>
+// token (AVX2 has 16 vector registers: 4-5 planes + NT int16 and NT int32 sums).
+template <class L, int NT>
 void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs& acts, int t0,
                     int32_t* out, size_t ld_out) {
     const int G = w.n_col_groups;
@@ -84,10 +122,10 @@ void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs
         __m256i s16[NT];
         for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
         for (int g = g0; g < g1; ++g) {
-            const Planes p = unpack(blk + g * kBlockBytes);
+            const auto p = L::unpack(blk + g * kBlockBytes);
             for (int t = 0; t < NT; ++t) {
                 s16[t] =
-                    _mm256_add_epi16(s16[t], group_dot16(p, x0 + t * acts.stride + g * kColGroup));
+                    _mm256_add_epi16(s16[t], group_dot16(p, x0 + t * acts.stride + g * L::kCols));
             }
         }
         for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_epi32(acc[t], widen(s16[t]));
@@ -99,13 +137,14 @@ void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs
     }
 }
 
-void ternary_gemm_avx2(const PackedTernary& w, int block_begin, int block_end,
-                       const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+template <class L>
+void gemm(const PackedTernary& w, int block_begin, int block_end, const QuantizedActs& acts,
+          int32_t* out, size_t ld_out) {
     const int G = w.n_col_groups;
     if (acts.n_tokens == 1) {
         for (int b = block_begin; b < block_end; ++b) {
-            gemv_block(w.codes + static_cast<size_t>(b) * G * kBlockBytes, G, acts.x, acts.sums[0],
-                       out + b * kRowBlock);
+            gemv_block<L>(w.codes + static_cast<size_t>(b) * G * kBlockBytes, G, acts.x,
+                          acts.sums[0], out + b * kRowBlock);
         }
         return;
     }
@@ -113,10 +152,20 @@ void ternary_gemm_avx2(const PackedTernary& w, int block_begin, int block_end,
         for (int half = 0; half < 2; ++half) {
             int t = 0;
             for (; t + 4 <= acts.n_tokens; t += 4)
-                gemm_half_tile<4>(w, b, half, acts, t, out, ld_out);
-            for (; t < acts.n_tokens; ++t) gemm_half_tile<1>(w, b, half, acts, t, out, ld_out);
+                gemm_half_tile<L, 4>(w, b, half, acts, t, out, ld_out);
+            for (; t < acts.n_tokens; ++t) gemm_half_tile<L, 1>(w, b, half, acts, t, out, ld_out);
         }
     }
+}
+
+void ternary_gemm_avx2(const PackedTernary& w, int block_begin, int block_end,
+                       const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    gemm<TwoBit>(w, block_begin, block_end, acts, out, ld_out);
+}
+
+void ternary5_gemm_avx2(const PackedTernary& w, int block_begin, int block_end,
+                        const QuantizedActs& acts, int32_t* out, size_t ld_out) {
+    gemm<Base3>(w, block_begin, block_end, acts, out, ld_out);
 }
 
 float quantize_row_avx2(const float* x, int n, int8_t* q, int32_t* sum) {
@@ -287,9 +336,8 @@ void q6_gemv_avx2(const uint8_t* data, int n_col_groups, int block_begin, int bl
     }
 }
 
-const KernelTable kAvx2 = {
-    "avx2",       ternary_gemm_avx2, quantize_row_avx2, ternary5_gemm_reference,
-    q8_gemv_avx2, q4_gemv_avx2,      q6_gemv_avx2};
+const KernelTable kAvx2 = {"avx2",       ternary_gemm_avx2, quantize_row_avx2, ternary5_gemm_avx2,
+                           q8_gemv_avx2, q4_gemv_avx2,      q6_gemv_avx2};
 
 }  // namespace
 

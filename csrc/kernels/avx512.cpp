@@ -177,12 +177,14 @@ float quantize_row_avx512(const float* x, int n, int8_t* q, int32_t* sum) {
     return s;
 }
 
-// The I1_R16 kernel needs VBMI byte permutes; without them the scalar one runs.
+// The I1_R16 kernel needs VBMI byte permutes; without them the AVX2 one runs (compares and
+// pshufb), which every AVX-512 CPU can execute.
 void ternary5_gemm_avx512(const PackedTernary& w, int block_begin, int block_end,
                           const QuantizedActs& acts, int32_t* out, size_t ld_out) {
     static const Ternary5Gemm impl = (cpu_has_avx512_vbmi() && ternary5_gemm_avx512_vbmi())
                                          ? ternary5_gemm_avx512_vbmi()
-                                         : ternary5_gemm_reference;
+                                     : kernels_avx2() != nullptr ? kernels_avx2()->ternary5_gemm
+                                                                 : ternary5_gemm_reference;
     impl(w, block_begin, block_end, acts, out, ld_out);
 }
 

@@ -115,7 +115,7 @@ const KernelTable* kernels_neon();    // nullptr when not compiled in
 using Ternary5Gemm = void (*)(const PackedTernary&, int, int, const QuantizedActs&, int32_t*,
                               size_t);
 Ternary5Gemm ternary5_gemm_avx512_vbmi();  // nullptr when not compiled in
-// The scalar I1_R16 kernel, used by ISAs without a faster one.
+// The scalar I1_R16 kernel, used by ISAs without a faster one (NEON).
 void ternary5_gemm_reference(const PackedTernary& w, int block_begin, int block_end,
                              const QuantizedActs& acts, int32_t* out, size_t ld_out);
 bool cpu_has_avx512_vbmi();

@@ -110,6 +110,28 @@ void test_table(const KernelTable& k, std::mt19937& rng) {
         check(a == b, isa + " ternary_gemm " + std::to_string(blocks) + "x" +
                           std::to_string(groups) + "x" + std::to_string(tokens));
     }
+    // I1_R16: any byte below 3^5 is a valid group of five base-3 codes.
+    for (const auto& s : shapes) {
+        const int blocks = s[0], groups = s[1], tokens = s[2];
+        std::vector<uint8_t> codes(static_cast<size_t>(blocks) * groups * kBlockBytes);
+        std::uniform_int_distribution<int> base3_byte(0, 242);
+        for (auto& b : codes) b = static_cast<uint8_t>(base3_byte(rng));
+        AlignedCodes aligned(codes);
+        const size_t stride = static_cast<size_t>(groups) * kColGroup5;
+        auto x = random_acts(rng, stride * tokens, -128);
+        std::vector<int32_t> sums(tokens, 0);
+        for (int t = 0; t < tokens; ++t) {
+            for (size_t c = 0; c < stride; ++c) sums[t] += x[t * stride + c];
+        }
+        const PackedTernary w{aligned.data(), blocks, groups};
+        const QuantizedActs acts{x.data(), sums.data(), stride, tokens};
+        const size_t ld = static_cast<size_t>(blocks) * kRowBlock;
+        std::vector<int32_t> a(ld * tokens, -1), b(ld * tokens, -2);
+        ref.ternary5_gemm(w, 0, blocks, acts, a.data(), ld);
+        k.ternary5_gemm(w, 0, blocks, acts, b.data(), ld);
+        check(a == b, isa + " ternary5_gemm " + std::to_string(blocks) + "x" +
+                          std::to_string(groups) + "x" + std::to_string(tokens));
+    }
     const int heads[][2] = {{1, 1}, {3, 5}, {7, 640}, {2, 33}};
     for (const auto& s : heads) {
         const int blocks = s[0], steps = s[1];
