@@ -1,6 +1,6 @@
 // AVX2 kernels. No VNNI here: maddubs multiplies the unsigned codes by the int8 activations
-// into int16 pairs (|2 * 2 * 128| fits easily), the four column planes are summed in int16
-// (at most 4 * 512 per lane) and widened once with madd. 8 rows per ymm, 2 ymm per block.
+// into int16 pairs (|2 * 2 * 128| fits easily), the column planes of several groups are
+// summed in int16 and widened once with madd. 8 rows per ymm, 2 ymm per block.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -18,12 +18,12 @@ inline int32_t load_i32(const int8_t* p) {
     return v;
 }
 
-// Vector µops are the limit here (maddubs takes two cycles of its one port on many AVX2
-// cores), so the int16 pair sums of kWidenGroups groups are added up before the widening
-// madd, and each half-group is unpacked once per token tile. Each maddubs pair is at most
-// 2 * 2 * 128 = 512 in magnitude, a group's four (I2_R16) or five (I1_R16) planes 2560,
-// 8 groups 20480: inside int16. (2B-4T shapes on a 2-core AVX2 EPYC: decode GEMV +8%,
-// prefill GEMM +10%.)
+// Vector µops are the limit here (on a Zen 1 core a ymm maddubs or madd issues every
+// other cycle, an add every cycle), so the int16 pair sums of kWidenGroups groups are added
+// up before the widening madd, and each half-group is unpacked once per token tile. Each
+// maddubs pair is at most 2 * 2 * 128 = 512 in magnitude, a group's four (I2_R16) or five
+// (I1_R16) planes 2560, 8 groups 20480: inside int16. (2B-4T shapes on a 2-core Zen 1 EPYC,
+// against one madd per group and an unpack per token: decode GEMV +8%, prefill +10-15%.)
 constexpr int kWidenGroups = 8;
 
 inline __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
