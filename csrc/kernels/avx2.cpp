@@ -47,29 +47,36 @@ struct TwoBit {
 };
 
 // I1_R16: the five base-3 digits of every byte of one half-group (8 rows x 20 columns),
-// most significant first, without byte permutes or multiplies: digit = (v >= p) + (v >= 2p)
-// from two signed compares on v - 128, then p * digit (a 3-entry pshufb table) comes off v.
+// without byte permutes or multiplies. Digits 4, 3, 2 (most significant first): digit =
+// (v >= p) + (v >= 2p) from two signed compares on v - 128, then p * digit (a pshufb table)
+// comes off v; what remains is below 9, so digits 1 and 0 are two pshufb lookups of it.
 struct Base3 {
     static constexpr int kPlanes = 5;
     static constexpr int kCols = kColGroup5;
+    static __m256i table(int a, int b, int c, int d, int e, int f, int g, int h, int i) {
+        const __m128i t = _mm_setr_epi8(
+            static_cast<char>(a), static_cast<char>(b), static_cast<char>(c), static_cast<char>(d),
+            static_cast<char>(e), static_cast<char>(f), static_cast<char>(g), static_cast<char>(h),
+            static_cast<char>(i), 0, 0, 0, 0, 0, 0, 0);
+        return _mm256_broadcastsi128_si256(t);
+    }
     static Planes<5> unpack(const uint8_t* half_group) {
         const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
         __m256i s =
             _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(half_group)), bias);
         Planes<5> out;
-        for (int d = 4, p = 81; d >= 1; --d, p /= 3) {
+        for (int d = 4, p = 81; d >= 2; --d, p /= 3) {
             const __m256i ge1 = _mm256_cmpgt_epi8(s, _mm256_set1_epi8(static_cast<char>(p - 129)));
             const __m256i ge2 =
                 _mm256_cmpgt_epi8(s, _mm256_set1_epi8(static_cast<char>(2 * p - 129)));
             const __m256i digit = _mm256_abs_epi8(_mm256_add_epi8(ge1, ge2));
-            const __m256i multiples =
-                _mm256_setr_epi8(0, static_cast<char>(p), static_cast<char>(2 * p), 0, 0, 0, 0, 0,
-                                 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<char>(p),
-                                 static_cast<char>(2 * p), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-            s = _mm256_sub_epi8(s, _mm256_shuffle_epi8(multiples, digit));
+            s = _mm256_sub_epi8(s,
+                                _mm256_shuffle_epi8(table(0, p, 2 * p, 0, 0, 0, 0, 0, 0), digit));
             out.c[d] = digit;
         }
-        out.c[0] = _mm256_xor_si256(s, bias);
+        const __m256i low = _mm256_xor_si256(s, bias);  // 3 * digit 1 + digit 0, below 9
+        out.c[1] = _mm256_shuffle_epi8(table(0, 0, 0, 1, 1, 1, 2, 2, 2), low);
+        out.c[0] = _mm256_shuffle_epi8(table(0, 1, 2, 0, 1, 2, 0, 1, 2), low);
         return out;
     }
 };
