@@ -86,51 +86,47 @@ std::vector<uint8_t> random_q6_blocks(std::mt19937& rng, int blocks, int groups)
     return data;
 }
 
+// Random codes of either ternary layout: I2_R16 bytes hold four 2-bit codes in {0, 1, 2};
+// for I1_R16 any byte below 3^5 is a valid group of five base-3 codes.
+std::vector<uint8_t> random_layout_codes(std::mt19937& rng, size_t bytes, bool base3) {
+    if (!base3) return random_ternary_codes(rng, bytes);
+    std::vector<uint8_t> codes(bytes);
+    std::uniform_int_distribution<int> base3_byte(0, 242);
+    for (auto& b : codes) b = static_cast<uint8_t>(base3_byte(rng));
+    return codes;
+}
+
+// One ternary GEMM shape of one layout against the reference, on random codes and activations.
+void check_ternary_gemm(const KernelTable& k, std::mt19937& rng, int blocks, int groups, int tokens,
+                        bool base3) {
+    const KernelTable& ref = kernels_ref();
+    auto codes =
+        random_layout_codes(rng, static_cast<size_t>(blocks) * groups * kBlockBytes, base3);
+    // Keep the layout's 64-byte alignment, which the wide kernels rely on.
+    AlignedCodes aligned(codes);
+    const size_t stride = static_cast<size_t>(groups) * (base3 ? kColGroup5 : kColGroup);
+    auto x = random_acts(rng, stride * tokens, -128);
+    std::vector<int32_t> sums(tokens, 0);
+    for (int t = 0; t < tokens; ++t) {
+        for (size_t c = 0; c < stride; ++c) sums[t] += x[t * stride + c];
+    }
+    const PackedTernary w{aligned.data(), blocks, groups};
+    const QuantizedActs acts{x.data(), sums.data(), stride, tokens};
+    const size_t ld = static_cast<size_t>(blocks) * kRowBlock;
+    std::vector<int32_t> a(ld * tokens, -1), b(ld * tokens, -2);
+    (base3 ? ref.ternary5_gemm : ref.ternary_gemm)(w, 0, blocks, acts, a.data(), ld);
+    (base3 ? k.ternary5_gemm : k.ternary_gemm)(w, 0, blocks, acts, b.data(), ld);
+    check(a == b, std::string(k.isa) + (base3 ? " ternary5_gemm " : " ternary_gemm ") +
+                      std::to_string(blocks) + "x" + std::to_string(groups) + "x" +
+                      std::to_string(tokens));
+}
+
 void test_table(const KernelTable& k, std::mt19937& rng) {
     const KernelTable& ref = kernels_ref();
     const std::string isa = k.isa;
     const int shapes[][3] = {{1, 1, 1}, {2, 3, 1}, {5, 10, 7}, {3, 160, 9}, {8, 6, 17}, {40, 2, 4}};
-    for (const auto& s : shapes) {
-        const int blocks = s[0], groups = s[1], tokens = s[2];
-        auto codes = random_ternary_codes(rng, static_cast<size_t>(blocks) * groups * kBlockBytes);
-        // Keep the layout's 64-byte alignment, which the wide kernels rely on.
-        AlignedCodes aligned(codes);
-        const size_t stride = static_cast<size_t>(groups) * kColGroup;
-        auto x = random_acts(rng, stride * tokens, -128);
-        std::vector<int32_t> sums(tokens, 0);
-        for (int t = 0; t < tokens; ++t) {
-            for (size_t c = 0; c < stride; ++c) sums[t] += x[t * stride + c];
-        }
-        const PackedTernary w{aligned.data(), blocks, groups};
-        const QuantizedActs acts{x.data(), sums.data(), stride, tokens};
-        const size_t ld = static_cast<size_t>(blocks) * kRowBlock;
-        std::vector<int32_t> a(ld * tokens, -1), b(ld * tokens, -2);
-        ref.ternary_gemm(w, 0, blocks, acts, a.data(), ld);
-        k.ternary_gemm(w, 0, blocks, acts, b.data(), ld);
-        check(a == b, isa + " ternary_gemm " + std::to_string(blocks) + "x" +
-                          std::to_string(groups) + "x" + std::to_string(tokens));
-    }
-    // I1_R16: any byte below 3^5 is a valid group of five base-3 codes.
-    for (const auto& s : shapes) {
-        const int blocks = s[0], groups = s[1], tokens = s[2];
-        std::vector<uint8_t> codes(static_cast<size_t>(blocks) * groups * kBlockBytes);
-        std::uniform_int_distribution<int> base3_byte(0, 242);
-        for (auto& b : codes) b = static_cast<uint8_t>(base3_byte(rng));
-        AlignedCodes aligned(codes);
-        const size_t stride = static_cast<size_t>(groups) * kColGroup5;
-        auto x = random_acts(rng, stride * tokens, -128);
-        std::vector<int32_t> sums(tokens, 0);
-        for (int t = 0; t < tokens; ++t) {
-            for (size_t c = 0; c < stride; ++c) sums[t] += x[t * stride + c];
-        }
-        const PackedTernary w{aligned.data(), blocks, groups};
-        const QuantizedActs acts{x.data(), sums.data(), stride, tokens};
-        const size_t ld = static_cast<size_t>(blocks) * kRowBlock;
-        std::vector<int32_t> a(ld * tokens, -1), b(ld * tokens, -2);
-        ref.ternary5_gemm(w, 0, blocks, acts, a.data(), ld);
-        k.ternary5_gemm(w, 0, blocks, acts, b.data(), ld);
-        check(a == b, isa + " ternary5_gemm " + std::to_string(blocks) + "x" +
-                          std::to_string(groups) + "x" + std::to_string(tokens));
+    for (bool base3 : {false, true}) {
+        for (const auto& s : shapes) check_ternary_gemm(k, rng, s[0], s[1], s[2], base3);
     }
     const int heads[][2] = {{1, 1}, {3, 5}, {7, 640}, {2, 33}};
     for (const auto& s : heads) {
