@@ -239,7 +239,7 @@ def default_layout() -> str:
     I2_R16 on every CPU measured: extracting 5 base-3 digits per byte costs more than the 20%
     of bytes it saves, except at 2 threads with AVX-512 VBMI, where prefill still favours
     I2_R16 (2B-4T shape, tokens/s, decode / pp128: VBMI 1 thread 30.4 vs 30.8 and 83 vs 91,
-    2 threads 48.1 vs 43.0 and 153 vs 174; AVX2 1 thread GEMV 2.7x and GEMM 1.4x slower;
+    2 threads 48.1 vs 43.0 and 153 vs 174; AVX2 1 thread GEMV 2.4x and GEMM 1.3x slower;
     NEON runs I1_R16 with the scalar kernel).
     """
     return "i2_r16"
