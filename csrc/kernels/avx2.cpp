@@ -37,7 +37,7 @@ struct Planes {
 struct TwoBit {
     static constexpr int kPlanes = 4;
     static constexpr int kCols = kColGroup;
-    static Planes<4> unpack(const uint8_t* half_group) {
+    static Planes<kPlanes> unpack(const uint8_t* half_group) {
         const __m256i mask = _mm256_set1_epi8(3);
         const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(half_group));
         return {{_mm256_and_si256(w, mask), _mm256_and_si256(_mm256_srli_epi16(w, 2), mask),
@@ -60,11 +60,11 @@ struct Base3 {
             static_cast<char>(i), 0, 0, 0, 0, 0, 0, 0);
         return _mm256_broadcastsi128_si256(t);
     }
-    static Planes<5> unpack(const uint8_t* half_group) {
+    static Planes<kPlanes> unpack(const uint8_t* half_group) {
         const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
         __m256i s =
             _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(half_group)), bias);
-        Planes<5> out;
+        Planes<kPlanes> out;
         for (int d = 4, p = 81; d >= 2; --d, p /= 3) {
             const __m256i ge1 = _mm256_cmpgt_epi8(s, _mm256_set1_epi8(static_cast<char>(p - 129)));
             const __m256i ge2 =
