@@ -328,14 +328,12 @@ PYBIND11_MODULE(_engine, m) {
             const TensorView view = float_table(table.data(), vocab, hidden);
             const OutputHead head(view, vocab, hidden, parse_head_kind(kind), pool);
             std::vector<float>().swap(table);
-            std::vector<float> h(hidden), residual(hidden), out(vocab);
+            std::vector<float> h(hidden), out(vocab);
             for (auto& v : h) v = gauss(rng);
             std::vector<int8_t> xq(2 * head.padded_cols() + 64);
             std::vector<int32_t> acc(2 * head.padded_rows());
             py::gil_scoped_release release;
-            auto run = [&] {
-                head.logits(h.data(), out.data(), k, pool, xq.data(), acc.data(), residual.data());
-            };
+            auto run = [&] { head.logits(h.data(), out.data(), k, pool, xq.data(), acc.data()); };
             return seconds_per_call(run, iters);
         },
         py::arg("isa"), py::arg("kind"), py::arg("vocab"), py::arg("hidden"), py::arg("iters"),
@@ -356,13 +354,12 @@ PYBIND11_MODULE(_engine, m) {
             const OutputHead head(view, vocab, hidden, parse_head_kind(kind), pool);
             std::vector<int8_t> xq(2 * head.padded_cols() + 64);
             std::vector<int32_t> acc(2 * head.padded_rows());
-            std::vector<float> residual(hidden);
             py::array_t<float> out(vocab);
             float* out_ptr = out.mutable_data();
             const float* h_ptr = h.data();
             {
                 py::gil_scoped_release release;
-                head.logits(h_ptr, out_ptr, k, pool, xq.data(), acc.data(), residual.data());
+                head.logits(h_ptr, out_ptr, k, pool, xq.data(), acc.data());
             }
             return out;
         },

@@ -485,7 +485,7 @@ void Session::lm_head(const float* h, int n, float* logits) {
     for (int t = 0; t < n; ++t) {
         model_->head().logits(h + static_cast<size_t>(t) * c.hidden_size,
                               logits + static_cast<size_t>(t) * c.vocab_size, model_->kernels(),
-                              model_->pool(), xq_.as<int8_t>(), acc_.data(), ffn_.data());
+                              model_->pool(), xq_.as<int8_t>(), acc_.data());
     }
 }
 

@@ -194,7 +194,7 @@ OutputHead OutputHead::from_prepacked(HeadKind kind, int vocab, int hidden, cons
 }
 
 void OutputHead::logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool,
-                        int8_t* xq, int32_t* acc, float* residual) const {
+                        int8_t* xq, int32_t* acc) const {
     if (kind_ == HeadKind::F32) {
         const float* table = data_.as<float>();
         pool.parallel_for(vocab_, [&](int begin, int end) {
@@ -220,15 +220,19 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
         });
         return;
     }
-    // Second int8 term: the quantization residual of h, quantized on its own scale.
-    for (int i = 0; i < hidden_; ++i) {
-        residual[i] = h[i] - static_cast<float>(xq[i]) * inv_s;
-    }
+    // Second int8 term: the quantization residual of h on 256x the scale of the first, so the
+    // two form one int16 activation 256 * hi + lo (|residual * s| <= 1/2; 128 clamps to 127).
     int8_t* lo = xq + padded_cols_;
     int32_t lo_sum = 0;
-    const float s_lo = k.quantize_row(residual, hidden_, lo, &lo_sum);
+    for (int i = 0; i < hidden_; ++i) {
+        const float v = std::nearbyint((h[i] * s - static_cast<float>(xq[i])) * 256.0f);
+        lo[i] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, v)));
+        lo_sum += lo[i];
+    }
     std::memset(lo + hidden_, 0, padded_cols_ - hidden_);
-    const float inv_lo = 1.0f / s_lo;
+    // Kernels may split the sum between the two outputs differently; only 256 * hi + lo is
+    // defined, so it is formed exactly before the float scale.
+    const float inv_s16 = inv_s / 256.0f;
     int32_t* acc_lo = acc + padded_rows();
     const int n_steps = padded_cols_ / 4, n_groups = padded_cols_ / kColGroup;
     const bool q6 = kind_ == HeadKind::Q6;
@@ -240,8 +244,8 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
         }
         const int r1 = std::min(vocab_, b1 * kRowBlock);
         for (int v = b0 * kRowBlock; v < r1; ++v) {
-            out[v] = (static_cast<float>(acc[v]) * inv_s + static_cast<float>(acc_lo[v]) * inv_lo) *
-                     scales_[v];
+            const int64_t total = 256 * static_cast<int64_t>(acc[v]) + acc_lo[v];
+            out[v] = static_cast<float>(total) * inv_s16 * scales_[v];
         }
     });
 }

@@ -29,9 +29,9 @@ class OutputHead {
                bool release_src = false);
 
     // logits[v] for one token; `xq` needs 2 * padded_cols() bytes, `acc` 2 * padded_rows()
-    // int32, `residual` hidden floats.
+    // int32.
     void logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool, int8_t* xq,
-                int32_t* acc, float* residual) const;
+                int32_t* acc) const;
     // From a head saved by `bitnet convert` (codes and per-row scales as written by data()).
     static OutputHead from_prepacked(HeadKind kind, int vocab, int hidden, const TensorView& data,
                                      const TensorView& scales, ThreadPool& pool, bool release_src);

@@ -59,9 +59,11 @@ struct KernelTable {
     // (|x * s| <= 127 up to rounding), so x is in [-127, 127].
     // Output head, int8 weights ("Q8_R16": 16 rows x 4 columns per 64 bytes, lane r = 4
     // consecutive columns of row r, stored as w + 128), one token given as two int8 terms
-    // (x ~ hi / s_hi + lo / s_lo, so the head keeps ~14 bits of activation precision for the
-    // price of one extra multiply per weight load, which is free in a memory-bound GEMV):
-    // out_hi[16b + r] = sum_k w * hi[k], out_lo[16b + r] = sum_k w * lo[k].
+    // (x ~ (256 * hi + lo) / (256 * s), so the head keeps ~15 bits of activation precision for
+    // the price of one extra multiply per weight load, which is free in a memory-bound GEMV).
+    // Only the combination is defined: 256 * out_hi[16b + r] + out_lo[16b + r] =
+    // sum_k w * (256 * hi[k] + lo[k]); kernels that work on the int16 activation split it as
+    // they can (the true value may exceed int32).
     void (*q8_gemv)(const uint8_t* codes, int n_col_quads, int block_begin, int block_end,
                     const int8_t* hi, int32_t hi_sum, const int8_t* lo, int32_t lo_sum,
                     int32_t* out_hi, int32_t* out_lo);
