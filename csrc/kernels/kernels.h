@@ -55,8 +55,9 @@ struct KernelTable {
     // As ternary_gemm, for the I1_R16 layout (n_col_groups counts 20-column groups).
     void (*ternary5_gemm)(const PackedTernary& w, int block_begin, int block_end,
                           const QuantizedActs& acts, int32_t* out, size_t ld_out);
-    // The head kernels take activations from quantize_row, which never yields -128
-    // (|x * s| <= 127 up to rounding), so x is in [-127, 127].
+    // The head kernels' activations are in [-127, 127]: the first term comes from
+    // quantize_row, which never yields -128 (|x * s| <= 127 up to rounding), and the engine
+    // clamps the second (residual) term to that range.
     // Output head, int8 weights ("Q8_R16": 16 rows x 4 columns per 64 bytes, lane r = 4
     // consecutive columns of row r, stored as w + 128), one token given as two int8 terms
     // (x ~ (256 * hi + lo) / (256 * s), so the head keeps ~15 bits of activation precision for
