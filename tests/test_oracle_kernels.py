@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from oracle import agreement, check_strict, oracle_logits, prompt_ids
+from oracle import agreement, check_loose, check_strict, oracle_logits, prompt_ids
 
 from bitnet_backend.checkpoints.hf import load_checkpoint
 
@@ -26,6 +26,17 @@ CHECKPOINTS: dict[str, dict[str, Any]] = {
             "num_key_value_heads": 1,
         },
         "seed": 2,
+    },
+    # Four query heads per kv head (the attention's widest head group) and a head size that is
+    # not a multiple of the 16-float attention chunk.
+    "gqa-4": {
+        "shape": {
+            "hidden_size": 160,
+            "intermediate_size": 224,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+        },
+        "seed": 3,
     },
 }
 
@@ -57,6 +68,14 @@ def test_every_isa_and_layout_matches_transformers_strictly(
     )
     for ids in _short_prompts(path):
         check_strict(engine.logits(ids), oracle_logits(path, ids), path, ids)
+
+
+def test_grouped_attention_over_long_prompts(checkpoint: Callable[[str], Path]) -> None:
+    """128 positions through a head group of four: every attention chunk and tail path."""
+    path = checkpoint("gqa-4")
+    engine = BACKEND.load(load_checkpoint(path), n_threads=2, lm_head="f32")
+    for ids in _long_prompts(path)[:2]:
+        check_loose(engine.logits(ids), oracle_logits(path, ids))
 
 
 # Measured on these random-weight checkpoints (2048 positions): int8 per-row head 99.1% argmax
