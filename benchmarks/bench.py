@@ -52,7 +52,9 @@ class EngineVariant:
 ENGINE_VARIANTS: list[EngineVariant] = [
     EngineVariant("default", {}, "default load options"),
     EngineVariant("q6-head", {"lm_head": "q6"}, "2-bit layout, 6-bit lm_head"),
-    EngineVariant("speed", {"preset": "speed"}, "preset: 2-bit layout, 4-bit lm_head"),
+    EngineVariant(
+        "speed", {"preset": "speed"}, "preset: 4-bit lm_head, layout by CPU and thread count"
+    ),
     EngineVariant("memory", {"preset": "memory"}, "preset: ~1.6-bit layout, 4-bit lm_head"),
 ]
 # Load option -> attribute of bitnet_backend.backends.cpu listing its values (default first).

@@ -85,6 +85,21 @@ def test_presets_select_layout_head_and_kv_cache(
     assert engine.info["kv_dtype"] == kv
 
 
+@pytest.mark.parametrize("isa", _engine.available_isas())
+@pytest.mark.parametrize("threads", [1, 2])
+def test_speed_preset_stores_weights_densely_only_where_that_decodes_faster(
+    ckpt_dir: Path, isa: str, threads: int
+) -> None:
+    ckpt = load_checkpoint(ckpt_dir)
+    engine = BACKEND.load(ckpt, n_threads=threads, preset="speed", isa=isa)
+    dense = threads >= 2 and isa == "avx512" and _engine.base3_uses_vbmi()
+    assert engine.info["weight_format"] == ("i1_r16" if dense else "i2_r16")
+    assert engine.info["lm_head"] == "q4"
+    # An explicit layout wins over the preset's choice.
+    pinned = BACKEND.load(ckpt, n_threads=threads, preset="speed", isa=isa, weight_layout="i2_r16")
+    assert pinned.info["weight_format"] == "i2_r16"
+
+
 # head_dim 24 (hidden 96 / 4 heads: the scalar tails of the attention loops) and 64 (the
 # vector paths), 2 kv heads for 4 query heads.
 KV_SHAPES = [

@@ -30,10 +30,10 @@ _KV_CACHES = ("f32", "bf16")
 # Ternary weight layouts: 2 bits per weight, or 5 base-3 digits per byte (~1.6 bits).
 _LAYOUTS = ("auto", "i2_r16", "i1_r16")
 # Named option sets: "quality" (default) and "speed" (4-bit head: ~45% fewer bytes per token
-# for the head, at a measured quality cost; see README). "memory" also stores the ternary
-# weights densely (~1.6 bits), which saves 20% of their memory; its speed depends on how cheaply
-# the CPU extracts base-3 digits (2B-4T shape on AVX-512 VBMI: 43.8 vs 41.9 tok/s for "speed"
-# at 2 threads, 28.9 vs 29.4 at 1 thread).
+# for the head, at a measured quality cost; see README; and the dense ~1.6-bit layout where it
+# decodes faster, see default_layout). "memory" always stores the ternary weights densely,
+# which saves 20% of their memory; its speed depends on how cheaply the CPU extracts base-3
+# digits.
 _PRESETS = {
     "quality": {"weight_layout": "auto", "lm_head": "int8", "kv_cache": "f32"},
     "speed": {"weight_layout": "auto", "lm_head": "q4", "kv_cache": "bf16"},
@@ -233,16 +233,22 @@ class CpuEngine:
         self._checkpoint = None
 
 
-def default_layout() -> str:
-    """The ternary layout that decodes fastest here.
+def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = False) -> str:
+    """The ternary layout for ``weight_layout="auto"``: the faster one on this CPU.
 
     I2_R16 on every CPU measured: extracting 5 base-3 digits per byte costs more than the 20%
-    of bytes it saves, except at 2 threads with AVX-512 VBMI, where prefill still favours
-    I2_R16 (2B-4T shape, tokens/s, decode / pp128: VBMI 1 thread 30.4 vs 30.8 and 83 vs 91,
-    2 threads 48.1 vs 43.0 and 153 vs 174; AVX2 1 thread GEMV 2.4x and GEMM 1.3x slower;
-    NEON runs I1_R16 with the scalar kernel).
+    of bytes it saves, except when decoding at 2 threads with AVX-512 VBMI, where prefill
+    still favours I2_R16 (2B-4T shape, tokens/s, decode / pp128, I1_R16 vs I2_R16 with the
+    4-bit head, three runs: VBMI 1 thread 28.9-30.4 vs 29.3-30.8 and 81-83 vs 88-91, 2
+    threads 43.8-50.0 vs 41.9-43.0 and 149-158 vs 162-174; AVX2 1 thread GEMV 2.4x and GEMM
+    1.3x slower; NEON runs I1_R16 with the scalar kernel). ``favour_decode`` (the ``speed``
+    preset) takes I1_R16 in that one case.
     """
-    return "i2_r16"
+    if not favour_decode or n_threads < 2:
+        return "i2_r16"
+    engine = _engine_module()
+    runs = engine.default_isa() if isa == "auto" else isa
+    return "i1_r16" if runs == "avx512" and engine.base3_uses_vbmi() else "i2_r16"
 
 
 class CpuBackend:
@@ -272,8 +278,6 @@ class CpuBackend:
         layout = options.pop("weight_layout", preset["weight_layout"])
         if layout not in _LAYOUTS:
             raise InvalidParameterError(f"weight_layout must be one of {_LAYOUTS}, got {layout!r}")
-        if layout == "auto":
-            layout = default_layout()
         if lm_head not in _HEADS:
             raise InvalidParameterError(f"lm_head must be one of {_HEADS}, got {lm_head!r}")
         kv_cache = options.pop("kv_cache", preset["kv_cache"])
@@ -285,6 +289,8 @@ class CpuBackend:
             raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
         if not isinstance(n_threads, int) or n_threads < 1:
             raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
+        if layout == "auto":
+            layout = default_layout(isa, n_threads, favour_decode=preset_name == "speed")
         return CpuEngine(
             checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout, progress, kv_cache
         )

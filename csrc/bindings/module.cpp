@@ -236,6 +236,10 @@ PYBIND11_MODULE(_engine, m) {
         const char* forced = std::getenv("BITNET_ISA");
         return std::string(select_kernels(forced).isa);
     });
+    m.def("base3_uses_vbmi", []() {
+        // Whether the avx512 kernels decode the base-3 layout with VBMI byte permutes here.
+        return cpu_has_avx512_vbmi() && ternary5_gemm_avx512_vbmi() != nullptr;
+    });
     m.def(
         "kernel_gemm",
         [](const std::string& isa,
