@@ -40,6 +40,16 @@ inline void mul_add(Lanes16& acc, const Lanes16& a, const Lanes16& b) {
     acc.hi += a.hi * b.hi;
 }
 
+// Cache rows are read in order with little work on each, and the hardware prefetchers do not
+// run far enough ahead: each loop asks for the row kRowsAhead on (one Zen 1 core, 1024
+// cached f32 positions: attention of one 2B-4T token 24.4-25.2 -> 23.3-23.9 ms).
+constexpr int kRowsAhead = 4;
+template <typename T>
+inline void prefetch_row(const T* row, int d) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    for (int b = 0; b < d * static_cast<int>(sizeof(T)); b += 64) __builtin_prefetch(bytes + b);
+}
+
 inline float to_float(float x) { return x; }
 inline float to_float(uint16_t h) { return bf16_to_f32(h); }
 
@@ -56,6 +66,7 @@ BITNET_FLOAT_CLONES void group_scores(const float* q, int d, const T* keys, size
                                       int n_keys, float scaling, float* scores, size_t ld) {
     for (int j = 0; j < n_keys; ++j) {
         const T* k = keys + j * kv_stride;
+        if (j + kRowsAhead < n_keys) prefetch_row(k + kRowsAhead * kv_stride, d);
         Lanes16 acc[NQ];
         for (int i = 0; i < NQ; ++i) acc[i] = Lanes16{F32x8{}, F32x8{}};
         int c = 0;
@@ -87,6 +98,7 @@ BITNET_FLOAT_CLONES void group_values(const float* p, size_t ld, int n_keys, con
     for (int i = 0; i < NQ; ++i) std::memset(out + i * d, 0, d16 * sizeof(float));
     for (int j = 0; j < n_keys; ++j) {
         const T* row = values + j * kv_stride;
+        if (j + kRowsAhead < n_keys) prefetch_row(row + kRowsAhead * kv_stride, d);
         float w[NQ];
         for (int i = 0; i < NQ; ++i) w[i] = p[i * ld + j];
         for (int c0 = 0; c0 < d16; c0 += kLanes) {
