@@ -35,9 +35,17 @@ inline void load_lanes(const T* p, Lanes16& v) {
     load8(p, v.lo);
     load8(p + 8, v.hi);
 }
+inline void store_lanes(const Lanes16& v, float* p) {
+    std::memcpy(p, &v.lo, sizeof v.lo);
+    std::memcpy(p + 8, &v.hi, sizeof v.hi);
+}
 inline void mul_add(Lanes16& acc, const Lanes16& a, const Lanes16& b) {
     acc.lo += a.lo * b.lo;
     acc.hi += a.hi * b.hi;
+}
+inline void mul_add(Lanes16& acc, float w, const Lanes16& b) {
+    acc.lo += w * b.lo;
+    acc.hi += w * b.hi;
 }
 
 // Cache rows are read in order with little work on each, and the hardware prefetchers do not
@@ -67,7 +75,7 @@ BITNET_FLOAT_CLONES void group_scores(const float* q, int d, const T* keys, size
     for (int j = 0; j < n_keys; ++j) {
         const T* k = keys + j * kv_stride;
         if (j + kRowsAhead < n_keys) prefetch_row(k + kRowsAhead * kv_stride, d);
-        Lanes16 acc[NQ];
+        Lanes16 acc[NQ];  // (zeroed per element: `= {}` zeroes the array on the stack)
         for (int i = 0; i < NQ; ++i) acc[i] = Lanes16{F32x8{}, F32x8{}};
         int c = 0;
         for (; c + kLanes <= d; c += kLanes) {
@@ -107,10 +115,8 @@ BITNET_FLOAT_CLONES void group_values(const float* p, size_t ld, int n_keys, con
             for (int i = 0; i < NQ; ++i) {
                 Lanes16 a;
                 load_lanes(out + i * d + c0, a);
-                a.lo += w[i] * v.lo;
-                a.hi += w[i] * v.hi;
-                std::memcpy(out + i * d + c0, &a.lo, sizeof(F32x8));
-                std::memcpy(out + i * d + c0 + 8, &a.hi, sizeof(F32x8));
+                mul_add(a, w[i], v);
+                store_lanes(a, out + i * d + c0);
             }
         }
     }
