@@ -79,7 +79,10 @@ def fetch_source(cache: Path, version: str = DEFAULT_VERSION) -> Path:
     tarball = root / f"llama_cpp_python-{version}.tar.gz"
     if not tarball.exists():
         _log(f"downloading llama-cpp-python=={version} source distribution from PyPI")
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        # Only this package as source: ":all:" would also build its build tools (cmake) from
+        # source to read the sdist's metadata, which takes longer than llama.cpp itself.
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps"]
+        pip += ["--no-binary", "llama-cpp-python"]
         _run_logged([*pip, f"llama-cpp-python=={version}", "-d", str(root)], root / "pip.log")
     if not tarball.exists():
         raise RuntimeError(f"pip did not produce {tarball}")
