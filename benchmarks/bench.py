@@ -51,6 +51,7 @@ class EngineVariant:
 # the same engine configuration (same info apart from the thread count) are measured once.
 ENGINE_VARIANTS: list[EngineVariant] = [
     EngineVariant("default", {}, "default load options"),
+    EngineVariant("int8-head", {"lm_head": "int8"}, "2-bit layout, int8 lm_head"),
     EngineVariant("q6-head", {"lm_head": "q6"}, "2-bit layout, 6-bit lm_head"),
     EngineVariant(
         "speed", {"preset": "speed"}, "preset: 4-bit lm_head, layout by CPU and thread count"

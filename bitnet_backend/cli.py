@@ -43,12 +43,18 @@ def _common_parser() -> argparse.ArgumentParser:
         help="cpu backend: weight layout + head + KV cache preset",
     )
     g.add_argument(
-        "--lm-head", choices=("int8", "q6", "q4", "f32"), help="cpu backend: head storage"
+        "--lm-head", choices=("auto", "int8", "q6", "q4", "f32"), help="cpu backend: head storage"
     )
     g.add_argument(
         "--layout", choices=("auto", "i2_r16", "i1_r16"), help="cpu backend: ternary layout"
     )
     g.add_argument("--kv-cache", choices=("f32", "bf16"), help="cpu backend: KV cache type")
+    g.add_argument(
+        "--exact-logits",
+        type=int,
+        metavar="N",
+        help="cpu backend: top logits per position recomputed in float32 (0: none)",
+    )
     return p
 
 
@@ -98,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("source", metavar="SOURCE", help="checkpoint directory or hub id")
     convert.add_argument("output", metavar="OUT", help="directory to write")
-    convert.add_argument("--lm-head", choices=("int8", "q6", "q4", "f32"), default="int8")
+    convert.add_argument("--lm-head", choices=("auto", "int8", "q6", "q4", "f32"), default="auto")
     convert.add_argument("--layout", choices=("auto", "i2_r16", "i1_r16"), default="auto")
     convert.add_argument("--threads", type=int, metavar="N", default=1)
     return parser
@@ -120,6 +126,8 @@ def _load(args: argparse.Namespace, source: str | None = None) -> Model:
         options["weight_layout"] = args.layout
     if getattr(args, "kv_cache", None):
         options["kv_cache"] = args.kv_cache
+    if getattr(args, "exact_logits", None) is not None:
+        options["exact_logits"] = args.exact_logits
     return load(
         src,
         backend=args.backend,

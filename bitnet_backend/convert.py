@@ -31,7 +31,7 @@ def convert(
     source: str | Path,
     out_dir: str | Path,
     *,
-    lm_head: str = "int8",
+    lm_head: str = "auto",
     weight_layout: str = "auto",
     n_threads: int = 1,
 ) -> Path:
@@ -47,6 +47,7 @@ def convert(
         raise InvalidParameterError(f"{src} is already converted")
     engine = BACKEND.load(ckpt, n_threads=n_threads, lm_head=lm_head, weight_layout=weight_layout)
     layout_format = engine.info["weight_format"]
+    lm_head = engine.info["lm_head"]  # "auto" resolved for this CPU
     layout: dict[str, Any] = engine.export_layout()
     tensors: dict[str, Any] = {}
     for name, ref in ckpt.tensors.items():

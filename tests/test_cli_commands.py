@@ -141,6 +141,13 @@ def test_info_json_is_machine_readable(ckpt, capsys):
     assert info["backend"] == "reference"
 
 
+def test_info_json_shows_the_cpu_head_options(ckpt, capsys):
+    argv = ["info", str(ckpt), "--backend", "cpu", "--json", "--lm-head", "q4"]
+    assert main([*argv, "--exact-logits", "5"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["engine"]["lm_head"], info["engine"]["exact_logits"]) == ("q4", 5)
+
+
 def test_plugins_lists_the_builtin_backends(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out

@@ -14,7 +14,7 @@ import bitnet_backend as bb
 from bitnet_backend.checkpoints.hf import load_checkpoint
 
 _engine = pytest.importorskip("bitnet_backend._engine")
-from bitnet_backend.backends.cpu import BACKEND  # noqa: E402
+from bitnet_backend.backends.cpu import BACKEND, default_head  # noqa: E402
 
 IDS = [5, 17, 99, 3, 250, 31, 7, 64, 128, 200, 11, 42]
 
@@ -71,7 +71,7 @@ def test_quantized_heads_stay_close_to_the_float_head(
 @pytest.mark.parametrize(
     ("preset", "layout", "lm_head", "kv"),
     [
-        ("quality", "i2_r16", "int8", "f32"),
+        ("quality", "i2_r16", default_head(), "f32"),
         ("speed", "i2_r16", "q4", "bf16"),
         ("memory", "i1_r16", "q4", "bf16"),
     ],
@@ -98,6 +98,30 @@ def test_speed_preset_stores_weights_densely_only_where_that_decodes_faster(
     # An explicit layout wins over the preset's choice.
     pinned = BACKEND.load(ckpt, n_threads=threads, preset="speed", isa=isa, weight_layout="i2_r16")
     assert pinned.info["weight_format"] == "i2_r16"
+
+
+@pytest.mark.parametrize("isa", _engine.available_isas())
+def test_default_head_is_6bit_only_where_the_vnni_kernels_run(ckpt_dir: Path, isa: str) -> None:
+    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=2, isa=isa)
+    assert engine.info["lm_head"] == ("q6" if isa == "avx512" else "int8")
+    assert default_head(isa) == engine.info["lm_head"]
+
+
+@pytest.mark.parametrize("stored", ["int8", "q6", "q4"])
+def test_default_head_of_a_converted_checkpoint_is_the_one_it_stores(
+    ckpt_dir: Path, tmp_path: Path, stored: str
+) -> None:
+    from bitnet_backend.convert import convert
+
+    out = convert(ckpt_dir, tmp_path / "converted", lm_head=stored)
+    assert BACKEND.load(load_checkpoint(out), n_threads=1).info["lm_head"] == stored
+
+
+def test_convert_resolves_the_auto_head_for_this_cpu(ckpt_dir: Path, tmp_path: Path) -> None:
+    from bitnet_backend.convert import convert, prepacked_head
+
+    out = convert(ckpt_dir, tmp_path / "converted")
+    assert prepacked_head(load_checkpoint(out).config.extra, out) == default_head()
 
 
 # head_dim 24 (hidden 96 / 4 heads: the scalar tails of the attention loops) and 64 (the

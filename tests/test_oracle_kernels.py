@@ -78,10 +78,10 @@ def test_grouped_attention_over_long_prompts(checkpoint: Callable[[str], Path]) 
         check_loose(engine.logits(ids), oracle_logits(path, ids))
 
 
-# Measured on these random-weight checkpoints (2048 positions): int8 per-row head 99.1% argmax
-# agreement and ~0.6% relative RMS; 6-bit head (sub-scale per 16 columns) 95.9% and 1.9%;
-# 4-bit head ~82% and ~11%. Random models have many near
-# ties between top logits, which a trained model's distribution does not.
+# The quantized heads alone (exact_logits=0), measured on these random-weight checkpoints (2048
+# positions): int8 per-row head 99.1% argmax agreement and ~0.6% relative RMS; 6-bit head
+# (sub-scale per 16 columns) 95.9% and 1.9%; 4-bit head ~82% and ~11%. Random models have many
+# near ties between top logits, which a trained model's distribution does not.
 @pytest.mark.parametrize(
     ("lm_head", "min_argmax", "max_rel_rms"),
     [("int8", 0.97, 0.02), ("q6", 0.93, 0.025), ("q4", 0.6, 0.2)],
@@ -90,7 +90,7 @@ def test_quantized_heads_against_transformers(
     checkpoint: Callable[[str], Path], lm_head: str, min_argmax: float, max_rel_rms: float
 ) -> None:
     path = checkpoint("offline-autobitlinear")
-    engine = BACKEND.load(load_checkpoint(path), n_threads=2, lm_head=lm_head)
+    engine = BACKEND.load(load_checkpoint(path), n_threads=2, lm_head=lm_head, exact_logits=0)
     got, want = [], []
     for ids in _long_prompts(path):
         got.append(engine.logits(ids))
@@ -98,3 +98,22 @@ def test_quantized_heads_against_transformers(
     a = agreement(np.concatenate(got), np.concatenate(want))
     assert a.argmax >= min_argmax, a
     assert a.rel_rms <= max_rel_rms, a
+
+
+# With their top logits recomputed in float32 (the default), the int8 and 6-bit heads pass the
+# loose check every full-precision path passes; the 4-bit head's other logits stay ~11% off.
+@pytest.mark.parametrize("lm_head", ["int8", "q6", "q4"])
+def test_quantized_heads_with_exact_top_logits_against_transformers(
+    checkpoint: Callable[[str], Path], lm_head: str
+) -> None:
+    path = checkpoint("offline-autobitlinear")
+    engine = BACKEND.load(load_checkpoint(path), n_threads=2, lm_head=lm_head)
+    got, want = [], []
+    for ids in _long_prompts(path):
+        got.append(engine.logits(ids))
+        want.append(oracle_logits(path, ids))
+    if lm_head == "q4":
+        a = agreement(np.concatenate(got), np.concatenate(want))
+        assert a.argmax >= 0.995, a
+    else:
+        check_loose(np.concatenate(got), np.concatenate(want))

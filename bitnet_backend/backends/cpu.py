@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 hookimpl = pluggy.HookimplMarker("bitnet_backend")
 
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
-# Output head storage: int8 per row (default), 6-bit with a 7-bit scale per 16 columns, 4-bit per
-# row (speed), f32 (exact reference).
-_HEADS = ("int8", "q6", "q4", "f32")
+# Output head storage: int8 per row, 6-bit with a 7-bit scale per 16 columns, 4-bit per row
+# (speed), f32 (exact reference); "auto" (default) picks per CPU, see default_head.
+_HEADS = ("auto", "int8", "q6", "q4", "f32")
 # KV cache element type: float32 (exact), or bfloat16 (half the bytes decode reads per context
 # position; ~3 significant digits).
 _KV_CACHES = ("f32", "bf16")
@@ -35,10 +35,14 @@ _LAYOUTS = ("auto", "i2_r16", "i1_r16")
 # which saves 20% of their memory; its speed depends on how cheaply the CPU extracts base-3
 # digits.
 _PRESETS = {
-    "quality": {"weight_layout": "auto", "lm_head": "int8", "kv_cache": "f32"},
+    "quality": {"weight_layout": "auto", "lm_head": "auto", "kv_cache": "f32"},
     "speed": {"weight_layout": "auto", "lm_head": "q4", "kv_cache": "bf16"},
     "memory": {"weight_layout": "i1_r16", "lm_head": "q4", "kv_cache": "bf16"},
 }
+
+# How many of the largest logits of each position a quantized head recomputes in float32 from
+# the checkpoint's table (greedy and top-k / top-p sampling then see float32 values).
+DEFAULT_EXACT_LOGITS = 16
 
 
 def _engine_module() -> Any:
@@ -47,14 +51,29 @@ def _engine_module() -> Any:
     return _engine
 
 
-def _is_file_mapped(array: np.ndarray) -> bool:
-    """True when ``array`` is a view on a read-only ``mmap`` of a file."""
+def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
+    """The ``mmap`` of a file that ``array`` is a view on, if any."""
     base: object = array
     while isinstance(base, np.ndarray):
         base = base.base
     if isinstance(base, memoryview):
         base = base.obj
-    return isinstance(base, mmap.mmap)
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def _is_file_mapped(array: np.ndarray) -> bool:
+    """True when ``array`` is a view on a read-only ``mmap`` of a file."""
+    return _mapping_of(array) is not None
+
+
+def _file_location(checkpoint: Checkpoint, name: str) -> tuple[str, int]:
+    """(file, byte offset) of a file-mapped tensor, or ("", 0) for one held in memory."""
+    ref = checkpoint.tensors.get(name)
+    mapping = None if ref is None else _mapping_of(ref.data)
+    if ref is None or mapping is None:
+        return "", 0
+    start = np.frombuffer(mapping, dtype=np.uint8, count=1).ctypes.data
+    return str(ref.file), int(ref.data.ctypes.data - start)
 
 
 def _as_ids(ids: Sequence[int], vocab: int) -> np.ndarray:
@@ -152,6 +171,7 @@ class CpuEngine:
         layout: str,
         progress: Callable[[int, int], None] | None = None,
         kv_cache: str = "f32",
+        exact_logits: int = 0,
     ) -> None:
         self._module = _engine_module()
         # The engine reads the embedding table in place: keep its file mapping alive.
@@ -183,9 +203,20 @@ class CpuEngine:
             name: (ref.dtype, tuple(ref.shape), ref.data)
             for name, ref in checkpoint.tensors.items()
         }
+        table = "model.embed_tokens.weight" if c.tie_word_embeddings else "lm_head.weight"
+        table_file, table_offset = _file_location(checkpoint, table)
         try:
             self._model = self._module.Model(
-                native_config, tensors, n_threads, isa, lm_head, progress, kv_cache
+                native_config,
+                tensors,
+                n_threads,
+                isa,
+                lm_head,
+                progress,
+                kv_cache,
+                exact_logits,
+                table_file,
+                table_offset,
             )
         except self._module.CheckpointContentError as exc:
             raise CheckpointError(checkpoint.path, str(exc)) from None
@@ -199,6 +230,7 @@ class CpuEngine:
             "n_threads": self._model.n_threads,
             "weight_format": self._model.weight_layout,
             "lm_head": self._model.lm_head,
+            "exact_logits": int(self._model.exact_logits),
             "kv_dtype": self._model.kv_cache,
             "weight_bytes": int(self._model.weight_bytes),
         }
@@ -251,6 +283,20 @@ def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = 
     return "i1_r16" if runs == "avx512" and engine.base3_uses_vbmi() else "i2_r16"
 
 
+def default_head(isa: str = "auto") -> str:
+    """The output head for ``lm_head="auto"``: the faster of int8 and 6-bit on this CPU.
+
+    6-bit where the AVX-512 VNNI kernels run: it reads 25% fewer bytes than int8 (2B-4T
+    decode reads 813 instead of 874 MB per token) and decodes as fast or faster (tokens/s, int8
+    vs 6-bit: 1 thread 24.8 vs 25.3, 2 threads 32.9-34.8 vs 35.7-37.5). int8 elsewhere: without
+    VNNI, unpacking 6-bit codes costs more than the bytes saved (AVX2 2B-4T head at 2 threads
+    ~40 vs ~15 ms per token). Either way the top logits are exact (``exact_logits``).
+    """
+    engine = _engine_module()
+    runs = engine.default_isa() if isa == "auto" else isa
+    return "q6" if runs == "avx512" else "int8"
+
+
 class CpuBackend:
     """Backend plugin for the C++ engine."""
 
@@ -283,6 +329,11 @@ class CpuBackend:
         kv_cache = options.pop("kv_cache", preset["kv_cache"])
         if kv_cache not in _KV_CACHES:
             raise InvalidParameterError(f"kv_cache must be one of {_KV_CACHES}, got {kv_cache!r}")
+        exact_logits = options.pop("exact_logits", DEFAULT_EXACT_LOGITS)
+        if isinstance(exact_logits, bool) or not isinstance(exact_logits, int) or exact_logits < 0:
+            raise InvalidParameterError(
+                f"exact_logits must be a non-negative integer, got {exact_logits!r}"
+            )
         if options:
             raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")
         if isa not in _ISAS:
@@ -291,8 +342,18 @@ class CpuBackend:
             raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
         if layout == "auto":
             layout = default_layout(isa, n_threads, favour_decode=preset_name == "speed")
+        if lm_head == "auto":
+            # A converted checkpoint's own head loads without requantizing the table.
+            lm_head = prepacked_head(checkpoint.config.extra, checkpoint.path) or default_head(isa)
         return CpuEngine(
-            checkpoint, n_threads, "" if isa == "auto" else isa, lm_head, layout, progress, kv_cache
+            checkpoint,
+            n_threads,
+            "" if isa == "auto" else isa,
+            lm_head,
+            layout,
+            progress,
+            kv_cache,
+            exact_logits,
         )
 
 

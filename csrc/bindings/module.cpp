@@ -107,11 +107,16 @@ PYBIND11_MODULE(_engine, m) {
     py::class_<Model, std::shared_ptr<Model>>(m, "Model")
         .def(py::init([](const py::dict& config, const py::dict& tensors, int n_threads,
                          const std::string& isa, const std::string& lm_head,
-                         const py::object& progress, const std::string& kv_cache) {
+                         const py::object& progress, const std::string& kv_cache, int exact_logits,
+                         const std::string& exact_logits_file, int64_t exact_logits_offset) {
                  const ModelConfig c = config_from_dict(config);
                  const auto views = views_from_dict(tensors);
                  const HeadKind head = parse_head_kind(lm_head);
                  const KVType kv = parse_kv_type(kv_cache);
+                 if (exact_logits < 0) {
+                     throw std::invalid_argument("exact_logits must be >= 0, got " +
+                                                 std::to_string(exact_logits));
+                 }
                  std::function<void(int, int)> report;
                  if (!progress.is_none()) {
                      report = [&progress](int done, int total) {
@@ -120,16 +125,21 @@ PYBIND11_MODULE(_engine, m) {
                      };
                  }
                  py::gil_scoped_release release;
-                 return std::make_shared<Model>(c, views, n_threads, isa, head, report, kv);
+                 const ExactLogitsOptions exact{exact_logits, exact_logits_file,
+                                                exact_logits_offset};
+                 return std::make_shared<Model>(c, views, n_threads, isa, head, report, kv, exact);
              }),
              py::arg("config"), py::arg("tensors"), py::arg("n_threads"), py::arg("isa") = "",
              py::arg("lm_head") = "int8", py::arg("progress") = py::none(),
-             py::arg("kv_cache") = "f32")
+             py::arg("kv_cache") = "f32", py::arg("exact_logits") = 0,
+             py::arg("exact_logits_file") = "", py::arg("exact_logits_offset") = 0)
         .def_property_readonly(
             "kv_cache", [](const Model& mdl) { return std::string(kv_type_name(mdl.kv_type())); })
         .def_property_readonly(
             "lm_head",
             [](const Model& mdl) { return std::string(head_kind_name(mdl.head().kind())); })
+        .def_property_readonly("exact_logits",
+                               [](const Model& mdl) { return mdl.exact_logits().top(); })
         .def_property_readonly("isa",
                                [](const Model& mdl) { return std::string(mdl.kernels().isa); })
         .def_property_readonly("n_threads", &Model::n_threads)

@@ -46,7 +46,8 @@ LinearSource linear_source(const std::map<std::string, TensorView>& tensors,
 
 Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
              int n_threads, const std::string& isa, HeadKind head,
-             const std::function<void(int, int)>& progress, KVType kv)
+             const std::function<void(int, int)>& progress, KVType kv,
+             const ExactLogitsOptions& exact)
     : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads), kv_type_(kv) {
     const auto& c = config_;
     const int H = c.hidden_size;
@@ -66,6 +67,13 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
         if (c.release_source_pages) {
             release_file_pages(head_table.data, head_table.numel() * dtype_size(head_table.dtype));
         }
+    }
+    // A converted untied checkpoint may not carry lm_head.weight: its head stays as quantized.
+    const auto head_table = c.tie_word_embeddings ? tensors.find("model.embed_tokens.weight")
+                                                  : tensors.find("lm_head.weight");
+    if (exact.top > 0 && head != HeadKind::F32 && head_table != tensors.end()) {
+        exact_ =
+            ExactLogits(head_table->second, c.vocab_size, H, exact.top, exact.file, exact.offset);
     }
     final_norm_ = to_floats(find(tensors, "model.norm.weight"), H, "model.norm.weight");
     if (prepacked) {
@@ -245,9 +253,11 @@ void Model::embed(int token, float* out) const {
     }
 }
 
-// Bytes read from weights per decoded token: linears, the head, one embedding row.
+// Bytes read from weights per decoded token: linears, the head, one embedding row, the rows of
+// the exact top logits.
 size_t Model::weight_bytes() const {
-    size_t total = head_.bytes() + config_.hidden_size * dtype_size(embedding_.dtype);
+    size_t total = head_.bytes() + config_.hidden_size * dtype_size(embedding_.dtype) +
+                   exact_.bytes_per_position();
     for (const auto& L : layers_) {
         total += L.qkv.bytes() + L.o.bytes() + L.gate_up.bytes() + L.down.bytes();
     }
@@ -293,6 +303,10 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     }
     acc_stride_ = widest_rows;
     acc_.resize(std::max(C * acc_stride_, 2 * static_cast<size_t>(model_->head().padded_rows())));
+    const ExactLogits& exact = model_->exact_logits();
+    top_heap_.resize(exact.heap_scratch(model_->n_threads()));
+    top_idx_.resize(exact.top());
+    top_row_.resize(exact.row_scratch(model_->n_threads()));
     tokens_.reserve(n_ctx);
 }
 
@@ -482,10 +496,16 @@ void Session::attention(int layer, int m) {
 
 void Session::lm_head(const float* h, int n, float* logits) {
     const auto& c = model_->config();
+    const ExactLogits& exact = model_->exact_logits();
     for (int t = 0; t < n; ++t) {
-        model_->head().logits(h + static_cast<size_t>(t) * c.hidden_size,
-                              logits + static_cast<size_t>(t) * c.vocab_size, model_->kernels(),
-                              model_->pool(), xq_.as<int8_t>(), acc_.data());
+        const float* ht = h + static_cast<size_t>(t) * c.hidden_size;
+        float* out = logits + static_cast<size_t>(t) * c.vocab_size;
+        model_->head().logits(ht, out, model_->kernels(), model_->pool(), xq_.as<int8_t>(),
+                              acc_.data());
+        if (exact.top() > 0) {
+            exact.refine(ht, out, model_->pool(), top_heap_.data(), top_idx_.data(),
+                         top_row_.data());
+        }
     }
 }
 

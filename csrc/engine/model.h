@@ -13,6 +13,7 @@
 #include "../kernels/kernels.h"
 #include "aligned_buffer.h"
 #include "config.h"
+#include "exact_logits.h"
 #include "kv_cache.h"
 #include "output_head.h"
 #include "sampler.h"
@@ -37,10 +38,12 @@ class Model {
     // in place, so its memory (a file mapping) must outlive the model. `isa` may force a
     // kernel family.
     // `progress(done, total)` is called as layers are prepared (may be empty). `kv` is the
-    // element type of the KV caches of this model's sessions.
+    // element type of the KV caches of this model's sessions. `exact`: how many of the
+    // largest logits of each position a quantized head recomputes in float32 (top 0: none).
     Model(const ModelConfig& config, const std::map<std::string, TensorView>& tensors,
           int n_threads, const std::string& isa, HeadKind head,
-          const std::function<void(int, int)>& progress = {}, KVType kv = KVType::F32);
+          const std::function<void(int, int)>& progress = {}, KVType kv = KVType::F32,
+          const ExactLogitsOptions& exact = {});
 
     const ModelConfig& config() const { return config_; }
     const KernelTable& kernels() const { return *kernels_; }
@@ -59,6 +62,7 @@ class Model {
     // Writes the float32 embedding of `token` to `out` (widened from the checkpoint dtype).
     void embed(int token, float* out) const;
     const OutputHead& head() const { return head_; }
+    const ExactLogits& exact_logits() const { return exact_; }
     const std::vector<float>& final_norm() const { return final_norm_; }
     const float* rope_cos() const { return rope_cos_.data(); }
     const float* rope_sin() const { return rope_sin_.data(); }
@@ -77,6 +81,7 @@ class Model {
     AlignedBuffer arena_;   // every ternary matrix, one huge-page region
     TensorView embedding_;  // [vocab][hidden], borrowed
     OutputHead head_;
+    ExactLogits exact_;
     std::vector<float> final_norm_;
     std::vector<float> rope_cos_, rope_sin_;  // [max_pos][head_dim / 2]
 };
@@ -122,6 +127,9 @@ class Session {
     AlignedBuffer xq_;
     std::vector<float> xs_;
     std::vector<int32_t> xsum_, acc_;
+    std::vector<std::pair<float, int32_t>> top_heap_;
+    std::vector<int32_t> top_idx_;
+    std::vector<float> top_row_;
     size_t xq_stride_ = 0, acc_stride_ = 0;
     bool has_logits_ = false;
 };
