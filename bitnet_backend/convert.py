@@ -36,7 +36,8 @@ def convert(
     n_threads: int = 1,
 ) -> Path:
     """Write ``source`` (a checkpoint directory) to ``out_dir`` in the kernel layout."""
-    from .backends.cpu import BACKEND
+    from .backends.cpu import BACKEND, default_head
+    from .model import default_threads
 
     src = Path(source)
     out = Path(out_dir)
@@ -45,9 +46,11 @@ def convert(
     ckpt = load_checkpoint(src)
     if LAYOUT_KEY in ckpt.config.extra:
         raise InvalidParameterError(f"{src} is already converted")
+    if lm_head == "auto":
+        # The head a load with the default thread count (every usable CPU) picks.
+        lm_head = default_head("auto", default_threads())
     engine = BACKEND.load(ckpt, n_threads=n_threads, lm_head=lm_head, weight_layout=weight_layout)
     layout_format = engine.info["weight_format"]
-    lm_head = engine.info["lm_head"]  # "auto" resolved for this CPU
     layout: dict[str, Any] = engine.export_layout()
     tensors: dict[str, Any] = {}
     for name, ref in ckpt.tensors.items():

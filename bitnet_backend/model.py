@@ -142,7 +142,8 @@ class _Plan:
     grammar: Grammar | None = None  # constrains every sampled token (json_schema, tools)
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
+    """Worker threads when none are asked for: every CPU this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -201,7 +202,7 @@ def load(
     Other options go to the backend's ``load``.
     """
     if n_threads is None:
-        n_threads = _default_threads()
+        n_threads = default_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise InvalidParameterError(f"n_threads must be an integer >= 1, got {n_threads!r}")
     if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):

@@ -71,7 +71,7 @@ def test_quantized_heads_stay_close_to_the_float_head(
 @pytest.mark.parametrize(
     ("preset", "layout", "lm_head", "kv"),
     [
-        ("quality", "i2_r16", default_head(), "f32"),
+        ("quality", "i2_r16", "int8", "f32"),
         ("speed", "i2_r16", "q4", "bf16"),
         ("memory", "i1_r16", "q4", "bf16"),
     ],
@@ -101,10 +101,14 @@ def test_speed_preset_stores_weights_densely_only_where_that_decodes_faster(
 
 
 @pytest.mark.parametrize("isa", _engine.available_isas())
-def test_default_head_is_6bit_only_where_the_vnni_kernels_run(ckpt_dir: Path, isa: str) -> None:
-    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=2, isa=isa)
-    assert engine.info["lm_head"] == ("q6" if isa == "avx512" else "int8")
-    assert default_head(isa) == engine.info["lm_head"]
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_default_head_is_6bit_only_where_that_decodes_faster(
+    ckpt_dir: Path, isa: str, threads: int
+) -> None:
+    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=threads, isa=isa)
+    six_bit = isa == "avx512" and threads >= 2
+    assert engine.info["lm_head"] == ("q6" if six_bit else "int8")
+    assert default_head(isa, threads) == engine.info["lm_head"]
 
 
 @pytest.mark.parametrize("stored", ["int8", "q6", "q4"])
@@ -119,9 +123,11 @@ def test_default_head_of_a_converted_checkpoint_is_the_one_it_stores(
 
 def test_convert_resolves_the_auto_head_for_this_cpu(ckpt_dir: Path, tmp_path: Path) -> None:
     from bitnet_backend.convert import convert, prepacked_head
+    from bitnet_backend.model import default_threads
 
     out = convert(ckpt_dir, tmp_path / "converted")
-    assert prepacked_head(load_checkpoint(out).config.extra, out) == default_head()
+    expected = default_head("auto", default_threads())
+    assert prepacked_head(load_checkpoint(out).config.extra, out) == expected
 
 
 # head_dim 24 (hidden 96 / 4 heads: the scalar tails of the attention loops) and 64 (the

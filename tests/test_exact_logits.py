@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,6 +69,16 @@ def test_greedy_decoding_follows_the_float_head(ckpt_dir: Path, lm_head: str) ->
             return list(out.token_ids)
 
     assert greedy(lm_head=lm_head) == greedy(lm_head="f32")
+
+
+def test_a_table_held_in_memory_gives_the_same_logits(ckpt_dir: Path) -> None:
+    ckpt = load_checkpoint(ckpt_dir)
+    # Every tensor copied out of the file mapping: the rows are read in place, not from the file.
+    ckpt.tensors = {
+        name: dataclasses.replace(ref, data=ref.data.copy()) for name, ref in ckpt.tensors.items()
+    }
+    in_memory = BACKEND.load(ckpt, n_threads=2, lm_head="q4", exact_logits=7).logits(IDS)
+    np.testing.assert_array_equal(in_memory, _logits(ckpt_dir, lm_head="q4", exact_logits=7))
 
 
 def test_info_reports_how_many_logits_are_exact(ckpt_dir: Path) -> None:

@@ -283,15 +283,18 @@ def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = 
     return "i1_r16" if runs == "avx512" and engine.base3_uses_vbmi() else "i2_r16"
 
 
-def default_head(isa: str = "auto") -> str:
+def default_head(isa: str = "auto", n_threads: int = 1) -> str:
     """The output head for ``lm_head="auto"``: the faster of int8 and 6-bit on this CPU.
 
-    6-bit where the AVX-512 VNNI kernels run: it reads 25% fewer bytes than int8 (2B-4T
-    decode reads 813 instead of 874 MB per token) and decodes as fast or faster (tokens/s, int8
-    vs 6-bit: 1 thread 24.8 vs 25.3, 2 threads 32.9-34.8 vs 35.7-37.5). int8 elsewhere: without
-    VNNI, unpacking 6-bit codes costs more than the bytes saved (AVX2 2B-4T head at 2 threads
-    ~40 vs ~15 ms per token). Either way the top logits are exact (``exact_logits``).
+    6-bit at 2 or more threads where the AVX-512 VNNI kernels run: decode is bound by memory
+    there and the 6-bit head reads 25% fewer bytes (2B-4T decode 813 instead of 875 MB per
+    token; 2 threads, three rounds: 34.3-36.8 vs 30.0-32.4 tok/s). int8 at 1 thread (the
+    6-bit unpacking then costs more than the bytes saved: 24.5-25.4 vs 25.7-28.2 tok/s) and
+    on other CPUs (AVX2 without VNNI: 2B-4T head at 2 threads ~40 ms per token against ~15).
+    Either way the top logits are exact (``exact_logits``).
     """
+    if n_threads < 2:
+        return "int8"
     engine = _engine_module()
     runs = engine.default_isa() if isa == "auto" else isa
     return "q6" if runs == "avx512" else "int8"
@@ -344,7 +347,8 @@ class CpuBackend:
             layout = default_layout(isa, n_threads, favour_decode=preset_name == "speed")
         if lm_head == "auto":
             # A converted checkpoint's own head loads without requantizing the table.
-            lm_head = prepacked_head(checkpoint.config.extra, checkpoint.path) or default_head(isa)
+            stored = prepacked_head(checkpoint.config.extra, checkpoint.path)
+            lm_head = stored or default_head(isa, n_threads)
         return CpuEngine(
             checkpoint,
             n_threads,
