@@ -12,7 +12,8 @@ uses:
   for its schema, and (stricter) arguments equal to the ones the request implies;
 - tool answer: the reply after the tool's result contains the result;
 - instructions: short-answer exact match;
-- perplexity of held-out passages (exact f32 head; also with the int8 and 4-bit heads).
+- perplexity of held-out passages (exact f32 head; also with the int8, 6-bit and 4-bit heads,
+  with and without their top logits recomputed exactly).
 """
 
 from __future__ import annotations
@@ -210,9 +211,11 @@ def eval_instructions(model: bb.Model, rng: random.Random, n: int) -> dict[str, 
     return {"n": n, "exact_match": hits / n}
 
 
-def perplexity(path: str | None, rng: random.Random, n: int, lm_head: str = "f32") -> float:
+def perplexity(
+    path: str | None, rng: random.Random, n: int, lm_head: str = "f32", **options: Any
+) -> float:
     """Perplexity of held-out passages with the output head stored as ``lm_head``."""
-    model = bb.load(path, lm_head=lm_head)
+    model = bb.load(path, lm_head=lm_head, **options)
     nll, count = 0.0, 0
     for _ in range(n):
         text = "\n\n".join(passages.passage(rng).text for _ in range(rng.randint(1, 3)))
@@ -243,11 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         model, random.Random(EVAL_SEED + 2), max(50, args.n // 3)
     )
     model.close()
-    # The same passages with each head storage: the quality cost of the int8 default, of the
-    # 6-bit option and of the 4-bit head of the speed / memory presets.
+    # The same passages with each head storage: the quality cost of the int8 and 6-bit heads
+    # (the default is one of them, by CPU) and of the 4-bit head of the speed / memory presets,
+    # with their top logits exact (the default) and without.
+    n_ppl = max(50, args.n // 3)
     results["perplexity_by_head"] = {
-        head: perplexity(args.model, random.Random(EVAL_SEED + 3), max(50, args.n // 3), head)
+        head: perplexity(args.model, random.Random(EVAL_SEED + 3), n_ppl, head)
         for head in ("f32", "int8", "q6", "q4")
+    }
+    results["perplexity_by_head_exact_logits_0"] = {
+        head: perplexity(args.model, random.Random(EVAL_SEED + 3), n_ppl, head, exact_logits=0)
+        for head in ("int8", "q6", "q4")
     }
     results["perplexity"] = results["perplexity_by_head"]["f32"]
     results["seconds"] = round(time.time() - t0, 1)
@@ -266,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         ("instructions: exact match", f"{results['instructions']['exact_match']:.1%}"),
         (
             "held-out text perplexity, f32 / int8 / q6 / q4 head",
-            " / ".join(f"{v:.3f}" for v in results["perplexity_by_head"].values()),
+            " / ".join(f"{v:.4f}" for v in results["perplexity_by_head"].values()),
+        ),
+        (
+            "the same, int8 / q6 / q4 without exact top logits",
+            " / ".join(f"{v:.4f}" for v in results["perplexity_by_head_exact_logits_0"].values()),
         ),
     ]
     rows += [
