@@ -81,6 +81,21 @@ def test_a_table_held_in_memory_gives_the_same_logits(ckpt_dir: Path) -> None:
     np.testing.assert_array_equal(in_memory, _logits(ckpt_dir, lm_head="q4", exact_logits=7))
 
 
+def test_a_sharded_checkpoint_reads_the_table_from_its_own_shard(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    shape = {"hidden_size": 96, "intermediate_size": 200, "vocab_size": 1029}
+    path = make_checkpoint(shape=shape, seed=5, shards=3)
+    ckpt = load_checkpoint(path)
+    assert len({ref.file for ref in ckpt.tensors.values()}) == 3
+    exact = _logits(path, lm_head="f32")
+    quantized = _logits(path, lm_head="q6", exact_logits=0)
+    refined = _logits(path, lm_head="q6", exact_logits=5)
+    for t in range(len(IDS)):
+        chosen = np.argsort(-quantized[t], kind="stable")[:5]
+        np.testing.assert_array_equal(refined[t, chosen], exact[t, chosen])
+
+
 def test_info_reports_how_many_logits_are_exact(ckpt_dir: Path) -> None:
     ckpt = load_checkpoint(ckpt_dir)
     assert BACKEND.load(ckpt, n_threads=1).info["exact_logits"] == DEFAULT_EXACT_LOGITS
