@@ -171,7 +171,7 @@ class CpuEngine:
         layout: str,
         progress: Callable[[int, int], None] | None = None,
         kv_cache: str = "f32",
-        exact_logits: int = 0,
+        exact_logits: int = DEFAULT_EXACT_LOGITS,
     ) -> None:
         self._module = _engine_module()
         # The engine reads the embedding table in place: keep its file mapping alive.
