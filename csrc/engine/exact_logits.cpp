@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
@@ -29,26 +27,6 @@ bool block_exceeds(const float* x, float threshold) {
     int any = 0;
     for (int j = 0; j < 16; ++j) any |= x[j] > threshold ? 1 : 0;
     return any != 0;
-}
-
-void widen_row(const void* src, DType dtype, int n, float* out) {
-    switch (dtype) {
-        case DType::BF16: {
-            const auto* s = static_cast<const uint16_t*>(src);
-            for (int i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
-            break;
-        }
-        case DType::F16: {
-            const auto* s = static_cast<const uint16_t*>(src);
-            for (int i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
-            break;
-        }
-        case DType::F32:
-            std::memcpy(out, src, static_cast<size_t>(n) * sizeof(float));
-            break;
-        case DType::U8:  // refused by the constructor
-            break;
-    }
 }
 
 }  // namespace
@@ -158,7 +136,7 @@ void ExactLogits::refine(const float* h, float* logits, ThreadPool& pool, Entry*
                 unreadable = true;
                 return;
             }
-            widen_row(src, table_.dtype, hidden_, wide);
+            widen_to_f32(src, table_.dtype, hidden_, wide);
             // The float32 head's own arithmetic (dot_f32 over the widened row): the same bits.
             logits[v] = dot_f32(h, wide, hidden_);
         }

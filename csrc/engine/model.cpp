@@ -229,26 +229,14 @@ std::vector<std::pair<std::string, TensorView>> Model::export_layout() const {
 
 void Model::embed(int token, float* out) const {
     const int H = config_.hidden_size;
-    const int64_t base = static_cast<int64_t>(token) * H;
-    switch (embedding_.dtype) {
-        case DType::BF16: {
-            const auto* src = static_cast<const uint16_t*>(embedding_.data) + base;
-            for (int i = 0; i < H; ++i) out[i] = bf16_to_f32(src[i]);
-            break;
-        }
-        case DType::F32:
-            std::memcpy(out, static_cast<const float*>(embedding_.data) + base, H * sizeof(float));
-            break;
-        default:
-            for (int i = 0; i < H; ++i) out[i] = embedding_.at(base + i);
-    }
+    const size_t row_bytes = static_cast<size_t>(H) * dtype_size(embedding_.dtype);
+    const uint8_t* row = static_cast<const uint8_t*>(embedding_.data) + token * row_bytes;
+    widen_to_f32(row, embedding_.dtype, H, out);
     if (config_.release_source_pages) {
         // The table stays a file mapping (a copy would be as large as the weights); each lookup
         // would otherwise leave ~64 KiB of it mapped: +140 MB of RSS after 512 random tokens
         // of the 2B-4T shape.
-        const size_t row_bytes = static_cast<size_t>(H) * dtype_size(embedding_.dtype);
-        release_file_row(static_cast<const uint8_t*>(embedding_.data) + token * row_bytes,
-                         row_bytes, embedding_.data,
+        release_file_row(row, row_bytes, embedding_.data,
                          embedding_.numel() * dtype_size(embedding_.dtype));
     }
 }

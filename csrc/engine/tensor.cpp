@@ -73,6 +73,29 @@ float TensorView::at(int64_t i) const {
     return 0.0f;
 }
 
+void widen_to_f32(const void* src, DType dtype, int64_t n, float* out) {
+    switch (dtype) {
+        case DType::U8: {
+            const auto* s = static_cast<const uint8_t*>(src);
+            for (int64_t i = 0; i < n; ++i) out[i] = s[i];
+            break;
+        }
+        case DType::BF16: {
+            const auto* s = static_cast<const uint16_t*>(src);
+            for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
+            break;
+        }
+        case DType::F16: {
+            const auto* s = static_cast<const uint16_t*>(src);
+            for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
+            break;
+        }
+        case DType::F32:
+            std::memcpy(out, src, static_cast<size_t>(n) * sizeof(float));
+            break;
+    }
+}
+
 void release_file_pages(const void* data, size_t bytes) {
 #if defined(__linux__)
     const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));

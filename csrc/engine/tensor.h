@@ -46,6 +46,10 @@ inline uint16_t f32_to_bf16(float x) {
 
 float f16_to_f32(uint16_t v);
 
+// n consecutive elements stored as `dtype` at `src`, widened to float32 like TensorView::at
+// (exactly for bf16 and f16), with a vector-friendly loop per dtype.
+void widen_to_f32(const void* src, DType dtype, int64_t n, float* out);
+
 // Drops this process's pages of a read-only file mapping (the page cache keeps them): once a
 // tensor has been repacked, its source must not count in RSS twice. A later read re-faults.
 // Only for memory-mapped files: on anonymous memory this would discard data.
