@@ -106,10 +106,11 @@ const void* ExactLogits::read_row(int64_t v, void* raw) const {
 
 void ExactLogits::refine(const float* h, float* logits, ThreadPool& pool, Entry* heap, int32_t* idx,
                          float* row) const {
-    // Each thread keeps the top of its slice of the vocabulary...
+    // Each thread keeps the top of its slice of the vocabulary (slices by the pool's size,
+    // not by the threads that run them: the same candidates however the work is shared)...
     const int n_threads = pool.size();
     auto slice = [&](int i) { return static_cast<int>(int64_t(vocab_) * i / n_threads); };
-    pool.run([&](int i, int) {
+    pool.run(int64_t(vocab_) * 2, [&](int i, int) {
         Entry* mine = heap + static_cast<size_t>(i) * top_;
         const int found = top_k(logits + slice(i), slice(i + 1) - slice(i), top_, mine);
         for (int j = 0; j < found; ++j) mine[j].second += slice(i);
@@ -125,9 +126,10 @@ void ExactLogits::refine(const float* h, float* logits, ThreadPool& pool, Entry*
     const int m = std::min(top_, n_cand);
     std::nth_element(heap, heap + m - 1, heap + n_cand, std::greater<Entry>());
     for (int j = 0; j < m; ++j) idx[j] = heap[j].second;
-    // The rows, one read each, split over the threads.
+    // The rows, one read each (a system call or page faults, then a dot product), split over
+    // the threads when they are wide enough to be worth it.
     std::atomic<bool> unreadable{false};
-    pool.run([&](int i, int n) {
+    pool.run(int64_t(m) * hidden_ * 16, [&](int i, int n) {
         float* wide = row + static_cast<size_t>(i) * 2 * hidden_;
         for (int j = i; j < m; j += n) {
             const int64_t v = idx[j];

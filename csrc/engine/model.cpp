@@ -337,14 +337,11 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
     const int QKV = Q + 2 * KV, half = c.head_dim / 2;
     const float eps = c.rms_norm_eps;
-    // Per-token work runs on the pool only for prefill; decode keeps it on this thread (no
-    // barrier for a few microseconds of work).
+    // Per-token work (a few element operations per hidden or FFN value) is shared only for
+    // enough tokens: decode keeps it on this thread (no region for microseconds of work).
+    const int64_t per_token_work = int64_t(m) * (H + I) * 4;
     auto per_token = [&](auto&& fn) {
-        if (m == 1) {
-            fn(0);
-            return;
-        }
-        model_->pool().parallel_for(m, [&](int begin, int end) {
+        model_->pool().parallel_for(m, per_token_work, [&](int begin, int end) {
             for (int t = begin; t < end; ++t) fn(t);
         });
     };
@@ -434,8 +431,9 @@ void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     int32_t* acc = acc_.data();
     const size_t ld_acc = acc_stride_;
     ThreadPool& pool = model_->pool();
+    const int64_t work = int64_t(n) * w.rows() * w.padded_cols();
     pool.parallel_for_dynamic(
-        w.n_row_blocks(), pool.grain_for(w.n_row_blocks()), [&](int b0, int b1) {
+        w.n_row_blocks(), pool.grain_for(w.n_row_blocks()), work, [&](int b0, int b1) {
             (w.base3() ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, acts, acc, ld_acc);
             const int r0 = b0 * kRowBlock, r1 = std::min(w.rows(), b1 * kRowBlock);
             for (int t = 0; t < n; ++t) {
@@ -459,7 +457,9 @@ void Session::attention(int layer, int m) {
     const int tasks_per_token = c.num_heads / per_task;
     const float scaling = 1.0f / std::sqrt(static_cast<float>(d));
     const int n_tasks = m * tasks_per_token;
-    model_->pool().run([&](int thread, int n) {
+    // Scores and weighted values: about 2 * d operations per query head and key.
+    const int64_t work = int64_t(m) * c.num_heads * (n_past_ + m) * 2 * d;
+    model_->pool().run(work, [&](int thread, int n) {
         float* scores = &scores_[static_cast<size_t>(thread) * group * n_ctx_];
         // Strided: later tokens see more keys (causal), so contiguous ranges would be uneven.
         for (int task = thread; task < n_tasks; task += n) {

@@ -195,9 +195,10 @@ OutputHead OutputHead::from_prepacked(HeadKind kind, int vocab, int hidden, cons
 
 void OutputHead::logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool,
                         int8_t* xq, int32_t* acc) const {
+    const int64_t work = int64_t(vocab_) * hidden_;
     if (kind_ == HeadKind::F32) {
         const float* table = data_.as<float>();
-        pool.parallel_for(vocab_, [&](int begin, int end) {
+        pool.parallel_for(vocab_, work, [&](int begin, int end) {
             for (int v = begin; v < end; ++v) {
                 out[v] = dot_f32(h, table + static_cast<size_t>(v) * hidden_, hidden_);
             }
@@ -211,7 +212,7 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
     const float inv_s = 1.0f / s;
     if (kind_ == HeadKind::Q4) {
         const int n_steps = padded_cols_ / 8;
-        pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), [&](int b0, int b1) {
+        pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), work, [&](int b0, int b1) {
             k.q4_gemv(codes, n_steps, b0, b1, xq, x_sum, acc);
             const int r1 = std::min(vocab_, b1 * kRowBlock);
             for (int v = b0 * kRowBlock; v < r1; ++v) {
@@ -236,7 +237,7 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
     int32_t* acc_lo = acc + padded_rows();
     const int n_steps = padded_cols_ / 4, n_groups = padded_cols_ / kColGroup;
     const bool q6 = kind_ == HeadKind::Q6;
-    pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), [&](int b0, int b1) {
+    pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), work, [&](int b0, int b1) {
         if (q6) {
             k.q6_gemv(codes, n_groups, b0, b1, xq, lo, acc, acc_lo);
         } else {

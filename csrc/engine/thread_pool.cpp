@@ -1,6 +1,10 @@
 #include "thread_pool.h"
 
+#include <pthread.h>
+
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -13,74 +17,174 @@
 
 namespace bitnet {
 namespace {
-// Long enough to bridge the gaps inside one token, short enough not to burn a core while
-// Python detokenizes or the user thinks.
-constexpr auto kSpinTime = std::chrono::microseconds(2000);
-constexpr int kSpinsBeforeYield = 4096;
+
+using Clock = std::chrono::steady_clock;
+
+// How long an idle worker spins before it sleeps: long enough to bridge the gaps between the
+// regions of one token, short enough to give a core back to other programs between tokens.
+constexpr auto kWorkerSpin = std::chrono::microseconds(200);
+// How long a caller spins on chunks other threads still hold before it sleeps: a chunk is a
+// few microseconds of work unless its thread was descheduled, and then the caller's core is
+// better left idle, where the scheduler can move that thread.
+constexpr auto kCallerSpin = std::chrono::microseconds(50);
+// Spins between two reads of the clock.
+constexpr int kSpinsPerClockRead = 64;
+
+// Bumped in every child process fork() creates: a pool whose threads were started in another
+// generation has no threads in this process.
+std::atomic<unsigned> g_fork_epoch{0};
+void on_fork_child() { g_fork_epoch.fetch_add(1, std::memory_order_relaxed); }
+
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
+    if (n_threads < 1 || n_threads > kMaxThreads) {
+        throw std::invalid_argument("n_threads must be between 1 and " +
+                                    std::to_string(kMaxThreads) + ", got " +
+                                    std::to_string(n_threads));
+    }
+    static std::once_flag registered;
+    std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, on_fork_child); });
+    start_workers();
 }
 
 ThreadPool::~ThreadPool() {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stop_.store(true);
-        generation_.fetch_add(1);
+    if (fork_epoch_ != g_fork_epoch.load(std::memory_order_relaxed)) {
+        // Threads of another process: nothing to join here.
+        static_cast<void>(threads_.release());
+        static_cast<void>(sync_.release());
+        return;
     }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
+    stop_.store(true);
+    wake_workers();
+    for (auto& t : *threads_) t.join();
 }
 
-void ThreadPool::run_raw(Task task, void* ctx) {
-    if (n_threads_ == 1) {
-        task(ctx, 0, 1);
+void ThreadPool::start_workers() {
+    sync_ = std::make_unique<Sync>();
+    threads_ = std::make_unique<std::vector<std::thread>>();
+    fork_epoch_ = g_fork_epoch.load(std::memory_order_relaxed);
+    threads_->reserve(n_threads_ - 1);
+    for (int i = 1; i < n_threads_; ++i) threads_->emplace_back([this] { worker(); });
+}
+
+void ThreadPool::restart_after_fork() {
+    // The child of a fork has none of the workers, and the old mutex may be held by one of
+    // them forever: both are abandoned (a few hundred bytes), never joined or unlocked.
+    static std::mutex restarting;
+    std::lock_guard<std::mutex> lock(restarting);
+    if (fork_epoch_ == g_fork_epoch.load(std::memory_order_relaxed)) return;
+    static_cast<void>(threads_.release());
+    static_cast<void>(sync_.release());
+    remaining_.store(0);
+    completed_.store(0);
+    caller_sleeping_.store(false);
+    sleepers_.store(0);
+    in_use_.store(false);
+    start_workers();
+}
+
+void ThreadPool::run_inline(int n_chunks, Task task, void* ctx) {
+    for (int c = 0; c < n_chunks; ++c) task(ctx, c, n_chunks);
+}
+
+void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
+    if (n_chunks <= 1 || !worth_sharing(work)) {
+        run_inline(n_chunks, task, ctx);
+        return;
+    }
+    if (fork_epoch_ != g_fork_epoch.load(std::memory_order_relaxed)) restart_after_fork();
+    // Another thread's region, or a call from inside one of this pool's chunks.
+    if (in_use_.exchange(true, std::memory_order_acquire)) {
+        run_inline(n_chunks, task, ctx);
         return;
     }
     task_ = task;
     ctx_ = ctx;
-    done_.store(0, std::memory_order_relaxed);
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        generation_.fetch_add(1, std::memory_order_release);
+    n_chunks_ = n_chunks;
+    failed_.store(false, std::memory_order_relaxed);
+    completed_.store(0, std::memory_order_relaxed);
+    remaining_.store(n_chunks);  // publishes the region (seq_cst: see wait_for_work)
+    if (sleepers_.load() > 0) wake_workers();
+    claim_chunks();
+    wait_for_region_done();
+    std::exception_ptr error;
+    if (failed_.load(std::memory_order_acquire)) error = std::move(error_);
+    in_use_.store(false, std::memory_order_release);
+    if (error) std::rethrow_exception(error);
+}
+
+void ThreadPool::claim_chunks() {
+    for (;;) {
+        const int left = remaining_.fetch_sub(1, std::memory_order_acq_rel);
+        if (left <= 0) return;
+        run_chunk(n_chunks_ - left);
     }
-    wake_.notify_all();
-    task(ctx, 0, n_threads_);
-    // Spin briefly, then yield: when the machine is oversubscribed the worker we wait for may
-    // need this core to finish.
-    for (int spins = 0; done_.load(std::memory_order_acquire) != n_threads_ - 1; ++spins) {
-        if (spins < kSpinsBeforeYield) {
-            BITNET_CPU_RELAX();
-        } else {
-            std::this_thread::yield();
+}
+
+void ThreadPool::run_chunk(int chunk) {
+    // Once this chunk counts as completed the caller may start the next region: read first.
+    const int n_chunks = n_chunks_;
+    try {
+        task_(ctx_, chunk, n_chunks);
+    } catch (...) {
+        if (!failed_.exchange(true, std::memory_order_acq_rel)) error_ = std::current_exception();
+    }
+    // seq_cst with caller_sleeping_: either the caller sees this chunk done, or this thread
+    // sees the caller asleep and wakes it.
+    if (completed_.fetch_add(1) + 1 == n_chunks && caller_sleeping_.load()) {
+        std::lock_guard<std::mutex> lock(sync_->mutex);
+        sync_->region_done.notify_one();
+    }
+}
+
+void ThreadPool::wait_for_region_done() {
+    const auto done = [&] { return completed_.load() == n_chunks_; };
+    const auto spin_until = Clock::now() + kCallerSpin;
+    for (int spins = 1; !done(); ++spins) {
+        BITNET_CPU_RELAX();
+        if (spins % kSpinsPerClockRead == 0 && Clock::now() > spin_until) {
+            std::unique_lock<std::mutex> lock(sync_->mutex);
+            caller_sleeping_.store(true);
+            sync_->region_done.wait(lock, done);
+            caller_sleeping_.store(false);
+            return;
         }
     }
 }
 
-void ThreadPool::worker(int index) {
-    uint64_t seen = 0;
-    for (;;) {
-        uint64_t gen = generation_.load(std::memory_order_acquire);
-        const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
-        int spins = 0;
-        while (gen == seen) {
-            if (++spins < kSpinsBeforeYield) {
-                BITNET_CPU_RELAX();
-            } else {
-                std::this_thread::yield();
-            }
-            if ((spins & 255) == 0 && std::chrono::steady_clock::now() > spin_until) {
-                std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [&] { return generation_.load() != seen; });
-            }
-            gen = generation_.load(std::memory_order_acquire);
-        }
-        seen = gen;
-        if (stop_.load()) return;
-        task_(ctx_, index, n_threads_);
-        done_.fetch_add(1, std::memory_order_release);
+void ThreadPool::wake_workers() {
+    {
+        std::lock_guard<std::mutex> lock(sync_->mutex);
+        ++sync_->wake_count;
     }
+    sync_->work_ready.notify_all();
+}
+
+// Returns when a region has chunks to claim (true) or the pool is stopping (false).
+bool ThreadPool::wait_for_work() {
+    const auto has_work = [&] { return remaining_.load(std::memory_order_relaxed) > 0; };
+    auto spin_until = Clock::now() + kWorkerSpin;
+    for (int spins = 1;; ++spins) {
+        if (stop_.load(std::memory_order_relaxed)) return false;
+        if (has_work()) return true;
+        BITNET_CPU_RELAX();
+        if (spins % kSpinsPerClockRead != 0 || Clock::now() < spin_until) continue;
+        std::unique_lock<std::mutex> lock(sync_->mutex);
+        // seq_cst with the caller's publication: either this thread sees the new region, or
+        // the caller sees a sleeper and wakes it.
+        sleepers_.fetch_add(1);
+        if (remaining_.load() <= 0 && !stop_.load()) {
+            const uint64_t seen = sync_->wake_count;
+            sync_->work_ready.wait(lock, [&] { return sync_->wake_count != seen; });
+        }
+        sleepers_.fetch_sub(1);
+        spin_until = Clock::now() + kWorkerSpin;
+    }
+}
+
+void ThreadPool::worker() {
+    while (wait_for_work()) claim_chunks();
 }
 
 }  // namespace bitnet

@@ -1,19 +1,42 @@
-// A persistent pool: workers spin briefly between jobs (a token's ~hundreds of parallel
-// sections arrive microseconds apart), then sleep, so an idle model costs no CPU.
+// A persistent pool for the engine's parallel regions (docs/threads.md).
+//
+// A region is a number of independent chunks that any thread claims, one at a time, from a
+// shared counter; the calling thread takes part and claims until none are left. So a worker
+// the OS has not scheduled (another process on its core, more threads than cores) holds up
+// only a chunk it has already claimed, never a whole region, and a region too small to
+// share runs on the calling thread alone. Workers spin briefly between regions (a token's
+// regions arrive microseconds apart), then sleep; a caller whose last chunk is slow to finish
+// sleeps too, which frees its core for the thread holding that chunk. After fork() the child
+// (which has only the forking thread) starts fresh workers before its first region.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace bitnet {
 
 class ThreadPool {
  public:
+    // More threads than this is a mistake, not a machine.
+    static constexpr int kMaxThreads = 1024;
+    // Work, in multiply-accumulates or comparable element operations, that one more thread
+    // must have to make sharing a region worth it: publishing a region and waiting for it
+    // costs about a microsecond with workers spinning, and a sleeping worker takes tens of
+    // microseconds to arrive.
+    static constexpr int64_t kMinWorkPerThread = int64_t(1) << 20;
+    // A region of unknown size (loading, tests): always shared.
+    static constexpr int64_t kUnknownWork = std::numeric_limits<int64_t>::max();
+
+    // Throws std::invalid_argument unless 1 <= n_threads <= kMaxThreads.
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -21,46 +44,85 @@ class ThreadPool {
 
     int size() const { return n_threads_; }
 
-    // Calls fn(thread_index, n_threads) on every thread (the caller is thread 0) and returns
-    // when all calls have returned. Not reentrant; callers serialise through their own lock.
-    template <typename F>
-    void run(F&& fn) {
-        run_raw(
-            [](void* ctx, int i, int n) { (*static_cast<std::remove_reference_t<F>*>(ctx))(i, n); },
-            &fn);
+    // Whether a region of `work` units is worth sharing among this pool's threads.
+    bool worth_sharing(int64_t work) const {
+        return n_threads_ > 1 && work >= 2 * kMinWorkPerThread;
     }
 
-    // Splits [0, n_items) into contiguous ranges, one per thread: fn(begin, end).
+    // Calls fn(i, n) once for every i in [0, n), n = size(), on whichever threads are free
+    // (the caller included), and returns when all calls have returned. Calls with different
+    // i may run at the same time, so `i` may index scratch; results must not depend on which
+    // thread makes a call. Safe to call from several threads and from inside fn (such calls
+    // run on the calling thread). The first exception thrown by fn is rethrown here. `work`
+    // (see worth_sharing) below the threshold runs every call on the calling thread.
     template <typename F>
-    void parallel_for(int n_items, F&& fn) {
-        if (n_threads_ == 1 || n_items <= 1) {
-            fn(0, n_items);
+    void run(int64_t work, F&& fn) {
+        run_chunks(
+            n_threads_, work,
+            [](void* ctx, int chunk, int n_chunks) {
+                (*static_cast<std::remove_reference_t<F>*>(ctx))(chunk, n_chunks);
+            },
+            &fn);
+    }
+    template <typename F>
+    void run(F&& fn) {
+        run(kUnknownWork, fn);
+    }
+
+    // Splits [0, n_items) into contiguous ranges, a few per thread: fn(begin, end).
+    template <typename F>
+    void parallel_for(int n_items, int64_t work, F&& fn) {
+        const int n_chunks = std::min(n_items, kRangesPerThread * n_threads_);
+        if (n_chunks <= 1 || !worth_sharing(work)) {
+            if (n_items > 0) fn(0, n_items);
             return;
         }
-        run([&](int i, int n) {
-            const int begin = static_cast<int>(int64_t(n_items) * i / n);
-            const int end = static_cast<int>(int64_t(n_items) * (i + 1) / n);
-            if (begin < end) fn(begin, end);
-        });
+        struct Ctx {
+            std::remove_reference_t<F>* fn;
+            int n_items;
+        } ctx{&fn, n_items};
+        run_chunks(
+            n_chunks, work,
+            [](void* p, int chunk, int n) {
+                const auto* c = static_cast<Ctx*>(p);
+                const int begin = static_cast<int>(int64_t(c->n_items) * chunk / n);
+                const int end = static_cast<int>(int64_t(c->n_items) * (chunk + 1) / n);
+                if (begin < end) (*c->fn)(begin, end);
+            },
+            &ctx);
+    }
+    template <typename F>
+    void parallel_for(int n_items, F&& fn) {
+        parallel_for(n_items, kUnknownWork, fn);
     }
 
     // Hands out [0, n_items) in chunks of `grain` items to whichever thread is free next:
     // fn(begin, end). Balances the work when threads run at different speeds (a shared core,
-    // memory contention), where an even static split leaves one thread waiting.
+    // memory contention).
     template <typename F>
-    void parallel_for_dynamic(int n_items, int grain, F&& fn) {
-        if (n_threads_ == 1 || n_items <= grain) {
-            fn(0, n_items);
+    void parallel_for_dynamic(int n_items, int grain, int64_t work, F&& fn) {
+        if (grain < 1) grain = 1;
+        if (n_items <= grain || !worth_sharing(work)) {
+            if (n_items > 0) fn(0, n_items);
             return;
         }
-        std::atomic<int> next{0};
-        run([&](int, int) {
-            for (;;) {
-                const int begin = next.fetch_add(grain, std::memory_order_relaxed);
-                if (begin >= n_items) return;
-                fn(begin, std::min(n_items, begin + grain));
-            }
-        });
+        struct Ctx {
+            std::remove_reference_t<F>* fn;
+            int n_items, grain;
+        } ctx{&fn, n_items, grain};
+        const int n_chunks = static_cast<int>((int64_t(n_items) + grain - 1) / grain);
+        run_chunks(
+            n_chunks, work,
+            [](void* p, int chunk, int) {
+                const auto* c = static_cast<Ctx*>(p);
+                const int begin = chunk * c->grain;
+                (*c->fn)(begin, std::min(c->n_items, begin + c->grain));
+            },
+            &ctx);
+    }
+    template <typename F>
+    void parallel_for_dynamic(int n_items, int grain, F&& fn) {
+        parallel_for_dynamic(n_items, grain, kUnknownWork, fn);
     }
 
     // A grain for parallel_for_dynamic: about `chunks_per_thread` chunks per thread, a
@@ -71,19 +133,48 @@ class ThreadPool {
     }
 
  private:
-    using Task = void (*)(void*, int, int);
-    void run_raw(Task task, void* ctx);
-    void worker(int index);
+    using Task = void (*)(void* ctx, int chunk, int n_chunks);
+    static constexpr int kRangesPerThread = 4;
 
-    int n_threads_;
-    std::vector<std::thread> threads_;
-    std::atomic<uint64_t> generation_{0};
-    std::atomic<int> done_{0};
-    std::atomic<bool> stop_{false};
+    // The mutex and condition variables. After fork() the child may find them locked by a
+    // thread that no longer exists, so the child abandons them and makes new ones.
+    struct Sync {
+        std::mutex mutex;
+        std::condition_variable work_ready;   // workers sleeping between regions
+        std::condition_variable region_done;  // the caller sleeping on its last chunks
+        uint64_t wake_count = 0;              // guarded by mutex
+    };
+
+    void run_chunks(int n_chunks, int64_t work, Task task, void* ctx);
+    void run_inline(int n_chunks, Task task, void* ctx);
+    void claim_chunks();
+    void run_chunk(int chunk);
+    void wait_for_region_done();
+    void wake_workers();
+    bool wait_for_work();
+    void worker();
+    void start_workers();
+    void restart_after_fork();
+
+    const int n_threads_;
+    std::unique_ptr<Sync> sync_;
+    std::unique_ptr<std::vector<std::thread>> threads_;
+    unsigned fork_epoch_ = 0;  // the process generation whose threads threads_ holds
+
+    // The region being run. task_, ctx_ and n_chunks_ are written before remaining_ publishes
+    // them and read only by a thread that has claimed a chunk, which the caller waits for.
     Task task_ = nullptr;
     void* ctx_ = nullptr;
-    std::mutex mutex_;
-    std::condition_variable wake_;
+    int n_chunks_ = 0;
+    std::atomic<int> remaining_{0};  // chunks not yet claimed; may dip below 0
+    std::atomic<int> completed_{0};
+    std::atomic<bool> caller_sleeping_{false};
+    std::atomic<bool> failed_{false};
+    std::exception_ptr error_;  // written by the first chunk to throw (failed_ exchange)
+
+    std::atomic<bool> in_use_{false};  // a region is running: other callers run inline
+    std::atomic<int> sleepers_{0};
+    std::atomic<bool> stop_{false};
 };
 
 }  // namespace bitnet

@@ -1,0 +1,240 @@
+// ThreadPool: every item visited exactly once whatever the split, small work on the calling
+// thread, calls from inside a region and from several threads at once, more threads than
+// cores, exceptions, and fork() (the child gets working threads; the parent keeps its own).
+// Prints one line per failed check and "N passed, M failed"; exits non-zero on a failure. A
+// hang is a failure too: an alarm ends the process.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../engine/thread_pool.h"
+
+using bitnet::ThreadPool;
+
+namespace {
+
+constexpr unsigned kWholeTestSeconds = 300;
+constexpr int kChildSeconds = 60;
+constexpr int64_t kBig = ThreadPool::kUnknownWork;
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+    (ok ? passed : failed)++;
+    if (!ok) std::printf("FAIL %s\n", what.c_str());
+}
+
+// Counts visits per item; true when every item in [0, n) was visited exactly once.
+class Visits {
+ public:
+    explicit Visits(int n) : counts_(n) {}
+    void visit(int begin, int end) {
+        for (int i = begin; i < end; ++i) counts_[i].fetch_add(1, std::memory_order_relaxed);
+    }
+    bool each_once() const {
+        for (const auto& c : counts_) {
+            if (c.load() != 1) return false;
+        }
+        return true;
+    }
+
+ private:
+    std::vector<std::atomic<int>> counts_;
+};
+
+bool parallel_for_covers(ThreadPool& pool, int n) {
+    Visits v(n);
+    pool.parallel_for(n, [&](int b, int e) { v.visit(b, e); });
+    return v.each_once();
+}
+
+bool dynamic_covers(ThreadPool& pool, int n, int grain) {
+    Visits v(n);
+    pool.parallel_for_dynamic(n, grain, [&](int b, int e) { v.visit(b, e); });
+    return v.each_once();
+}
+
+bool run_covers(ThreadPool& pool) {
+    Visits v(pool.size());
+    bool sizes_ok = true;
+    pool.run([&](int i, int n) {
+        if (n != pool.size()) sizes_ok = false;
+        v.visit(i, i + 1);
+    });
+    return sizes_ok && v.each_once();
+}
+
+void test_coverage() {
+    for (int threads : {1, 2, 3, 8}) {
+        ThreadPool pool(threads);
+        const std::string t = " threads=" + std::to_string(threads);
+        for (int n : {0, 1, 2, 7, 64, 1000, 100003}) {
+            check(parallel_for_covers(pool, n), "parallel_for n=" + std::to_string(n) + t);
+            for (int grain : {1, 2, 5, 64, 4096}) {
+                check(dynamic_covers(pool, n, grain), "parallel_for_dynamic n=" +
+                                                          std::to_string(n) + " grain=" +
+                                                          std::to_string(grain) + t);
+            }
+        }
+        check(run_covers(pool), "run" + t);
+        // Many regions back to back: workers go between spinning, claiming and sleeping.
+        bool all = true;
+        for (int r = 0; r < 3000; ++r) all = all && dynamic_covers(pool, 257, 3);
+        check(all, "3000 regions" + t);
+    }
+}
+
+void test_small_work_stays_on_caller() {
+    ThreadPool pool(4);
+    const auto me = std::this_thread::get_id();
+    bool on_caller = true;
+    const int64_t small = ThreadPool::kMinWorkPerThread;
+    check(!pool.worth_sharing(small), "worth_sharing(kMinWorkPerThread) is false");
+    check(pool.worth_sharing(2 * small), "worth_sharing(2 * kMinWorkPerThread) is true");
+    check(!ThreadPool(1).worth_sharing(kBig), "a 1-thread pool never shares");
+    Visits v(1000);
+    pool.parallel_for_dynamic(1000, 4, small, [&](int b, int e) {
+        on_caller = on_caller && std::this_thread::get_id() == me;
+        v.visit(b, e);
+    });
+    check(on_caller && v.each_once(), "small parallel_for_dynamic runs on the caller");
+    int calls = 0;
+    pool.run(small, [&](int, int) {
+        on_caller = on_caller && std::this_thread::get_id() == me;
+        ++calls;
+    });
+    check(on_caller && calls == 4, "small run makes every call on the caller");
+}
+
+void test_nested_and_concurrent() {
+    ThreadPool pool(3);
+    Visits outer(64);
+    std::atomic<bool> inner_ok{true};
+    pool.parallel_for(64, [&](int b, int e) {
+        outer.visit(b, e);
+        if (!parallel_for_covers(pool, 100)) inner_ok = false;
+    });
+    check(outer.each_once() && inner_ok, "parallel_for inside a region");
+
+    std::atomic<int> bad{0};
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 4; ++c) {
+        callers.emplace_back([&, c] {
+            for (int r = 0; r < 300; ++r) {
+                if (!dynamic_covers(pool, 500 + c, 7)) bad++;
+            }
+        });
+    }
+    for (auto& t : callers) t.join();
+    check(bad == 0, "four threads sharing one pool");
+}
+
+void test_oversubscribed() {
+    // Far more threads than this machine has cores: every region must still finish.
+    const int threads = 4 * static_cast<int>(std::thread::hardware_concurrency()) + 8;
+    ThreadPool pool(threads);
+    bool all = true;
+    for (int r = 0; r < 2000; ++r) all = all && dynamic_covers(pool, 4096, 16);
+    for (int r = 0; r < 200; ++r) all = all && run_covers(pool);
+    check(all, "oversubscribed pool of " + std::to_string(threads) + " threads");
+}
+
+void test_exceptions() {
+    ThreadPool pool(4);
+    bool threw = false;
+    try {
+        pool.parallel_for_dynamic(1000, 10, [&](int b, int) {
+            if (b == 500) throw std::runtime_error("chunk 50");
+        });
+    } catch (const std::runtime_error& e) {
+        threw = std::string(e.what()) == "chunk 50";
+    }
+    check(threw, "an exception in a chunk reaches the caller");
+    check(dynamic_covers(pool, 1000, 10), "the pool works after an exception");
+    bool rejected = false;
+    try {
+        ThreadPool too_many(ThreadPool::kMaxThreads + 1);
+    } catch (const std::invalid_argument&) {
+        rejected = true;
+    }
+    check(rejected, "more than kMaxThreads threads is rejected");
+    rejected = false;
+    try {
+        ThreadPool none(0);
+    } catch (const std::invalid_argument&) {
+        rejected = true;
+    }
+    check(rejected, "0 threads is rejected");
+}
+
+// Runs `child` in a forked process (exit status 0 = pass) and waits at most kChildSeconds.
+bool in_child(bool (*child)(ThreadPool&), ThreadPool& pool) {
+    std::fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        alarm(kChildSeconds);
+        _exit(child(pool) ? 0 : 1);
+    }
+    if (pid < 0) return false;
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return false;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool child_uses_pool(ThreadPool& pool) {
+    bool all = true;
+    for (int r = 0; r < 200; ++r) all = all && dynamic_covers(pool, 4096, 16);
+    return all && run_covers(pool) && parallel_for_covers(pool, 1000);
+}
+
+bool child_forks_again(ThreadPool& pool) {
+    return child_uses_pool(pool) && in_child(child_uses_pool, pool) && child_uses_pool(pool);
+}
+
+bool child_destroys_unused_pool(ThreadPool&) {
+    auto* pool = new ThreadPool(3);
+    pool->parallel_for(1000, [](int, int) {});
+    // A pool created here and destroyed after a fork in the grandchild...
+    const bool ok = in_child(
+        [](ThreadPool& p) {
+            delete &p;  // ...joins no thread of another process
+            return true;
+        },
+        *pool);
+    delete pool;
+    return ok;
+}
+
+void test_fork() {
+    ThreadPool pool(2);
+    check(dynamic_covers(pool, 4096, 16), "parent before fork");
+    check(in_child(child_uses_pool, pool), "child of fork uses the parent's pool");
+    check(dynamic_covers(pool, 4096, 16), "parent after fork");
+    check(in_child(child_forks_again, pool), "grandchild of fork");
+    check(in_child(child_destroys_unused_pool, pool), "pool destroyed in a child");
+    ThreadPool busy(2);
+    // Fork while the pool's workers are spinning right after a region.
+    dynamic_covers(busy, 100000, 8);
+    check(in_child(child_uses_pool, busy), "fork right after a region");
+}
+
+}  // namespace
+
+int main() {
+    alarm(kWholeTestSeconds);
+    test_coverage();
+    test_small_work_stays_on_caller();
+    test_nested_and_concurrent();
+    test_oversubscribed();
+    test_exceptions();
+    test_fork();
+    std::printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
