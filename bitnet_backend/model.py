@@ -39,6 +39,7 @@ from .constraints import (
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
 from .generation import TextAssembler, normalize_stop
 from .sampling import SamplingParams, resolve_seed
+from .threads import check_n_threads, default_threads
 from .tokenizer import Tokenizer, find_chat_template
 
 if TYPE_CHECKING:
@@ -142,14 +143,6 @@ class _Plan:
     grammar: Grammar | None = None  # constrains every sampled token (json_schema, tools)
 
 
-def default_threads() -> int:
-    """Worker threads when none are asked for: every CPU this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
     if source is None:
         if not (DEFAULT_MODEL_DIR / "config.json").is_file():
@@ -195,16 +188,13 @@ def load(
     ``source``: a local checkpoint directory (Hugging Face layout), a hub id, or None for the
     default model bundled with the package. ``backend``: a backend name or "auto" (the
     highest-priority available one; see ``bitnet plugins``). ``n_threads``: worker threads
-    (default: the CPUs this process may use). ``n_ctx``: context window in tokens (default:
-    the model's max_position_embeddings). ``progress``: show a progress bar while reading
-    weights (None: only for large checkpoints). ``cache_prompt`` (default True): reuse the
-    KV cache of the previous call for a prompt that shares its prefix (multi-turn chat).
-    Other options go to the backend's ``load``.
+    (default: the physical cores this process may use; at most 4 per usable CPU). ``n_ctx``:
+    context window in tokens (default: the model's max_position_embeddings). ``progress``:
+    show a progress bar while reading weights (None: only for large checkpoints).
+    ``cache_prompt`` (default True): reuse the KV cache of the previous call for a prompt that
+    shares its prefix (multi-turn chat). Other options go to the backend's ``load``.
     """
-    if n_threads is None:
-        n_threads = default_threads()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise InvalidParameterError(f"n_threads must be an integer >= 1, got {n_threads!r}")
+    n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
     if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
         raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
     chosen = plugins.get_backend(backend)  # before reading gigabytes of weights

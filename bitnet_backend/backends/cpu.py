@@ -12,6 +12,7 @@ import pluggy
 
 from ..convert import prepacked_head, prepacked_layout
 from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
+from ..threads import check_n_threads
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -341,8 +342,7 @@ class CpuBackend:
             raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")
         if isa not in _ISAS:
             raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
-        if not isinstance(n_threads, int) or n_threads < 1:
-            raise InvalidParameterError(f"n_threads must be a positive integer, got {n_threads!r}")
+        check_n_threads(n_threads)
         if layout == "auto":
             layout = default_layout(isa, n_threads, favour_decode=preset_name == "speed")
         if lm_head == "auto":
