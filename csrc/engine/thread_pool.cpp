@@ -65,7 +65,16 @@ void ThreadPool::start_workers() {
     threads_ = std::make_unique<std::vector<std::thread>>();
     fork_epoch_ = g_fork_epoch.load(std::memory_order_relaxed);
     threads_->reserve(n_threads_ - 1);
-    for (int i = 1; i < n_threads_; ++i) threads_->emplace_back([this] { worker(); });
+    try {
+        for (int i = 1; i < n_threads_; ++i) threads_->emplace_back([this] { worker(); });
+    } catch (...) {
+        // Out of threads or memory: stop the ones that started rather than leave them running.
+        stop_.store(true);
+        wake_workers();
+        for (auto& t : *threads_) t.join();
+        threads_->clear();
+        throw;
+    }
 }
 
 void ThreadPool::restart_after_fork() {
