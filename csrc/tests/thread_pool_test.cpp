@@ -3,6 +3,8 @@
 // cores, exceptions, and fork() (the child gets working threads; the parent keeps its own).
 // Prints one line per failed check and "N passed, M failed"; exits non-zero on a failure. A
 // hang is a failure too: an alarm ends the process.
+#include "../engine/thread_pool.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "../engine/thread_pool.h"
 
 using bitnet::ThreadPool;
 
@@ -78,9 +78,9 @@ void test_coverage() {
         for (int n : {0, 1, 2, 7, 64, 1000, 100003}) {
             check(parallel_for_covers(pool, n), "parallel_for n=" + std::to_string(n) + t);
             for (int grain : {1, 2, 5, 64, 4096}) {
-                check(dynamic_covers(pool, n, grain), "parallel_for_dynamic n=" +
-                                                          std::to_string(n) + " grain=" +
-                                                          std::to_string(grain) + t);
+                check(dynamic_covers(pool, n, grain),
+                      "parallel_for_dynamic n=" + std::to_string(n) +
+                          " grain=" + std::to_string(grain) + t);
             }
         }
         check(run_covers(pool), "run" + t);
