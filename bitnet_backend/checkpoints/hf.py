@@ -17,7 +17,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import CheckpointError, UnsupportedModelError
 from .safetensors_file import SafetensorsFile
-from .ternary import bf16_to_f32, is_packed
+from .ternary import bf16_to_f32
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -161,11 +161,11 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
 
 
 def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str, ...]]]:
-    """Every tensor the BitNet forward reads: name -> (shape, allowed dtypes)."""
+    """Every tensor the forward of ``config``'s family reads: name -> (shape, allowed dtypes)."""
     h, i = config.hidden_size, config.intermediate_size
     q_out = config.num_attention_heads * config.head_dim
     kv_out = config.num_key_value_heads * config.head_dim
-    packed = is_packed(config.linear_class, config.quantization_mode)
+    packed = config.packed_weights
     need: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
         "model.embed_tokens.weight": ((config.vocab_size, h), FLOAT_DTYPES),
         "model.norm.weight": ((h,), FLOAT_DTYPES),
@@ -192,8 +192,11 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
         p = f"model.layers.{layer}."
         need[p + "input_layernorm.weight"] = ((h,), FLOAT_DTYPES)
         need[p + "post_attention_layernorm.weight"] = ((h,), FLOAT_DTYPES)
-        need[p + "self_attn.attn_sub_norm.weight"] = ((h,), FLOAT_DTYPES)
-        need[p + "mlp.ffn_sub_norm.weight"] = ((i,), FLOAT_DTYPES)
+        arch = config.architecture
+        if arch.attn_sub_norm is not None:
+            need[p + arch.attn_sub_norm] = ((h,), FLOAT_DTYPES)
+        if arch.ffn_sub_norm is not None:
+            need[p + arch.ffn_sub_norm] = ((i,), FLOAT_DTYPES)
         if converted:
             for part in ("qkv", "o", "gate_up", "down"):
                 need[f"bitnet.layers.{layer}.{part}.scales"] = ((-1,), ("F32",))
@@ -210,14 +213,14 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
 def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef]) -> None:
     cfg_path = d / "config.json"
     q_out = config.num_attention_heads * config.head_dim
-    if q_out != config.hidden_size:
-        # attn_sub_norm has hidden_size weights but normalises the concatenated heads.
+    if q_out != config.hidden_size and config.architecture.attn_sub_norm is not None:
+        # The attention sub-norm has hidden_size weights but normalises the concatenated heads.
         raise UnsupportedModelError(
             cfg_path,
             f"num_attention_heads * head_dim = {q_out} must equal hidden_size {config.hidden_size}",
         )
     converted = "bitnet_backend_layout" in config.extra
-    if is_packed(config.linear_class, config.quantization_mode) and not converted:
+    if config.packed_weights and not converted:
         kv_out = config.num_key_value_heads * config.head_dim
         for what, n in (("hidden_size", q_out), ("k/v width", kv_out)):
             if n % 4:
