@@ -106,6 +106,14 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     d = Path(path)
     if not d.exists():
         raise CheckpointError(d, "checkpoint directory does not exist")
+    if d.is_file() and d.suffix == ".gguf":
+        return _load_gguf(d)
+    if d.is_dir() and not (d / "config.json").exists():
+        from .gguf import find_gguf
+
+        gguf_file = find_gguf(d)
+        if gguf_file is not None:
+            return _load_gguf(gguf_file)
     if not d.is_dir():
         raise CheckpointError(
             d,
@@ -160,6 +168,30 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     )
 
 
+def _load_gguf(path: Path) -> Checkpoint:
+    """A GGUF file as a Checkpoint (checkpoints/gguf.py maps it to Hugging Face names)."""
+    from .gguf import read_gguf
+
+    contents = read_gguf(path)
+    config = ModelConfig.from_dict(contents.config, path)
+    tensors = {
+        name: TensorRef(name, dtype, shape, data, path)
+        for name, (dtype, shape, data) in contents.tensors.items()
+    }
+    _validate_tensors(path, config, tensors)
+    eos = tuple(dict.fromkeys((*contents.eos_token_ids, *config.eos_token_ids)))
+    return Checkpoint(
+        path,
+        config,
+        {},
+        tensors,
+        contents.tokenizer_file,
+        contents.tokenizer_config,
+        eos,
+        [],
+    )
+
+
 def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str, ...]]]:
     """Every tensor the forward of ``config``'s family reads: name -> (shape, allowed dtypes)."""
     h, i = config.hidden_size, config.intermediate_size
@@ -211,7 +243,8 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
 
 
 def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef]) -> None:
-    cfg_path = d / "config.json"
+    # ``d`` is a checkpoint directory, or a GGUF file that holds config and tensors alike.
+    cfg_path = d if d.is_file() else d / "config.json"
     q_out = config.num_attention_heads * config.head_dim
     if q_out != config.hidden_size and config.architecture.attn_sub_norm is not None:
         # The attention sub-norm has hidden_size weights but normalises the concatenated heads.
@@ -237,7 +270,9 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
         ref = tensors.get(name)
         if ref is None:
             where = INDEX_FILE if (d / INDEX_FILE).exists() else SINGLE_FILE
-            raise CheckpointError(d / where, f"required tensor {name!r} is missing")
+            raise CheckpointError(
+                d if d.is_file() else d / where, f"required tensor {name!r} is missing"
+            )
         if ref.dtype not in dtypes:
             raise CheckpointError(
                 ref.file, f"tensor {name!r} has dtype {ref.dtype}, expected {' or '.join(dtypes)}"
