@@ -346,3 +346,28 @@ def test_gguf_metadata_describes_the_source(hf_dir, gguf_file):
     assert meta["llama.embedding_length"] == cfg["hidden_size"]
     assert meta["llama.attention.head_count_kv"] == cfg["num_key_value_heads"]
     assert meta["general.file_type"] == 37
+
+
+def test_one_gguf_file_of_a_hub_repo_loads_offline(gguf_file, tmp_path, monkeypatch):
+    import bitnet_backend as bb
+    from bitnet_backend.checkpoints.hub import parse_repo_file
+    from bitnet_backend.testing import write_hub_cache
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for t in ("tq2_0", "i2_s"):
+        shutil.copy(gguf_file(BITNET_B158, t), repo / f"model-{t}.gguf")
+    cache = tmp_path / "hf" / "hub"
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_hub_cache(cache, "bitnet-tests/tiny-gguf", repo)
+    assert parse_repo_file("bitnet-tests/tiny-gguf/model-i2_s.gguf@main") == (
+        "bitnet-tests/tiny-gguf",
+        "model-i2_s.gguf",
+        "main",
+    )
+    assert parse_repo_file("bitnet-tests/tiny-gguf") is None
+    with bb.load("bitnet-tests/tiny-gguf/model-i2_s.gguf", backend="reference") as model:
+        assert model.checkpoint.path.name == "model-i2_s.gguf"
+        assert model.config.architecture.family == BITNET_B158
