@@ -293,3 +293,25 @@ def test_missing_family_sub_norm_names_the_tensor(paths, tmp_path):
     write_safetensors(dst / "model.safetensors", kept, {"format": "pt"})
     with pytest.raises(CheckpointError, match=r"self_attn\.inner_attn_ln\.weight"):
         load_checkpoint(dst)
+
+
+@pytest.mark.parametrize(
+    ("name", "family", "fmt"),
+    [
+        ("llama-head-dim", LLAMA_BITNET, "safetensors, packed 2-bit linears (bitlinear, offline)"),
+        ("1bitllm", BITNET_1BITLLM, "safetensors, float16 linears (autobitlinear, online)"),
+    ],
+)
+def test_bitnet_info_shows_family_format_shapes_and_weight_bytes(paths, capsys, name, family, fmt):
+    from bitnet_backend.cli import main
+
+    assert main(["info", str(paths(name)[0]), "--backend", "cpu", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["family"], info["format"]) == (family, fmt)
+    with load_checkpoint(paths(name)[0]) as ckpt:
+        c = ckpt.config
+    assert info["attention"] == (
+        f"{c.num_attention_heads} heads ({c.num_key_value_heads} kv) x {c.head_dim}"
+    )
+    assert info["intermediate_size"] == c.intermediate_size
+    assert info["engine"]["weight_bytes"] > 0

@@ -371,3 +371,14 @@ def test_one_gguf_file_of_a_hub_repo_loads_offline(gguf_file, tmp_path, monkeypa
     with bb.load("bitnet-tests/tiny-gguf/model-i2_s.gguf", backend="reference") as model:
         assert model.checkpoint.path.name == "model-i2_s.gguf"
         assert model.config.architecture.family == BITNET_B158
+
+
+def test_bitnet_info_describes_a_gguf_file(gguf_file, capsys):
+    from bitnet_backend.cli import main
+
+    path = gguf_file(LLAMA_BITNET, "i2_s")
+    assert main(["info", str(path), "--backend", "reference", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["family"] == LLAMA_BITNET
+    assert info["format"] == "GGUF I2_S (llama; BF16 x2, F32 x5)"
+    assert info["engine"]["weight_bytes"] > 0

@@ -74,6 +74,21 @@ class Checkpoint:
         return ref
 
     @property
+    def format(self) -> str:
+        """How the weights are stored, e.g. ``"GGUF I2_S (bitnet-b1.58)"``."""
+        c = self.config
+        gguf = c.extra.get("gguf")
+        if isinstance(gguf, dict):
+            types = gguf.get("tensor_types") or {}
+            ternary = [t for t in ("TQ1_0", "TQ2_0", "I2_S") if t in types]
+            others = ", ".join(f"{n} x{k}" for n, k in types.items() if n not in ternary)
+            return f"GGUF {'/'.join(ternary)} ({gguf.get('architecture')}; {others})"
+        if "bitnet_backend_layout" in c.extra:
+            return "safetensors, converted to the kernel layout"
+        linears = "packed 2-bit linears" if c.packed_weights else f"{c.torch_dtype} linears"
+        return f"safetensors, {linears} ({c.linear_class}, {c.quantization_mode})"
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """The safetensors files backing the tensors."""
         return tuple(f.path for f in self._files)
