@@ -315,3 +315,31 @@ def test_bitnet_info_shows_family_format_shapes_and_weight_bytes(paths, capsys, 
     )
     assert info["intermediate_size"] == c.intermediate_size
     assert info["engine"]["weight_bytes"] > 0
+
+
+# -- cpu and reference over every config combination the loader accepts ----------------------
+
+COMBINATIONS = [
+    {"family": family, "linear_class": linear_class, "mode": mode}
+    for family in ("bitnet-b1.58", LLAMA_BITNET)
+    for linear_class in ("bitlinear", "autobitlinear")
+    for mode in ("offline", "online")
+] + [{"family": BITNET_1BITLLM, "dtype": "float16"}]
+
+
+@pytest.mark.parametrize("combo", COMBINATIONS, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_cpu_matches_reference_for_every_accepted_combination(make_checkpoint, combo):
+    pytest.importorskip("bitnet_backend._engine")
+    from bitnet_backend.backends import cpu, reference
+
+    with load_checkpoint(make_checkpoint(**combo, seed=7)) as ckpt:
+        c = ckpt.config
+        ref = reference.BACKEND.load(ckpt, n_threads=1)
+        fast = cpu.BACKEND.load(ckpt, n_threads=2, lm_head="f32")
+        try:
+            ids = prompt_ids(c.vocab_size, 48, seed=8, bos=c.bos_token_id)
+            check_loose(fast.logits(ids), ref.logits(ids))
+            check_strict(fast.logits(ids[:6]), ref.logits(ids[:6]))
+        finally:
+            fast.close()
+            ref.close()
