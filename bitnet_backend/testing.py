@@ -56,7 +56,31 @@ SHAPES: dict[str, dict[str, Any]] = {
         "num_key_value_heads": 5,
         "vocab_size": 128256,
     },
+    # tiiuae/Falcon3-3B-Instruct-1.58bit (llama-bitnet)
+    "falcon3-3b": {
+        "hidden_size": 3072,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 22,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "vocab_size": 131072,
+    },
+    # HF1BitLLM/Llama3-8B-1.58-100B-tokens (llama-bitnet)
+    "llama3-8b": {
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-05,
+        "rope_theta": 500000.0,
+    },
 }
+# The family a named shape is written as unless one is given.
+SHAPE_FAMILIES = {"falcon3-3b": LLAMA_BITNET, "llama3-8b": LLAMA_BITNET}
 # config.json keys of tiiuae/Falcon3-1B-Instruct-1.58bit that differ from 2B-4T's.
 _LLAMA_BITNET_KEYS: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"],
@@ -217,13 +241,14 @@ def build_config(
     mode: str = "offline",
     linear_class: str | None = None,
     dtype: str = "bfloat16",
-    family: str = BITNET_B158,
+    family: str | None = None,
 ) -> dict[str, Any]:
     """The config.json dict ``write_checkpoint`` writes (the keys of the family's real repos).
 
     ``shape`` is a name from SHAPES or a dict of config.json overrides applied to
     ``SHAPES[shape.get("base", "tiny")]``. vocab_size defaults to the tokenizer size rounded
-    up to a multiple of 64. ``family`` (see ``architecture.FAMILIES``): "bitnet-b1.58" is
+    up to a multiple of 64. ``family`` (see ``architecture.FAMILIES``; default: the named
+    shape's in SHAPE_FAMILIES, else "bitnet-b1.58"): "bitnet-b1.58" is
     shaped as microsoft/bitnet-b1.58-2B-4T, "llama-bitnet" as tiiuae/Falcon3-*-1.58bit
     (untied head, quantization_config without linear_class, which means bitlinear),
     "1bitllm-bitnet" as 1bitLLM/bitnet_b1_58-large (float16 latent weights, no
@@ -239,6 +264,9 @@ def build_config(
         if base not in SHAPES:
             raise ValueError(f"unknown base shape {base!r}")
         overrides = {**SHAPES[base], **overrides}
+    if family is None:
+        base = shape if isinstance(shape, str) else shape.get("base", "tiny")
+        family = SHAPE_FAMILIES.get(str(base), BITNET_B158)
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     if mode not in ("offline", "online"):
@@ -315,7 +343,7 @@ def write_checkpoint(
     dtype: str = "bfloat16",
     tokenizer: bool = True,
     progress: bool = False,
-    family: str = BITNET_B158,
+    family: str | None = None,
 ) -> Path:
     """Write a random checkpoint directory of ``family`` (see ``build_config``); its path.
 
@@ -628,7 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["offline", "online"], default="offline")
     parser.add_argument("--linear-class", choices=["bitlinear", "autobitlinear"], default=None)
     parser.add_argument("--dtype", choices=sorted(_ST_DTYPES), default="bfloat16")
-    parser.add_argument("--family", choices=FAMILIES, default=BITNET_B158)
+    parser.add_argument(
+        "--family", choices=FAMILIES, default=None, help="default: bitnet-b1.58, or the shape's"
+    )
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -343,3 +343,15 @@ def test_cpu_matches_reference_for_every_accepted_combination(make_checkpoint, c
         finally:
             fast.close()
             ref.close()
+
+
+@pytest.mark.parametrize(
+    ("shape", "params"), [("falcon3-3b", 3_227_655_168), ("llama3-8b", 8_030_261_248)]
+)
+def test_benchmark_shapes_are_written_as_their_family(shape, params):
+    from bitnet_backend.testing import build_config
+
+    config = ModelConfig.from_dict(build_config(shape))
+    assert config.architecture.family == LLAMA_BITNET and not config.tie_word_embeddings
+    # Meta's published count for Llama-3-8B; Falcon3-3B's from its config.
+    assert config.parameter_count == params
