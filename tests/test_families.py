@@ -355,3 +355,22 @@ def test_benchmark_shapes_are_written_as_their_family(shape, params):
     assert config.architecture.family == LLAMA_BITNET and not config.tie_word_embeddings
     # Meta's published count for Llama-3-8B; Falcon3-3B's from its config.
     assert config.parameter_count == params
+
+
+@pytest.mark.parametrize("name", ["llama-head-dim", "1bitllm"])
+def test_converted_family_checkpoint_gives_the_same_logits(paths, tmp_path, name):
+    pytest.importorskip("bitnet_backend._engine")
+    from bitnet_backend.backends import cpu
+    from bitnet_backend.convert import convert
+
+    src = paths(name)[0]
+    out = convert(src, tmp_path / "converted", lm_head="int8")
+    with load_checkpoint(src) as a, load_checkpoint(out) as b:
+        want = cpu.BACKEND.load(a, n_threads=2, lm_head="int8")
+        got = cpu.BACKEND.load(b, n_threads=2)
+        try:
+            ids = prompt_ids(a.config.vocab_size, 16, seed=9, bos=a.config.bos_token_id)
+            np.testing.assert_array_equal(got.logits(ids), want.logits(ids))
+        finally:
+            got.close()
+            want.close()
