@@ -382,3 +382,25 @@ def test_bitnet_info_describes_a_gguf_file(gguf_file, capsys):
     assert info["family"] == LLAMA_BITNET
     assert info["format"] == "GGUF I2_S (llama; BF16 x2, F32 x5)"
     assert info["engine"]["weight_bytes"] > 0
+
+
+def test_the_default_model_round_trips_through_an_i2s_gguf(tmp_path):
+    import bitnet_backend as bb
+    from bitnet_backend.model import DEFAULT_MODEL_DIR
+    from bitnet_backend.testing import corpus
+
+    path = export_gguf(DEFAULT_MODEL_DIR, tmp_path / "default.gguf", "i2_s")
+    with (
+        bb.load(DEFAULT_MODEL_DIR, backend="reference") as want,
+        bb.load(path, backend="reference") as got,
+    ):
+        texts = [*corpus(), *CORPUS, "<|eot_id|><|end_of_text|> trailing  "]
+        for text in texts:
+            assert got.tokenizer.encode(text) == want.tokenizer.encode(text), text
+        chat = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ]
+        assert got.apply_chat_template(chat) == want.apply_chat_template(chat)
+        ids = want.tokenizer.encode(CORPUS[0])
+        np.testing.assert_array_equal(got.logits(ids), want.logits(ids))
