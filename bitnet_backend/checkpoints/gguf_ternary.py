@@ -89,6 +89,17 @@ def decode(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np
         raise TernaryFormatError(
             f"{qtype.name} blocks have {used.size} different scales: not one ternary scale"
         )
-    values = gguf.quants.dequantize(raw.reshape(out_f, -1), qtype)
-    w = np.sign(values).astype(np.int8).reshape(out_f, in_f)
+    if ggml_type == TQ2_0:
+        # Straight from the 2-bit fields (no float pass): byte m of 32-byte chunk j holds
+        # values 128j + 32l + m at bits 2l.
+        qs = blocks[:, : QK_K // 4].reshape(-1, 2, 1, 32)
+        codes = (qs >> np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)) & np.uint8(3)
+        if (codes == 3).any():
+            raise TernaryFormatError("TQ2_0 data holds the unused code 3")
+        w = codes.astype(np.int8).reshape(-1, QK_K) - np.int8(1)
+        w[scales == 0] = 0  # a block with scale 0 is zero whatever its codes
+        w = w.reshape(out_f, in_f)
+    else:
+        values = gguf.quants.dequantize(raw.reshape(out_f, -1), qtype)
+        w = np.sign(values).astype(np.int8).reshape(out_f, in_f)
     return w, float(used[0]) if used.size else 0.0
