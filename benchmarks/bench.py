@@ -1,6 +1,7 @@
 """Benchmark this engine against llama.cpp on a model of the BitNet b1.58 2B-4T shape.
 
     python benchmarks/bench.py [--threads 1,2] [--rounds 3] [--quick] [--skip-llamacpp] [--check]
+                               [--shape 2b-4t|falcon3-3b|llama3-8b]
 
 One run: builds llama.cpp from the llama-cpp-python sdist on PyPI (once, cached), writes a
 random checkpoint of the exact microsoft/bitnet-b1.58-2B-4T shape (once, cached), converts
@@ -83,20 +84,29 @@ def log(msg: str) -> None:
 # --- inputs ------------------------------------------------------------------------------
 
 
-def ensure_model(path: Path) -> Path:
-    """The random 2B-4T-shaped checkpoint, written once by bitnet_backend.testing."""
+def ensure_model(path: Path, shape: str = "2b-4t") -> Path:
+    """The random checkpoint of a model shape, written once by bitnet_backend.testing."""
     done = path / ".complete"
     if done.exists():
         return path
-    log(f"writing a random 2B-4T-shaped checkpoint to {path} (once)")
-    cmd = [sys.executable, "-m", "bitnet_backend.testing", "--shape", "2b-4t", str(path)]
+    log(f"writing a random {shape}-shaped checkpoint to {path} (once)")
+    cmd = [sys.executable, "-m", "bitnet_backend.testing", "--shape", shape, str(path)]
     subprocess.run(cmd, check=True)
     done.write_text("ok\n")
     return path
 
 
 def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
-    """GGUF TQ2_0 / TQ1_0 of the checkpoint (via an f16 GGUF), rebuilt if the model changed."""
+    """GGUF TQ2_0 / TQ1_0 of the checkpoint, rebuilt if the model changed.
+
+    2B-4T goes through an f16 GGUF of llama.cpp's "bitnet" arch and llama-quantize; the
+    Llama-architecture families are written directly by ``bitnet convert --to gguf`` (arch
+    "llama", untied head), which llama.cpp runs as any Llama.
+    """
+    from bitnet_backend.architecture import BITNET_B158
+    from bitnet_backend.config import ModelConfig
+
+    family = ModelConfig.from_file(model / "config.json").architecture.family
     out_dir = CACHE / "gguf" / model.name
     out_dir.mkdir(parents=True, exist_ok=True)
     src_mtime = (model / "config.json").stat().st_mtime
@@ -106,6 +116,11 @@ def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
         q = out_dir / f"model.{qtype.lower()}.gguf"
         if q.exists() and q.stat().st_mtime < src_mtime:
             q.unlink()
+        if not q.exists() and family != BITNET_B158:
+            log(f"converting {model} -> {q.name}")
+            cli = "from bitnet_backend.cli import main; raise SystemExit(main())"
+            convert = ["convert", str(model), str(q), "--to", "gguf", "--type", qtype.lower()]
+            subprocess.run([sys.executable, "-c", cli, *convert], check=True)
         if not q.exists():
             if not f16.exists() or f16.stat().st_mtime < src_mtime:
                 log(f"converting {model} -> {f16.name}")
@@ -379,7 +394,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-llamacpp", action="store_true", help="measure this engine only")
     p.add_argument("--check", action="store_true", help="only verify the GGUF conversion")
     p.add_argument("--variants", default="", help="comma-separated engine variant names")
-    p.add_argument("--checkpoint", type=Path, help="use this 2B-4T-shaped checkpoint instead")
+    p.add_argument(
+        "--shape",
+        choices=("2b-4t", "falcon3-3b", "llama3-8b"),
+        default="2b-4t",
+        help="model shape of the random checkpoint (2b-4t)",
+    )
+    p.add_argument("--checkpoint", type=Path, help="use this checkpoint instead")
     p.add_argument("--llamacpp-version", default=llamacpp.DEFAULT_VERSION)
     p.add_argument("--out", type=Path, help="results JSON (default results/<timestamp>.json)")
     p.add_argument("--show", type=Path, help="print the tables of a saved results JSON and exit")
@@ -421,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         _write(out, report)
         return 0 if res["passed"] else 1
 
-    model = args.checkpoint or ensure_model(CACHE / "model-2b-4t")
+    model = args.checkpoint or ensure_model(CACHE / f"model-{args.shape}", args.shape)
     ggufs = ensure_ggufs(lc, model) if lc is not None else {}
     variants = discover_variants([v for v in args.variants.split(",") if v] or None)
     report["engine_variants"] = [vars(v) for v in variants]

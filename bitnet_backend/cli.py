@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import __version__, plugins
+from .checkpoints.gguf_ternary import TERNARY_TYPES
 from .errors import BitnetError
 from .model import Model, load
 
@@ -107,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--lm-head", choices=("auto", "int8", "q6", "q4", "f32"), default="auto")
     convert.add_argument("--layout", choices=("auto", "i2_r16", "i1_r16"), default="auto")
     convert.add_argument("--threads", type=int, metavar="N", default=1)
+    convert.add_argument(
+        "--to",
+        choices=("layout", "gguf"),
+        default="layout",
+        help="layout: a directory in the kernel layout; gguf: one GGUF file (OUT) for "
+        "llama.cpp / bitnet.cpp",
+    )
+    convert.add_argument(
+        "--type", choices=tuple(TERNARY_TYPES), default="tq2_0", help="ternary type of a GGUF file"
+    )
     return parser
 
 
@@ -263,6 +274,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .checkpoints.hub import resolve_source
     from .convert import convert
 
+    if args.to == "gguf":
+        from .gguf_export import export_gguf
+
+        print(f"wrote {export_gguf(resolve_source(args.source), args.output, args.type)}")
+        return 0
     out = convert(
         resolve_source(args.source),
         args.output,

@@ -7,14 +7,31 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .architecture import (
+    ACTIVATIONS,
+    BITNET_1BITLLM,
+    BITNET_B158,
+    Architecture,
+    architecture,
+    family_of,
+)
 from .errors import CheckpointError, UnsupportedModelError
 
-SUPPORTED_ARCHITECTURES = ("BitNetForCausalLM",)
+SUPPORTED_ARCHITECTURES = ("BitNetForCausalLM", "BitnetForCausalLM", "LlamaForCausalLM")
+
+
+def packed_weights(linear_class: str, quantization_mode: str) -> bool:
+    """Whether a quantization_config stores its linears packed (uint8 + weight_scale).
+
+    transformers builds a packed BitLinear for every ``bitlinear`` checkpoint whatever its
+    quantization_mode; only ``autobitlinear`` + ``online`` keeps float weights.
+    """
+    return not (linear_class == "autobitlinear" and quantization_mode == "online")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a BitNet b1.58 model, as the engine needs it."""
+    """Architecture of a ternary model, as the engine needs it."""
 
     hidden_size: int
     intermediate_size: int
@@ -35,6 +52,7 @@ class ModelConfig:
     # "offline": packed uint8 ternary weights; "online": float master weights quantized at load.
     quantization_mode: str = "offline"
     torch_dtype: str = "bfloat16"
+    architecture: Architecture = field(default_factory=lambda: architecture(BITNET_B158, "relu2"))
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,17 +66,12 @@ class ModelConfig:
         """Validate a parsed config.json; raise CheckpointError / UnsupportedModelError."""
         if not isinstance(raw, dict):
             raise CheckpointError(path, "config.json must contain a JSON object")
-        archs = raw.get("architectures") or []
-        model_type = raw.get("model_type")
-        if not (set(archs) & set(SUPPORTED_ARCHITECTURES)) and model_type != "bitnet":
+        family = family_of(raw, path)
+        act = raw.get("hidden_act", "relu2" if family == BITNET_B158 else "silu")
+        if act not in ACTIVATIONS:
             raise UnsupportedModelError(
-                path,
-                f"unknown architecture {archs or model_type!r}: only "
-                f"{', '.join(SUPPORTED_ARCHITECTURES)} (model_type 'bitnet') is supported",
+                path, f"hidden_act {act!r} is not supported (need 'relu2' or 'silu')"
             )
-        act = raw.get("hidden_act", "relu2")
-        if act != "relu2":
-            raise UnsupportedModelError(path, f"hidden_act {act!r} is not supported (need 'relu2')")
 
         def req_int(key: str) -> int:
             v = raw.get(key)
@@ -91,6 +104,10 @@ class ModelConfig:
         q = raw.get("quantization_config") or {}
         if not isinstance(q, dict):
             raise CheckpointError(path, "'quantization_config' must be an object")
+        if family == BITNET_1BITLLM and not q:
+            # Float latent weights ternarized per tensor at load (1bitLLM's utils_quant.py):
+            # the math of an online AutoBitLinear.
+            q = {"linear_class": "autobitlinear", "quantization_mode": "online"}
         if q.get("quant_method", "bitnet") != "bitnet":
             raise UnsupportedModelError(
                 path, f"quant_method {q.get('quant_method')!r} is not supported (need 'bitnet')"
@@ -103,6 +120,12 @@ class ModelConfig:
         mode = q.get("quantization_mode", "offline")
         if mode not in ("offline", "online"):
             raise UnsupportedModelError(path, f"quantization_mode {mode!r} is not supported")
+        kept = q.get("modules_to_not_convert") or []
+        if not isinstance(kept, list) or any(m != "lm_head" for m in kept):
+            # Only the output head may stay float: the engine has no float linears.
+            raise UnsupportedModelError(
+                path, f"modules_to_not_convert {kept!r} is not supported (only 'lm_head')"
+            )
         if raw.get("attention_bias") or raw.get("mlp_bias"):
             raise UnsupportedModelError(path, "linear biases are not supported")
         eos = raw.get("eos_token_id")
@@ -125,6 +148,7 @@ class ModelConfig:
             linear_class=linear_class,
             quantization_mode=mode,
             torch_dtype=str(raw.get("torch_dtype", raw.get("dtype", "bfloat16"))),
+            architecture=architecture(family, act),
             extra=raw,
         )
 
@@ -139,11 +163,28 @@ class ModelConfig:
         return cls.from_dict(raw, path)
 
     @property
+    def packed_weights(self) -> bool:
+        """Whether the linears are stored packed (uint8 + weight_scale), not as floats."""
+        return packed_weights(self.linear_class, self.quantization_mode)
+
+    @property
+    def weight_scale_divides(self) -> bool:
+        """The one rule for a linear's scale: True when its output is divided by it.
+
+        BitLinear (``bitlinear``, offline or online) computes ``dot / (s_x * weight_scale)``;
+        AutoBitLinear multiplies by ``weight_scale``, and float weights are ternarized with
+        the multiplier mean|W|.
+        """
+        return self.linear_class == "bitlinear"
+
+    @property
     def parameter_count(self) -> int:
         """Number of parameters (ternary linears + embedding + norms), as reported by info."""
         h, i, L = self.hidden_size, self.intermediate_size, self.num_hidden_layers
         q = self.num_attention_heads * self.head_dim
         kv = self.num_key_value_heads * self.head_dim
-        per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + 3 * h + i
+        arch = self.architecture
+        norms = 2 * h + (q if arch.attn_sub_norm else 0) + (i if arch.ffn_sub_norm else 0)
+        per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + norms
         emb = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
         return L * per_layer + emb + h

@@ -351,11 +351,16 @@ class Model:
         )
         return {
             "architecture": ", ".join(cfg.extra.get("architectures") or ["BitNetForCausalLM"]),
+            "family": cfg.architecture.family,
+            "format": getattr(self.checkpoint, "format", "n/a"),
             "parameters": cfg.parameter_count,
             "context_length": self.n_ctx,
             "max_position_embeddings": cfg.max_position_embeddings,
             "layers": cfg.num_hidden_layers,
             "hidden_size": cfg.hidden_size,
+            "intermediate_size": cfg.intermediate_size,
+            "attention": f"{cfg.num_attention_heads} heads ({cfg.num_key_value_heads} kv) "
+            f"x {cfg.head_dim}",
             "vocab_size": cfg.vocab_size,
             "weight_format": weight_format,
             "backend": self.backend_name,

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from .architecture import BITNET_B158, FAMILIES, LLAMA_BITNET
 from .checkpoints.safetensors_file import TensorSpec, write_safetensors
-from .checkpoints.ternary import f32_to_bf16, is_packed
+from .checkpoints.ternary import f32_to_bf16
 from .config import ModelConfig
 
 SHAPES: dict[str, dict[str, Any]] = {
@@ -55,6 +56,54 @@ SHAPES: dict[str, dict[str, Any]] = {
         "num_key_value_heads": 5,
         "vocab_size": 128256,
     },
+    # tiiuae/Falcon3-3B-Instruct-1.58bit (llama-bitnet)
+    "falcon3-3b": {
+        "hidden_size": 3072,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 22,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "vocab_size": 131072,
+    },
+    # HF1BitLLM/Llama3-8B-1.58-100B-tokens (llama-bitnet)
+    "llama3-8b": {
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-05,
+        "rope_theta": 500000.0,
+    },
+}
+# The family a named shape is written as unless one is given.
+SHAPE_FAMILIES = {"falcon3-3b": LLAMA_BITNET, "llama3-8b": LLAMA_BITNET}
+# config.json keys of tiiuae/Falcon3-1B-Instruct-1.58bit that differ from 2B-4T's.
+_LLAMA_BITNET_KEYS: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_act": "silu",
+    "is_bitnet_config": True,
+    "mlp_bias": False,
+    "pretraining_tp": 1,
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": None,
+    "rope_theta": 1000042,
+    "tie_word_embeddings": False,
+}
+# ... and of 1bitLLM/bitnet_b1_58-large.
+_1BITLLM_KEYS: dict[str, Any] = {
+    "architectures": ["BitnetForCausalLM"],
+    "model_type": "llama",
+    "hidden_act": "silu",
+    "input_bits": 8,
+    "weight_bits": 1,
+    "pretraining_tp": 1,
+    "rope_scaling": None,
+    "rope_theta": 10000.0,
 }
 BOS, EOS, EOT = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"
 # The chat template of microsoft/bitnet-b1.58-2B-4T.
@@ -192,12 +241,18 @@ def build_config(
     mode: str = "offline",
     linear_class: str | None = None,
     dtype: str = "bfloat16",
+    family: str | None = None,
 ) -> dict[str, Any]:
-    """The config.json dict ``write_checkpoint`` writes (same keys as the real 2B-4T one).
+    """The config.json dict ``write_checkpoint`` writes (the keys of the family's real repos).
 
     ``shape`` is a name from SHAPES or a dict of config.json overrides applied to
     ``SHAPES[shape.get("base", "tiny")]``. vocab_size defaults to the tokenizer size rounded
-    up to a multiple of 64.
+    up to a multiple of 64. ``family`` (see ``architecture.FAMILIES``; default: the named
+    shape's in SHAPE_FAMILIES, else "bitnet-b1.58"): "bitnet-b1.58" is
+    shaped as microsoft/bitnet-b1.58-2B-4T, "llama-bitnet" as tiiuae/Falcon3-*-1.58bit
+    (untied head, quantization_config without linear_class, which means bitlinear),
+    "1bitllm-bitnet" as 1bitLLM/bitnet_b1_58-large (float16 latent weights, no
+    quantization_config; ``mode`` and ``linear_class`` do not apply).
     """
     if isinstance(shape, str):
         if shape not in SHAPES:
@@ -209,15 +264,17 @@ def build_config(
         if base not in SHAPES:
             raise ValueError(f"unknown base shape {base!r}")
         overrides = {**SHAPES[base], **overrides}
+    if family is None:
+        base = shape if isinstance(shape, str) else shape.get("base", "tiny")
+        family = SHAPE_FAMILIES.get(str(base), BITNET_B158)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     if mode not in ("offline", "online"):
         raise ValueError(f"mode must be 'offline' or 'online', got {mode!r}")
-    linear_class = linear_class or "autobitlinear"
-    if linear_class not in ("bitlinear", "autobitlinear"):
+    if linear_class not in (None, "bitlinear", "autobitlinear"):
         raise ValueError(f"linear_class must be 'bitlinear' or 'autobitlinear': {linear_class!r}")
-    if mode == "online" and linear_class != "autobitlinear":
-        raise ValueError("online (float master weight) checkpoints need linear_class autobitlinear")
-    if dtype not in ("bfloat16", "float32"):
-        raise ValueError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
+    if dtype not in ("bfloat16", "float32", "float16"):
+        raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
 
     ids = _special_ids()
     n_tok = tokenizer_size()
@@ -245,15 +302,25 @@ def build_config(
         "torch_dtype": dtype,
         "use_cache": True,
         "vocab_size": vocab,
-        "quantization_config": {
-            "quant_method": "bitnet",
-            "linear_class": linear_class,
-            "quantization_mode": mode,
-        },
     }
+    quant: dict[str, Any] = {"quant_method": "bitnet", "quantization_mode": mode}
+    if family == BITNET_B158:
+        quant["linear_class"] = linear_class or "autobitlinear"
+    elif family == LLAMA_BITNET:
+        cfg.update(_LLAMA_BITNET_KEYS)
+        quant = {"modules_to_not_convert": ["lm_head"], **quant}
+        if linear_class is not None:
+            quant["linear_class"] = linear_class
+        if mode == "online":
+            quant["quantization_mode"] = mode
+    else:
+        cfg.update(_1BITLLM_KEYS)
+        quant = {}
+    if quant:
+        cfg["quantization_config"] = quant
     cfg.update(overrides)
     parsed = ModelConfig.from_dict(cfg)
-    if is_packed(linear_class, mode):
+    if parsed.packed_weights:
         widths = {
             "hidden_size": parsed.hidden_size,
             "k/v width": parsed.num_key_value_heads * parsed.head_dim,
@@ -276,16 +343,19 @@ def write_checkpoint(
     dtype: str = "bfloat16",
     tokenizer: bool = True,
     progress: bool = False,
+    family: str | None = None,
 ) -> Path:
-    """Write a random BitNet checkpoint directory and return its path.
+    """Write a random checkpoint directory of ``family`` (see ``build_config``); its path.
 
-    ``mode="offline"`` stores packed uint8 ternary weights + weight_scale; ``"online"`` stores
-    float master weights (``dtype``) quantized at load. ``linear_class`` defaults to
-    autobitlinear, as in the real checkpoints (weight_scale is a multiplier, about mean|W|);
-    with "bitlinear" it is the divisor 1/mean|W|. ``dtype`` is also used for embeddings, norms
-    and weight_scale. ``shards > 1`` writes model-0000k-of-0000n.safetensors + index.
+    Packed checkpoints store uint8 ternary weights + weight_scale (``mode="offline"``, and
+    bitlinear ``"online"``, which transformers also loads packed); autobitlinear ``"online"``
+    and 1bitLLM store float master weights (``dtype``) quantized at load. ``linear_class``
+    defaults to autobitlinear for 2B-4T, as in the real checkpoint (weight_scale is a
+    multiplier, about mean|W|); with "bitlinear" (the llama-bitnet default) it is the divisor
+    1/mean|W|. ``dtype`` is also used for embeddings, norms, the head and weight_scale (1bitLLM
+    ships float16). ``shards > 1`` writes model-0000k-of-0000n.safetensors + index.
     """
-    cfg = build_config(shape, mode, linear_class, dtype)
+    cfg = build_config(shape, mode, linear_class, dtype, family)
     config = ModelConfig.from_dict(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -391,22 +461,29 @@ def _float_spec(
     dtype: str,
     sample: Callable[[np.random.Generator, int], np.ndarray],
 ) -> TensorSpec:
-    st_dtype = "BF16" if dtype == "bfloat16" else "F32"
+    st_dtype = _ST_DTYPES[dtype]
 
     def chunks() -> Iterator[np.ndarray]:
         rng = _rng(seed, name)
         for rows, cols in _row_chunks(shape):
             x = sample(rng, rows * cols).astype(np.float32, copy=False)
-            yield f32_to_bf16(x) if st_dtype == "BF16" else x
+            yield _stored(x, st_dtype)
 
     return TensorSpec(st_dtype, shape, chunks)
 
 
+_ST_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
+
+
+def _stored(x: np.ndarray, st_dtype: str) -> np.ndarray:
+    if st_dtype == "BF16":
+        return f32_to_bf16(x)
+    return x.astype(np.float16) if st_dtype == "F16" else x
+
+
 def _const_spec(value: float, dtype: str) -> TensorSpec:
-    x = np.array([value], dtype=np.float32)
-    if dtype == "bfloat16":
-        return TensorSpec.of(f32_to_bf16(x), "BF16")
-    return TensorSpec.of(x, "F32")
+    st_dtype = _ST_DTYPES[dtype]
+    return TensorSpec.of(_stored(np.array([value], dtype=np.float32), st_dtype), st_dtype)
 
 
 # Byte value for each of the 81 combinations of four 2-bit codes in {0, 1, 2}: drawing
@@ -430,7 +507,8 @@ def _tensor_specs(config: ModelConfig, seed: int, dtype: str) -> list[tuple[str,
     h, i, V = config.hidden_size, config.intermediate_size, config.vocab_size
     q_out = config.num_attention_heads * config.head_dim
     kv_out = config.num_key_value_heads * config.head_dim
-    packed = is_packed(config.linear_class, config.quantization_mode)
+    packed = config.packed_weights
+    arch = config.architecture
     # Embedding scale chosen so final logits have a standard deviation of about 3.
     emb_std = 3.0 / np.sqrt(h)
 
@@ -467,14 +545,14 @@ def _tensor_specs(config: ModelConfig, seed: int, dtype: str) -> list[tuple[str,
                 specs.append(
                     (name + ".weight", _packed_spec(name + ".weight", seed, (out_f // 4, in_f)))
                 )
-                scale = mean_abs if config.linear_class == "autobitlinear" else 1.0 / mean_abs
+                scale = 1.0 / mean_abs if config.weight_scale_divides else mean_abs
                 specs.append((name + ".weight_scale", _const_spec(scale, dtype)))
             else:
                 add_float(name + ".weight", (out_f, in_f), normal(mean_abs * np.sqrt(np.pi / 2)))
-            if lin == "self_attn.o_proj":
-                add_float(p + "self_attn.attn_sub_norm.weight", (h,), norm_weight)
-            if lin == "mlp.down_proj":
-                add_float(p + "mlp.ffn_sub_norm.weight", (i,), norm_weight)
+            if lin == "self_attn.o_proj" and arch.attn_sub_norm is not None:
+                add_float(p + arch.attn_sub_norm, (h,), norm_weight)
+            if lin == "mlp.down_proj" and arch.ffn_sub_norm is not None:
+                add_float(p + arch.ffn_sub_norm, (i,), norm_weight)
         add_float(p + "post_attention_layernorm.weight", (h,), norm_weight)
     add_float("model.norm.weight", (h,), norm_weight)
     if not config.tie_word_embeddings:
@@ -577,7 +655,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--mode", choices=["offline", "online"], default="offline")
     parser.add_argument("--linear-class", choices=["bitlinear", "autobitlinear"], default=None)
-    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument("--dtype", choices=sorted(_ST_DTYPES), default="bfloat16")
+    parser.add_argument(
+        "--family", choices=FAMILIES, default=None, help="default: bitnet-b1.58, or the shape's"
+    )
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -610,6 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             dtype=args.dtype,
             progress=sys.stderr.isatty(),
+            family=args.family,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -1,4 +1,4 @@
-"""transformers' BitNetForCausalLM as the oracle, and the two checks every backend must pass.
+"""transformers' models as the oracle, and the two checks every backend must pass.
 
 The oracle runs in float32 with eager attention (FORMATS.md, "Using transformers as the
 oracle"). TORCHDYNAMO_DISABLE must be set before torch is first imported (tests/conftest.py
@@ -27,15 +27,17 @@ LOOSE_MIN_ARGMAX = 0.995
 LOOSE_MAX_REL_RMS = 0.05
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)
 def load_oracle(path: str | Path) -> Any:
-    """transformers' BitNetForCausalLM for a checkpoint directory: pure float32, eager."""
+    """transformers' model for a checkpoint directory (the class its config.json names:
+    BitNetForCausalLM, or LlamaForCausalLM with the bitnet quantization config): pure
+    float32, eager."""
     if os.environ.get("TORCHDYNAMO_DISABLE") != "1":
         raise RuntimeError("set TORCHDYNAMO_DISABLE=1 before importing torch")
     import torch
-    from transformers import BitNetForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    model = BitNetForCausalLM.from_pretrained(
+    model = AutoModelForCausalLM.from_pretrained(
         str(path), dtype=torch.float32, attn_implementation="eager"
     )
     # Packed checkpoints leave embeddings/norms in bf16 when only dtype is given; widening

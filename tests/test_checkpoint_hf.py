@@ -134,9 +134,19 @@ def test_malformed_config_json_is_rejected(ckpt: Path) -> None:
 
 def test_unknown_architecture_is_rejected(ckpt: Path) -> None:
     cfg = json.loads((ckpt / "config.json").read_text())
-    cfg.update(architectures=["LlamaForCausalLM"], model_type="llama")
+    cfg.update(architectures=["MistralForCausalLM"], model_type="mistral")
     (ckpt / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(UnsupportedModelError) as info:
+    with pytest.raises(UnsupportedModelError, match="MistralForCausalLM") as info:
+        load_checkpoint(ckpt)
+    assert info.value.path == str(ckpt / "config.json")
+
+
+def test_llama_without_the_bitnet_quantization_config_is_rejected(ckpt: Path) -> None:
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg.update(architectures=["LlamaForCausalLM"], model_type="llama")
+    del cfg["quantization_config"]
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnsupportedModelError, match="not a ternary model") as info:
         load_checkpoint(ckpt)
     assert info.value.path == str(ckpt / "config.json")
 

@@ -2,7 +2,8 @@
 
 Every generated checkpoint format runs through each backend: packed bitlinear (weight_scale
 divides), packed autobitlinear (weight_scale multiplies), online float master weights (bf16
-and f32), a sharded checkpoint, and widths that are not multiples of 32 (head_dim 24).
+and f32), bitlinear with quantization_mode online (packed, divides: what transformers builds),
+a sharded checkpoint, and widths that are not multiples of 32 (head_dim 24).
 
 Tolerances are those of FORMATS.md and are never widened. Activation quantization is
 discontinuous: a one-ulp difference from a different but correct summation order (torch's
@@ -41,6 +42,8 @@ CHECKPOINTS: dict[str, dict[str, Any]] = {
     "offline-bitlinear": {"linear_class": "bitlinear"},
     "offline-autobitlinear": {"linear_class": "autobitlinear"},
     "online-bf16": {"mode": "online"},
+    # transformers builds a packed BitLinear (weight_scale divides) whatever the mode.
+    "online-bitlinear": {"mode": "online", "linear_class": "bitlinear", "seed": 4},
     "online-f32": {"mode": "online", "dtype": "float32", "seed": 3},
     "sharded": {"shards": 3, "seed": 1},
     "odd-sizes": {"shape": ODD_SIZES, "seed": 2},

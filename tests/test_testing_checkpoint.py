@@ -118,7 +118,9 @@ def test_bitlinear_scale_is_the_inverse_of_autobitlinear_scale(make_checkpoint) 
 
 def test_invalid_options_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="autobitlinear"):
-        write_checkpoint(tmp_path / "a", mode="online", linear_class="bitlinear")
+        write_checkpoint(tmp_path / "a", linear_class="autobitlinear-v2")
+    with pytest.raises(ValueError, match="unknown family"):
+        build_config(family="gpt2")
     with pytest.raises(ValueError, match="shards"):
         write_checkpoint(tmp_path / "b", shards=1000)
     with pytest.raises(ValueError, match="multiple of 4"):

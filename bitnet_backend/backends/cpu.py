@@ -191,8 +191,10 @@ class CpuEngine:
             "rope_theta": c.rope_theta,
             "max_position_embeddings": c.max_position_embeddings,
             "tie_word_embeddings": c.tie_word_embeddings,
-            # Only packed "bitlinear" weights use weight_scale as a divisor (FORMATS.md).
-            "scale_divides": c.linear_class == "bitlinear" and c.quantization_mode == "offline",
+            "scale_divides": c.weight_scale_divides,
+            "activation": c.architecture.activation,
+            "attn_sub_norm": c.architecture.attn_sub_norm or "",
+            "ffn_sub_norm": c.architecture.ffn_sub_norm or "",
             "prepacked_head": prepacked_head(c.extra, checkpoint.path),
             "weight_layout": prepacked_layout(c.extra, checkpoint.path) or layout,
             # Repacked sources can leave RSS only if they are pages of a read-only file mapping.

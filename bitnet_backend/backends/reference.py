@@ -1,4 +1,4 @@
-"""The reference backend: the BitNet b1.58 forward in plain NumPy, top to bottom.
+"""The reference backend: the ternary model forward in plain NumPy, top to bottom.
 
 Slow and readable; it is the second implementation the C++ engine is checked against. It
 computes the math of FORMATS.md in float32 and follows transformers' BitNetForCausalLM
@@ -112,6 +112,24 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return weight * (x * inv[:, None])
 
 
+def optional_rms_norm(x: np.ndarray, weight: np.ndarray | None, eps: float) -> np.ndarray:
+    """A family's sub-norm: ``rms_norm`` when the family has one, else ``x`` unchanged."""
+    return x if weight is None else rms_norm(x, weight, eps)
+
+
+def ffn_activation(activation: str, gate: np.ndarray) -> np.ndarray:
+    """The gate activation in float32: ``relu(g)**2`` or ``silu(g) = g / (1 + e**-g)``.
+
+    SiLU follows torch's float32 order of operations; its exponential is rounded once from
+    float64, like the RoPE tables (NumPy's float32 exp is not correctly rounded).
+    """
+    if activation == "silu":
+        e = np.exp(-gate.astype(np.float64)).astype(F32)
+        return gate / (F32(1.0) + e)
+    r = np.maximum(gate, F32(0.0))
+    return r * r
+
+
 def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row absmax int8 quantization: ``(x_q int8 [T, n], s float32 [T])``.
 
@@ -149,12 +167,12 @@ class Layer:
     q: BitLinear
     k: BitLinear
     v: BitLinear
-    attn_sub_norm: np.ndarray
+    attn_sub_norm: np.ndarray | None  # None when the family has no sub-norms
     o: BitLinear
     post_attention_norm: np.ndarray
     gate: BitLinear
     up: BitLinear
-    ffn_sub_norm: np.ndarray
+    ffn_sub_norm: np.ndarray | None
     down: BitLinear
 
 
@@ -216,8 +234,12 @@ class ReferenceWeights:
             # Packed rows come in multiples of 4; the padding rows are not part of the layer.
             return BitLinear(np.ascontiguousarray(w_q[:out_features]), F32(scale), mode)
 
+        def optional(name: str | None) -> np.ndarray | None:
+            return None if name is None else f32(name)
+
         q_dim = c.num_attention_heads * c.head_dim
         kv_dim = c.num_key_value_heads * c.head_dim
+        arch = c.architecture
         self.embed = f32("model.embed_tokens.weight")
         self.layers: list[Layer] = []
         for i in range(c.num_hidden_layers):
@@ -228,12 +250,12 @@ class ReferenceWeights:
                     q=linear(p + "self_attn.q_proj", q_dim),
                     k=linear(p + "self_attn.k_proj", kv_dim),
                     v=linear(p + "self_attn.v_proj", kv_dim),
-                    attn_sub_norm=f32(p + "self_attn.attn_sub_norm.weight"),
+                    attn_sub_norm=optional(arch.attn_sub_norm and p + arch.attn_sub_norm),
                     o=linear(p + "self_attn.o_proj", c.hidden_size),
                     post_attention_norm=f32(p + "post_attention_layernorm.weight"),
                     gate=linear(p + "mlp.gate_proj", c.intermediate_size),
                     up=linear(p + "mlp.up_proj", c.intermediate_size),
-                    ffn_sub_norm=f32(p + "mlp.ffn_sub_norm.weight"),
+                    ffn_sub_norm=optional(arch.ffn_sub_norm and p + arch.ffn_sub_norm),
                     down=linear(p + "mlp.down_proj", c.hidden_size),
                 )
             )
@@ -248,7 +270,8 @@ class ReferenceWeights:
             arrays.append(self.lm_head)
         for layer in self.layers:
             for value in vars(layer).values():
-                arrays.append(value.w_q if isinstance(value, BitLinear) else value)
+                if value is not None:
+                    arrays.append(value.w_q if isinstance(value, BitLinear) else value)
         return sum(a.nbytes for a in arrays)
 
 
@@ -308,14 +331,13 @@ def forward(
         cache.keys[li][:, start:total] = k.transpose(1, 0, 2)
         cache.values[li][:, start:total] = v.transpose(1, 0, 2)
         attn = attention(q, cache.keys[li], cache.values[li], start)
-        o_in = rms_norm(attn.reshape(t, heads * d), layer.attn_sub_norm, c.rms_norm_eps)
+        o_in = optional_rms_norm(attn.reshape(t, heads * d), layer.attn_sub_norm, c.rms_norm_eps)
         h = h + layer.o(o_in)
 
-        # Feed-forward: relu(gate)^2 * up.
+        # Feed-forward: act(gate) * up, the family's sub-norm, down.
         m = rms_norm(h, layer.post_attention_norm, c.rms_norm_eps)
-        g = np.maximum(layer.gate(m), F32(0.0))
-        u = (g * g) * layer.up(m)
-        h = h + layer.down(rms_norm(u, layer.ffn_sub_norm, c.rms_norm_eps))
+        u = ffn_activation(c.architecture.activation, layer.gate(m)) * layer.up(m)
+        h = h + layer.down(optional_rms_norm(u, layer.ffn_sub_norm, c.rms_norm_eps))
     cache.length = total
 
     if output == "last":

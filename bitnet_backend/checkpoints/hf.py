@@ -17,7 +17,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import CheckpointError, UnsupportedModelError
 from .safetensors_file import SafetensorsFile
-from .ternary import bf16_to_f32, is_packed
+from .ternary import bf16_to_f32
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -74,6 +74,21 @@ class Checkpoint:
         return ref
 
     @property
+    def format(self) -> str:
+        """How the weights are stored, e.g. ``"GGUF I2_S (bitnet-b1.58)"``."""
+        c = self.config
+        gguf = c.extra.get("gguf")
+        if isinstance(gguf, dict):
+            types = gguf.get("tensor_types") or {}
+            ternary = [t for t in ("TQ1_0", "TQ2_0", "I2_S") if t in types]
+            others = ", ".join(f"{n} x{k}" for n, k in types.items() if n not in ternary)
+            return f"GGUF {'/'.join(ternary)} ({gguf.get('architecture')}; {others})"
+        if "bitnet_backend_layout" in c.extra:
+            return "safetensors, converted to the kernel layout"
+        linears = "packed 2-bit linears" if c.packed_weights else f"{c.torch_dtype} linears"
+        return f"safetensors, {linears} ({c.linear_class}, {c.quantization_mode})"
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """The safetensors files backing the tensors."""
         return tuple(f.path for f in self._files)
@@ -106,6 +121,14 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     d = Path(path)
     if not d.exists():
         raise CheckpointError(d, "checkpoint directory does not exist")
+    if d.is_file() and d.suffix == ".gguf":
+        return _load_gguf(d)
+    if d.is_dir() and not (d / "config.json").exists():
+        from .gguf import find_gguf
+
+        gguf_file = find_gguf(d)
+        if gguf_file is not None:
+            return _load_gguf(gguf_file)
     if not d.is_dir():
         raise CheckpointError(
             d,
@@ -160,12 +183,36 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     )
 
 
+def _load_gguf(path: Path) -> Checkpoint:
+    """A GGUF file as a Checkpoint (checkpoints/gguf.py maps it to Hugging Face names)."""
+    from .gguf import read_gguf
+
+    contents = read_gguf(path)
+    config = ModelConfig.from_dict(contents.config, path)
+    tensors = {
+        name: TensorRef(name, dtype, shape, data, path)
+        for name, (dtype, shape, data) in contents.tensors.items()
+    }
+    _validate_tensors(path, config, tensors)
+    eos = tuple(dict.fromkeys((*contents.eos_token_ids, *config.eos_token_ids)))
+    return Checkpoint(
+        path,
+        config,
+        {},
+        tensors,
+        contents.tokenizer_file,
+        contents.tokenizer_config,
+        eos,
+        [],
+    )
+
+
 def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str, ...]]]:
-    """Every tensor the BitNet forward reads: name -> (shape, allowed dtypes)."""
+    """Every tensor the forward of ``config``'s family reads: name -> (shape, allowed dtypes)."""
     h, i = config.hidden_size, config.intermediate_size
     q_out = config.num_attention_heads * config.head_dim
     kv_out = config.num_key_value_heads * config.head_dim
-    packed = is_packed(config.linear_class, config.quantization_mode)
+    packed = config.packed_weights
     need: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
         "model.embed_tokens.weight": ((config.vocab_size, h), FLOAT_DTYPES),
         "model.norm.weight": ((h,), FLOAT_DTYPES),
@@ -192,8 +239,11 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
         p = f"model.layers.{layer}."
         need[p + "input_layernorm.weight"] = ((h,), FLOAT_DTYPES)
         need[p + "post_attention_layernorm.weight"] = ((h,), FLOAT_DTYPES)
-        need[p + "self_attn.attn_sub_norm.weight"] = ((h,), FLOAT_DTYPES)
-        need[p + "mlp.ffn_sub_norm.weight"] = ((i,), FLOAT_DTYPES)
+        arch = config.architecture
+        if arch.attn_sub_norm is not None:
+            need[p + arch.attn_sub_norm] = ((h,), FLOAT_DTYPES)
+        if arch.ffn_sub_norm is not None:
+            need[p + arch.ffn_sub_norm] = ((i,), FLOAT_DTYPES)
         if converted:
             for part in ("qkv", "o", "gate_up", "down"):
                 need[f"bitnet.layers.{layer}.{part}.scales"] = ((-1,), ("F32",))
@@ -208,16 +258,17 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
 
 
 def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef]) -> None:
-    cfg_path = d / "config.json"
+    # ``d`` is a checkpoint directory, or a GGUF file that holds config and tensors alike.
+    cfg_path = d if d.is_file() else d / "config.json"
     q_out = config.num_attention_heads * config.head_dim
-    if q_out != config.hidden_size:
-        # attn_sub_norm has hidden_size weights but normalises the concatenated heads.
+    if q_out != config.hidden_size and config.architecture.attn_sub_norm is not None:
+        # The attention sub-norm has hidden_size weights but normalises the concatenated heads.
         raise UnsupportedModelError(
             cfg_path,
             f"num_attention_heads * head_dim = {q_out} must equal hidden_size {config.hidden_size}",
         )
     converted = "bitnet_backend_layout" in config.extra
-    if is_packed(config.linear_class, config.quantization_mode) and not converted:
+    if config.packed_weights and not converted:
         kv_out = config.num_key_value_heads * config.head_dim
         for what, n in (("hidden_size", q_out), ("k/v width", kv_out)):
             if n % 4:
@@ -234,7 +285,9 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
         ref = tensors.get(name)
         if ref is None:
             where = INDEX_FILE if (d / INDEX_FILE).exists() else SINGLE_FILE
-            raise CheckpointError(d / where, f"required tensor {name!r} is missing")
+            raise CheckpointError(
+                d if d.is_file() else d / where, f"required tensor {name!r} is missing"
+            )
         if ref.dtype not in dtypes:
             raise CheckpointError(
                 ref.file, f"tensor {name!r} has dtype {ref.dtype}, expected {' or '.join(dtypes)}"

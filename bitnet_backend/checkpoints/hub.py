@@ -25,6 +25,7 @@ ALLOW_PATTERNS = [
     "*.safetensors",
     "model.safetensors.index.json",
 ]
+_GGUF_NAME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,200}$")
 _REPO_ID = re.compile(
     r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})(?:@(?P<rev>[^\s@]+))?$"
 )
@@ -61,13 +62,19 @@ def resolve_source(source: str | Path) -> Path:
 
     An existing local path is returned as is. ``"owner/name"`` or ``"owner/name@revision"`` is
     fetched with huggingface_hub into its cache (only the files a checkpoint needs) and the
-    snapshot directory is returned; HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE are honoured.
+    snapshot directory is returned; ``"owner/name/file.gguf[@revision]"`` fetches that one
+    GGUF file and returns its path; HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE are honoured.
     Anything else raises CheckpointError.
     """
     local = Path(source).expanduser()
     if local.exists():
         return local
     text = str(source)
+    # One GGUF file of a repo (repos often hold several quantizations of one model).
+    in_repo = parse_repo_file(text) if isinstance(source, str) else None
+    if in_repo is not None:
+        repo_id, filename, revision = in_repo
+        return _snapshot(repo_id, revision, [filename]) / filename
     parsed = parse_repo_id(text) if isinstance(source, str) else None
     if parsed is None:
         raise CheckpointError(text, "no such file or directory (and not a Hugging Face Hub id)")
@@ -75,7 +82,17 @@ def resolve_source(source: str | Path) -> Path:
     return _snapshot(repo_id, revision)
 
 
-def _snapshot(repo_id: str, revision: str | None) -> Path:
+def parse_repo_file(source: str) -> tuple[str, str, str | None] | None:
+    """Split ``"owner/name/file.gguf[@revision]"`` into (repo_id, file, revision), else None."""
+    head, sep, rev = source.partition("@")
+    parts = head.split("/")
+    if len(parts) != 3 or not parts[2].endswith(".gguf") or not _GGUF_NAME.match(parts[2]):
+        return None
+    parsed = parse_repo_id("/".join(parts[:2]) + (sep + rev if sep else ""))
+    return None if parsed is None else (parsed[0], parts[2], parsed[1])
+
+
+def _snapshot(repo_id: str, revision: str | None, patterns: list[str] | None = None) -> Path:
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
 
@@ -89,7 +106,7 @@ def _snapshot(repo_id: str, revision: str | None) -> Path:
             repo_id,
             revision=revision,
             cache_dir=cache,
-            allow_patterns=ALLOW_PATTERNS,
+            allow_patterns=patterns or ALLOW_PATTERNS,
             local_files_only=offline,
         )
     except hf_errors.RevisionNotFoundError:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ..config import packed_weights
 from ..errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -118,19 +119,18 @@ def linear_ternary(ckpt: Checkpoint, name_prefix: str) -> tuple[np.ndarray, floa
     """The ternary weights of one BitLinear and how to rescale its output.
 
     ``name_prefix`` is e.g. ``"model.layers.0.self_attn.q_proj"``. Returns ``(w_q, scale, mode)``
-    with ``w_q`` int8 ``[out, in]``. With mode ``"divide"`` (linear_class bitlinear):
-    ``y = (x_q . w_q) / (s_x * scale)``; with ``"multiply"`` (autobitlinear, and every online
-    checkpoint): ``y = (x_q . w_q) / s_x * scale``.
+    with ``w_q`` int8 ``[out, in]``. With mode ``"divide"`` (``ModelConfig.weight_scale_divides``):
+    ``y = (x_q . w_q) / (s_x * scale)``; with ``"multiply"``: ``y = (x_q . w_q) / s_x * scale``.
     """
     cfg = ckpt.config
     weight = ckpt.tensor(f"{name_prefix}.weight")
-    if is_packed(cfg.linear_class, cfg.quantization_mode):
+    if cfg.packed_weights:
         if weight.dtype != "U8":
             raise CheckpointError(weight.file, f"{weight.name}: packed weights must be U8")
         scale_ref = ckpt.tensor(f"{name_prefix}.weight_scale")
         scale = float(scale_ref.to_float32().reshape(-1)[0])
         w_q = unpack_ternary(weight.data)
-        mode: LinearMode = "divide" if cfg.linear_class == "bitlinear" else "multiply"
+        mode: LinearMode = "divide" if cfg.weight_scale_divides else "multiply"
         return w_q, scale, mode
     w_q, mult = quantize_weights_absmean(weight.to_float32())
     return w_q, float(mult), "multiply"
@@ -139,7 +139,6 @@ def linear_ternary(ckpt: Checkpoint, name_prefix: str) -> tuple[np.ndarray, floa
 def is_packed(linear_class: str, quantization_mode: str) -> bool:
     """Whether linears are stored packed (uint8 + weight_scale) rather than as float weights.
 
-    transformers builds a packed BitLinear for every ``bitlinear`` checkpoint whatever its
-    quantization_mode; only ``autobitlinear`` + ``online`` keeps float master weights.
+    Kept for existing callers; the rule is ``config.packed_weights``.
     """
-    return not (linear_class == "autobitlinear" and quantization_mode == "online")
+    return packed_weights(linear_class, quantization_mode)

@@ -34,6 +34,15 @@ ModelConfig config_from_dict(const py::dict& d) {
     c.max_position_embeddings = d["max_position_embeddings"].cast<int>();
     c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
     c.scale_divides = d["scale_divides"].cast<bool>();
+    if (d.contains("activation")) {
+        const auto act = d["activation"].cast<std::string>();
+        if (act != "relu2" && act != "silu") {
+            throw std::invalid_argument("activation must be 'relu2' or 'silu'");
+        }
+        c.activation = act == "silu" ? FfnActivation::Silu : FfnActivation::Relu2;
+    }
+    if (d.contains("attn_sub_norm")) c.attn_sub_norm = d["attn_sub_norm"].cast<std::string>();
+    if (d.contains("ffn_sub_norm")) c.ffn_sub_norm = d["ffn_sub_norm"].cast<std::string>();
     if (d.contains("release_source_pages")) {
         c.release_source_pages = d["release_source_pages"].cast<bool>();
     }

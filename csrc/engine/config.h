@@ -1,9 +1,12 @@
-// Hyper-parameters of a BitNet b1.58 model (from config.json, validated in Python).
+// Hyper-parameters of a ternary model (from config.json, validated in Python).
 #pragma once
 
 #include <string>
 
 namespace bitnet {
+
+// The feed-forward activation of a family: down(act(gate) * up).
+enum class FfnActivation { Relu2, Silu };
 
 struct ModelConfig {
     int hidden_size = 0;
@@ -19,6 +22,11 @@ struct ModelConfig {
     bool tie_word_embeddings = true;
     // true: y = acc / (weight_scale * s_x) ("bitlinear"); false: y = acc / s_x * scale.
     bool scale_divides = true;
+    FfnActivation activation = FfnActivation::Relu2;
+    // Per-layer tensor names (after "model.layers.N.") of the RMSNorms before o_proj and
+    // down_proj; empty when the family has no such sub-norm.
+    std::string attn_sub_norm = "self_attn.attn_sub_norm.weight";
+    std::string ffn_sub_norm = "mlp.ffn_sub_norm.weight";
     // Head kind stored in a converted checkpoint ("" when the linears are in HF format).
     std::string prepacked_head;
     // Ternary layout: false = I2_R16 (2 bits per weight), true = I1_R16 (~1.6 bits).

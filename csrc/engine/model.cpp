@@ -135,8 +135,7 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors,
         };
         L.input_norm = norm("input_layernorm.weight", H);
         L.post_attn_norm = norm("post_attention_layernorm.weight", H);
-        L.attn_sub_norm = norm("self_attn.attn_sub_norm.weight", c.q_dim());
-        L.ffn_sub_norm = norm("mlp.ffn_sub_norm.weight", I);
+        load_sub_norms(tensors, p, L);
         L.qkv = build(plan[i][0]);
         L.o = build(plan[i][1]);
         L.gate_up = build(plan[i][2]);
@@ -180,8 +179,7 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
         };
         L.input_norm = norm("input_layernorm.weight", H);
         L.post_attn_norm = norm("post_attention_layernorm.weight", H);
-        L.attn_sub_norm = norm("self_attn.attn_sub_norm.weight", Q);
-        L.ffn_sub_norm = norm("mlp.ffn_sub_norm.weight", I);
+        load_sub_norms(tensors, p, L);
         TernaryMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
         for (int j = 0; j < 4; ++j) {
             const int rows = shapes[j].second.first, cols = shapes[j].second.second;
@@ -197,6 +195,20 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
                                                      c.base3_layout);
             cursor += mats[j]->bytes();
         }
+    }
+}
+
+// The family's sub-norms (left empty when it has none: the forward then skips them).
+void Model::load_sub_norms(const std::map<std::string, TensorView>& tensors,
+                           const std::string& prefix, LayerWeights& L) const {
+    const auto& c = config_;
+    if (!c.attn_sub_norm.empty()) {
+        const std::string name = prefix + c.attn_sub_norm;
+        L.attn_sub_norm = to_floats(find(tensors, name), c.q_dim(), name);
+    }
+    if (!c.ffn_sub_norm.empty()) {
+        const std::string name = prefix + c.ffn_sub_norm;
+        L.ffn_sub_norm = to_floats(find(tensors, name), c.intermediate_size, name);
     }
 }
 
@@ -370,11 +382,11 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
         });
         attention(l, m);
         per_token([&](int t) {
-            rms_norm(&attn_[t * Q], L.attn_sub_norm.data(), Q, eps, &xn_[t * Q]);
-            quantize(t, &xn_[t * Q], L.o);
+            quantize(t, optional_rms_norm(&attn_[t * Q], L.attn_sub_norm, Q, eps, &xn_[t * Q]),
+                     L.o);
         });
         gemm(L.o, m, ffn_.data(), H);
-        // Feed-forward block: residual, RMSNorm -> gate/up -> relu^2 * up -> sub-norm -> down.
+        // Feed-forward block: residual, RMSNorm -> gate/up -> act(gate) * up -> sub-norm -> down.
         per_token([&](int t) {
             add_inplace(&x_[t * H], &ffn_[t * H], H);
             rms_norm(&x_[t * H], L.post_attn_norm.data(), H, eps, &xn_[t * H]);
@@ -382,9 +394,9 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
         });
         gemm(L.gate_up, m, gu_.data(), 2 * I);
         per_token([&](int t) {
-            relu2_gate(&gu_[t * 2 * I], &gu_[t * 2 * I + I], I, &ffn_[t * I]);
-            rms_norm(&ffn_[t * I], L.ffn_sub_norm.data(), I, eps, &xn_[t * I]);
-            quantize(t, &xn_[t * I], L.down);
+            ffn_activation(c.activation, &gu_[t * 2 * I], &gu_[t * 2 * I + I], I, &ffn_[t * I]);
+            quantize(t, optional_rms_norm(&ffn_[t * I], L.ffn_sub_norm, I, eps, &xn_[t * I]),
+                     L.down);
         });
         gemm(L.down, m, ffn_.data(), H);
         per_token([&](int t) { add_inplace(&x_[t * H], &ffn_[t * H], H); });

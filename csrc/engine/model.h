@@ -24,7 +24,8 @@
 namespace bitnet {
 
 struct LayerWeights {
-    std::vector<float> input_norm, post_attn_norm, attn_sub_norm, ffn_sub_norm;
+    std::vector<float> input_norm, post_attn_norm;
+    std::vector<float> attn_sub_norm, ffn_sub_norm;  // empty when the family has none
     TernaryMatrix qkv;      // rows: q (num_heads*head_dim), k, v (num_kv_heads*head_dim each)
     TernaryMatrix o;        // hidden x q_dim
     TernaryMatrix gate_up;  // rows: gate (intermediate), up (intermediate)
@@ -71,6 +72,8 @@ class Model {
     void build_layers(const std::map<std::string, TensorView>& tensors,
                       const std::function<void(int, int)>& progress);
     void load_prepacked(const std::map<std::string, TensorView>& tensors);
+    void load_sub_norms(const std::map<std::string, TensorView>& tensors, const std::string& prefix,
+                        LayerWeights& L) const;
 
     ModelConfig config_;
     const KernelTable* kernels_;

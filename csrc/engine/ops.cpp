@@ -127,6 +127,28 @@ void relu2_gate(const float* gate, const float* up, int n, float* out) {
     }
 }
 
+void silu_gate(const float* gate, const float* up, int n, float* out) {
+    for (int i = 0; i < n; ++i) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+    }
+}
+
+void ffn_activation(FfnActivation act, const float* gate, const float* up, int n, float* out) {
+    if (act == FfnActivation::Silu) {
+        silu_gate(gate, up, n, out);
+    } else {
+        relu2_gate(gate, up, n, out);
+    }
+}
+
+const float* optional_rms_norm(const float* x, const std::vector<float>& weight, int n, float eps,
+                               float* scratch) {
+    if (weight.empty()) return x;
+    rms_norm(x, weight.data(), n, eps, scratch);
+    return scratch;
+}
+
 // e^x for x <= 0 (softmax inputs after subtracting the max), within ~1 ulp of expf, in plain
 // arithmetic so the loop vectorizes (glibc's expf is one scalar call per element, and the
 // attention of a 512-token prompt makes ~80 M of them). Cody-Waite reduction + degree-6

@@ -3,6 +3,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+
+#include "config.h"
 
 // The float loops of the forward are compiled for several x86 ISAs at once and the best is
 // bound at load time (GCC target_clones + ifunc), so the portable core still runs them with
@@ -27,6 +30,17 @@ void rope_tables(float theta, int head_dim, int max_pos, float* cos_out, float* 
 
 // relu(g)^2 * u.
 void relu2_gate(const float* gate, const float* up, int n, float* out);
+
+// silu(g) * u, silu(g) = g / (1 + e^-g) as torch evaluates it.
+void silu_gate(const float* gate, const float* up, int n, float* out);
+
+// The gated feed-forward product of a family: act(g) * u.
+void ffn_activation(FfnActivation act, const float* gate, const float* up, int n, float* out);
+
+// A family's optional sub-norm: rms_norm(x) into `scratch` when `weight` is non-empty, else x
+// itself. Returns the normed row.
+const float* optional_rms_norm(const float* x, const std::vector<float>& weight, int n, float eps,
+                               float* scratch);
 
 // scores[0..n) = softmax(scores[0..n)), in place.
 void softmax_inplace(float* scores, int n);
