@@ -4,6 +4,7 @@
     bitnet chat --model ./my-checkpoint --temperature 0.7
     bitnet info ./my-checkpoint
     bitnet plugins
+    bitnet serve --model ./my-checkpoint --port 8000
 
 User errors print ``bitnet: error: <message>`` and exit with status 2; Ctrl-C exits with 130.
 """
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 from . import __version__, plugins
 from .errors import BitnetError
 from .model import Model, load
+from .server.command import add_serve_parser, cmd_serve
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--lm-head", choices=("auto", "int8", "q6", "q4", "f32"), default="auto")
     convert.add_argument("--layout", choices=("auto", "i2_r16", "i1_r16"), default="auto")
     convert.add_argument("--threads", type=int, metavar="N", default=1)
+    add_serve_parser(sub)
     return parser
 
 
@@ -280,6 +283,7 @@ COMMANDS = {
     "info": cmd_info,
     "plugins": cmd_plugins,
     "convert": cmd_convert,
+    "serve": cmd_serve,
 }
 
 
