@@ -23,6 +23,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidParameterError
 from .settings import DEFAULT_MODEL_NAME, ServerSettings, parse_model_spec
@@ -38,7 +39,27 @@ class BitnetServer:
     def __serve_build_asgi_app__(self) -> Any:
         from .app import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        replica = serve.get_replica_context().replica_id.unique_id
+        app.add_middleware(ReplicaHeader, replica=replica)
+        return app
+
+
+class ReplicaHeader:
+    """Names the replica that served a response (``X-Bitnet-Replica``): with several
+    replicas behind one proxy, that is what ties a slow or failed request to its replica."""
+
+    def __init__(self, app: ASGIApp, replica: str) -> None:
+        self.app = app
+        self.header = (b"x-bitnet-replica", replica.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, tagged if scope["type"] == "http" else send)
 
 
 def deployment_options(
