@@ -115,10 +115,13 @@ def build_app(args: Mapping[str, Any] | None = None) -> Application:
     autoscaling: dict[str, Any] = {
         k: int(a.pop(k)) for k in ("min_replicas", "max_replicas") if k in a
     }
+    # `serve run ... key=value` hands every value over as a string.
+    options: dict[str, Any] = {
+        k: int(a.pop(k)) for k in ("n_ctx", "parallel", "max_queue") if k in a
+    }
+    options.update({k: str(a.pop(k)) for k in ("api_key", "backend") if k in a})
     settings = ServerSettings(
-        models=_models(a.pop("models", None)),
-        n_threads=max(1, int(num_cpus)),
-        **{k: a.pop(k) for k in ("api_key", "n_ctx", "parallel", "max_queue", "backend") if k in a},
+        models=_models(a.pop("models", None)), n_threads=max(1, int(num_cpus)), **options
     )
     if a:
         raise InvalidParameterError(f"unknown build_app argument(s): {', '.join(sorted(a))}")
