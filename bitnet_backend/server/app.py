@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from .translate import (
 )
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 
 
 async def parse_body(request: Request, schema: type[R]) -> R:
@@ -66,6 +67,34 @@ async def parse_body(request: Request, schema: type[R]) -> R:
         raise ApiError(
             400, f"{loc or 'body'}: {first['msg']}", param=loc or None, code="invalid_type"
         ) from None
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it (and so its generation) if the client goes away first.
+
+    The body has been read, so the next ASGI message is the disconnect: waiting for it costs
+    nothing while the model works.
+    """
+    task = asyncio.ensure_future(work)
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        # Nobody reads this answer; it only gives the request log and metrics a status.
+        raise ApiError(499, "the client closed the request", code="client_closed") from None
+    finally:
+        watcher.cancel()
 
 
 class _Slot:
@@ -135,6 +164,7 @@ def create_app(
             yield
         finally:
             registry.close()
+            executor.shutdown(wait=False)
 
     app = FastAPI(
         title="bitnet-backend",
@@ -191,7 +221,9 @@ def create_app(
                     lambda u: metrics.count_usage(served.name, u),
                 )
                 return SSEResponse(body, on_close=slot.hand_off())
-            results = await gather_all([model.achat(**choice_options(args, i)) for i in range(n)])
+            results = await unless_disconnected(
+                request, gather_all([model.achat(**choice_options(args, i)) for i in range(n)])
+            )
         head = _head("chat.completion", served.name)
         out = chat_response(head["id"], head["created"], served.name, results)
         metrics.count_usage(served.name, out["usage"])
@@ -226,7 +258,9 @@ def create_app(
                     lambda u: metrics.count_usage(served.name, u),
                 )
                 return SSEResponse(body, on_close=slot.hand_off())
-            results = await gather_all([model.agenerate(p, **o) for p, o in runs])
+            results = await unless_disconnected(
+                request, gather_all([model.agenerate(p, **o) for p, o in runs])
+            )
         head = _head("text_completion", served.name)
         out = completion_response(head["id"], head["created"], served.name, results, n)
         metrics.count_usage(served.name, out["usage"])

@@ -161,16 +161,19 @@ ENDLESS = {
 }
 
 
-def _start_stream_and_vanish(srv: LiveServer) -> None:
-    """Send an endless streamed request, read its first event, then reset the connection."""
-    body = json.dumps(ENDLESS).encode()
+def _send_and_vanish(srv: LiveServer, stream: bool = True) -> None:
+    """Send an endless request, read its first event (if streamed), then reset the connection."""
+    body = json.dumps({**ENDLESS, "stream": stream}).encode()
     with socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        assert b"data: " in sock.recv(65536)
+        if stream:
+            assert b"data: " in sock.recv(65536)
+        else:
+            _wait_for(lambda: _metric(srv, "bitnet_requests_active", "tiny") == 1, "generation")
         # Linger 0: close() sends a reset, the abrupt way a client dies.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
@@ -180,7 +183,7 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot(
 ) -> None:
     srv = serve(parallel=1, max_queue=0)
     for _ in range(3):  # with one slot, a leaked slot would make the next request a 503
-        _start_stream_and_vanish(srv)
+        _send_and_vanish(srv)
         _wait_for(lambda: _metric(srv, "bitnet_requests_active", "tiny") == 0, "slot freed")
         assert post(srv, "/v1/chat/completions", json=CHAT).status_code == 200
     # Only the three short requests finished: the abandoned streams were stopped, not
@@ -205,3 +208,13 @@ def test_a_full_queue_is_a_503_and_the_server_recovers(serve: Callable[..., Live
         assert err["code"] == "queue_full"
     _wait_for(lambda: _metric(srv, "bitnet_requests_active", "tiny") == 0, "slot freed")
     assert_still_serving(srv)
+
+
+def test_a_client_that_disconnects_while_waiting_for_a_whole_reply_stops_it(
+    serve: Callable[..., LiveServer],
+) -> None:
+    srv = serve(parallel=1, max_queue=0)
+    _send_and_vanish(srv, stream=False)
+    _wait_for(lambda: _metric(srv, "bitnet_requests_active", "tiny") == 0, "slot freed")
+    assert post(srv, "/v1/chat/completions", json=CHAT).status_code == 200
+    assert _metric(srv, "bitnet_completion_tokens_total", "tiny") <= CHAT["max_tokens"]
