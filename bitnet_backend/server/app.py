@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from .. import __version__
 from ..model import Model
 from .auth import require_api_key
-from .errors import ApiError, install_error_handlers
+from .errors import ApiError, install_error_handlers, validation_error
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from .registry import ModelRegistry, Served
@@ -62,11 +62,7 @@ async def parse_body(request: Request, schema: type[R]) -> R:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ApiError(
-            400, f"{loc or 'body'}: {first['msg']}", param=loc or None, code="invalid_type"
-        ) from None
+        raise validation_error(exc.errors()) from None
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -7,6 +7,7 @@ reaches the client as a bare 500 without internals (no stack trace leaves the se
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -93,13 +94,14 @@ def error_response(exc: BaseException) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
-def _validation_error(exc: RequestValidationError) -> ApiError:
-    first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+def validation_error(errors: Sequence[Any]) -> ApiError:
+    """400 naming the first field pydantic (or FastAPI) found wrong."""
+    first = errors[0] if errors else {}
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     return ApiError(
         400,
-        f"{'.'.join(loc) or 'body'}: {first.get('msg', 'invalid request')}",
-        param=".".join(loc) or None,
+        f"{loc or 'body'}: {first.get('msg', 'invalid request')}",
+        param=loc or None,
         code="invalid_type",
     )
 
@@ -112,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(_validation_error(exc))
+        return error_response(validation_error(exc.errors()))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
