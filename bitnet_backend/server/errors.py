@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import BitnetError, ContextOverflowError
+from ..errors import BitnetError, ContextOverflowError, InvalidParameterError
 
 log = logging.getLogger("bitnet_backend.server")
 
@@ -71,12 +71,15 @@ def unsupported(param: str, why: str = "") -> ApiError:
 
 
 def from_model_error(exc: BitnetError) -> ApiError:
-    """The status and code of an error the Model API raised on a request's input."""
+    """The status of an error the Model API raised: the request's fault (400) or not."""
     if isinstance(exc, ContextOverflowError):
         return ApiError(400, str(exc), param="messages", code="context_length_exceeded")
-    if str(exc) == "the model is closed":
+    if isinstance(exc, InvalidParameterError):
+        return ApiError(400, str(exc), code="invalid_value")
+    if str(exc) == "the model is closed":  # the server is shutting down
         return ApiError(503, "the model is shutting down", code="model_unavailable")
-    return ApiError(400, str(exc), code="invalid_value")
+    log.error("model error while serving a request: %s", exc)
+    return ApiError(500, str(exc), type="server_error", code="model_error")
 
 
 def as_api_error(exc: BaseException) -> ApiError:
