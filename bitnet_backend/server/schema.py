@@ -34,7 +34,7 @@ class _Sampling(_Request):
     logit_bias: dict[str, float] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    top_k: int | None = None
+    top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
     min_p: float | None = None
     repeat_penalty: float | None = None
 

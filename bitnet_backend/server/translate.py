@@ -57,8 +57,15 @@ def choice_options(options: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 
 def _text_content(content: Any, where: str) -> Any:
-    if not isinstance(content, list):
+    if content is None or isinstance(content, str):
         return content
+    if not isinstance(content, list):
+        raise ApiError(
+            400,
+            f"{where} must be a string or a list of text parts, got {type(content).__name__}",
+            param=where,
+            code="invalid_type",
+        )
     texts = []
     for part in content:
         if not isinstance(part, Mapping) or part.get("type") != "text":
