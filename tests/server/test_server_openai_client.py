@@ -275,3 +275,36 @@ def test_unknown_fields_are_ignored(server: LiveServer) -> None:
         extra_body={"reasoning_effort": "low", "some_vendor_field": [1, 2]},
     )
     assert got.choices[0].finish_reason in ("stop", "length")
+
+
+def test_a_batch_of_prompts_gets_n_choices_each_in_prompt_order(
+    server: LiveServer, models: dict[str, bb.Model]
+) -> None:
+    prompts = ["The capital of France is", "Once upon a time"]
+    want = [
+        models["tiny"].generate(p, temperature=0.9, max_tokens=6, seed=3 + i).text
+        for p in prompts
+        for i in range(2)
+    ]
+    got = client(server).completions.create(
+        model="tiny", prompt=prompts, temperature=0.9, max_tokens=6, seed=3, n=2
+    )
+    assert [c.text for c in sorted(got.choices, key=lambda c: c.index)] == want
+    streamed = client(server).completions.create(
+        model="tiny",
+        prompt=prompts,
+        temperature=0.9,
+        max_tokens=6,
+        seed=3,
+        n=2,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    texts = [""] * 4
+    usage = None
+    for chunk in streamed:
+        for c in chunk.choices:
+            texts[c.index] += c.text
+        usage = chunk.usage or usage
+    assert texts == want
+    assert usage is not None and usage.completion_tokens == got.usage.completion_tokens  # type: ignore[union-attr]
