@@ -153,7 +153,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Each streamed request drives its generation from a worker thread: room for every
         # slot of every model, plus a few for embeddings and other short calls.
-        workers = settings.parallel * len(registry.served) + 4
+        workers = sum(s.admission.parallel for s in registry.served.values()) + 4
         executor = ThreadPoolExecutor(workers, thread_name_prefix="bitnet-serve")
         asyncio.get_running_loop().set_default_executor(executor)
         try:

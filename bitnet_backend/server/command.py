@@ -42,9 +42,8 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--parallel",
         type=int,
-        default=8,
         metavar="N",
-        help="requests generating at once per model (default: 8)",
+        help="requests generating at once per model (default: the model's batch size, or 8)",
     )
     p.add_argument(
         "--max-queue",

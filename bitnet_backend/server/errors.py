@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import errors
 from ..errors import BitnetError, ContextOverflowError, InvalidParameterError
 
 log = logging.getLogger("bitnet_backend.server")
@@ -76,6 +77,9 @@ def from_model_error(exc: BitnetError) -> ApiError:
         return ApiError(400, str(exc), param="messages", code="context_length_exceeded")
     if isinstance(exc, InvalidParameterError):
         return ApiError(400, str(exc), code="invalid_value")
+    queue_timeout = getattr(errors, "QueueTimeoutError", None)  # models with a scheduler
+    if queue_timeout is not None and isinstance(exc, queue_timeout):
+        return ApiError(503, str(exc), code="queue_timeout")
     if str(exc) == "the model is closed":  # the server is shutting down
         return ApiError(503, "the model is shutting down", code="model_unavailable")
     log.error("model error while serving a request: %s", exc)
@@ -97,9 +101,9 @@ def error_response(exc: BaseException) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
-def validation_error(errors: Sequence[Any]) -> ApiError:
+def validation_error(problems: Sequence[Any]) -> ApiError:
     """400 naming the first field pydantic (or FastAPI) found wrong."""
-    first = errors[0] if errors else {}
+    first = problems[0] if problems else {}
     loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     return ApiError(
         400,

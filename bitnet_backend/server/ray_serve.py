@@ -71,12 +71,12 @@ def deployment_options(
     """Serve options of the deployment (see the module docstring for the reasoning)."""
     options: dict[str, Any] = {
         "ray_actor_options": {"num_cpus": num_cpus},
-        "max_ongoing_requests": settings.parallel + settings.max_queue,
+        "max_ongoing_requests": settings.slots + settings.max_queue,
         "health_check_period_s": 2,
     }
     if autoscaling:
         options["autoscaling_config"] = {
-            "target_ongoing_requests": max(1.0, 0.75 * settings.parallel),
+            "target_ongoing_requests": max(1.0, 0.75 * settings.slots),
             **autoscaling,
         }
     else:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..model import Model, load
 from .errors import ApiError
-from .settings import ServerSettings
+from .settings import DEFAULT_PARALLEL, ServerSettings
 
 
 class Admission:
@@ -70,7 +70,7 @@ class ModelRegistry:
         try:
             if models is not None:
                 for name, model in models.items():
-                    served[name] = Served(name, model, _admission(settings), owned=False)
+                    served[name] = Served(name, model, _admission(settings, model), owned=False)
             else:
                 for name, source in settings.models.items():
                     model = load(
@@ -80,7 +80,7 @@ class ModelRegistry:
                         n_ctx=settings.n_ctx,
                         **dict(settings.load_options),
                     )
-                    served[name] = Served(name, model, _admission(settings))
+                    served[name] = Served(name, model, _admission(settings, model))
         except BaseException:
             for s in served.values():
                 if s.owned:
@@ -110,5 +110,14 @@ class ModelRegistry:
                 s.model.close()
 
 
-def _admission(settings: ServerSettings) -> Admission:
-    return Admission(settings.parallel, settings.max_queue)
+def _admission(settings: ServerSettings, model: Model) -> Admission:
+    return Admission(
+        settings.parallel or model_batch_size(model) or DEFAULT_PARALLEL, settings.max_queue
+    )
+
+
+def model_batch_size(model: Model) -> int | None:
+    """The most sequences the model's engine batches in one step, when it reports it."""
+    scheduler = model.info.get("scheduler")
+    size = scheduler.get("max_batch") if isinstance(scheduler, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None

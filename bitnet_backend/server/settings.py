@@ -12,6 +12,9 @@ from ..errors import InvalidParameterError
 
 API_KEY_ENV = "BITNET_API_KEY"
 DEFAULT_MODEL_NAME = "bitnet"
+# Requests generating at once per model when neither the settings nor the model say: the
+# batch size a batching engine serves well on a small machine.
+DEFAULT_PARALLEL = 8
 
 
 def parse_model_spec(spec: str) -> tuple[str, str | None]:
@@ -31,7 +34,8 @@ class ServerSettings:
     """Everything ``create_app`` needs; the ``bitnet serve`` flags map onto these fields.
 
     ``models`` maps served names to checkpoint sources (None: the bundled model).
-    ``parallel`` requests per model generate at once and up to ``max_queue`` more wait;
+    ``parallel`` requests per model generate at once (None: the model's batch size when it
+    reports one, else DEFAULT_PARALLEL) and up to ``max_queue`` more wait;
     beyond that a request gets 503 at once, so a flood cannot grow memory without bound.
     ``max_choices`` bounds ``n``, ``max_prompts`` the prompts of one /v1/completions request
     and ``max_embedding_inputs`` the inputs of one /v1/embeddings request.
@@ -47,7 +51,7 @@ class ServerSettings:
     n_threads: int | None = None
     n_ctx: int | None = None
     load_options: Mapping[str, Any] = field(default_factory=dict)
-    parallel: int = 8
+    parallel: int | None = None
     max_queue: int = 64
     max_body_bytes: int = 8 * 1024 * 1024
     max_choices: int = 8
@@ -70,7 +74,14 @@ class ServerSettings:
             ("max_embedding_inputs", 1),
         ):
             v = getattr(self, what)
+            if what == "parallel" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
                 raise InvalidParameterError(f"{what} must be an integer >= {minimum}, got {v!r}")
         if self.api_key is not None and not self.api_key:
             raise InvalidParameterError("api_key must not be empty (leave it unset instead)")
+
+    @property
+    def slots(self) -> int:
+        """``parallel``, or its default when it is left to the model (before one is loaded)."""
+        return self.parallel or DEFAULT_PARALLEL
