@@ -79,15 +79,14 @@ class Primed(AsyncIterator[T]):
 
 
 async def prime(streams: Sequence[AsyncIterator[T]]) -> list[Primed[T]]:
-    """Fetch every stream's first item (raising its error, after closing all of them)."""
-    primed: list[Primed[T]] = []
-    try:
-        for s in streams:
-            primed.append(Primed(await s.__anext__(), s))
-    except BaseException:
-        await close_all(streams)
-        raise
-    return primed
+    """Fetch every stream's first item, all at once (raising the first error, after closing
+    every stream)."""
+    firsts = await asyncio.gather(*(s.__anext__() for s in streams), return_exceptions=True)
+    for item in firsts:
+        if isinstance(item, BaseException):
+            await close_all(streams)
+            raise item
+    return [Primed(first, s) for first, s in zip(firsts, streams, strict=True)]  # type: ignore[arg-type]
 
 
 async def close_all(streams: Sequence[AsyncIterator[Any]]) -> None:
