@@ -7,7 +7,9 @@ so the rest of the ``bitnet`` command works without the server extra.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import sys
 from typing import Any
 
 from ..errors import BitnetError
@@ -99,6 +101,13 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     )
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     try:
@@ -107,6 +116,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise BitnetError(INSTALL_HINT) from None
     settings = settings_from_args(args)
+    if settings.api_key is None and not _is_loopback(settings.host):
+        print(
+            f"bitnet: warning: serving on {settings.host} without --api-key: anyone who can "
+            "reach this address can use the models",
+            file=sys.stderr,
+        )
     if args.ray:
         from .ray_serve import run
 
