@@ -4,6 +4,7 @@
     bitnet chat --model ./my-checkpoint --temperature 0.7
     bitnet info ./my-checkpoint
     bitnet plugins
+    bitnet serve --model ./my-checkpoint --port 8000
 
 User errors print ``bitnet: error: <message>`` and exit with status 2; Ctrl-C exits with 130.
 """
@@ -21,6 +22,7 @@ from . import __version__, plugins
 from .checkpoints.gguf_ternary import TERNARY_TYPES
 from .errors import BitnetError
 from .model import Model, load
+from .server.command import add_serve_parser, cmd_serve
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--type", choices=tuple(TERNARY_TYPES), default="tq2_0", help="ternary type of a GGUF file"
     )
+    add_serve_parser(sub)
     return parser
 
 
@@ -296,6 +299,7 @@ COMMANDS = {
     "info": cmd_info,
     "plugins": cmd_plugins,
     "convert": cmd_convert,
+    "serve": cmd_serve,
 }
 
 
