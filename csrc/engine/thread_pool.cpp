@@ -23,9 +23,10 @@ using Clock = std::chrono::steady_clock;
 // How long an idle worker spins before it sleeps: long enough to bridge the gaps between the
 // regions of one token, short enough to give a core back to other programs between tokens.
 constexpr auto kWorkerSpin = std::chrono::microseconds(200);
-// How long a caller spins on chunks other threads still hold before it sleeps: a chunk is a
-// few microseconds of work unless its thread was descheduled, and then the caller's core is
-// better left idle, where the scheduler can move that thread.
+// How long a caller spins on chunks other threads still hold before it sleeps: at least this,
+// and twice its own time per chunk (a running thread finishes its chunk within about one
+// chunk's time; one that was descheduled takes a time slice or more, and then the caller's
+// core is better left idle, where the scheduler can move that thread).
 constexpr auto kCallerSpin = std::chrono::microseconds(50);
 // Spins between two reads of the clock.
 constexpr int kSpinsPerClockRead = 64;
@@ -115,18 +116,20 @@ void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
     completed_.store(0, std::memory_order_relaxed);
     remaining_.store(n_chunks);  // publishes the region (seq_cst: see wait_for_work)
     if (sleepers_.load() > 0) wake_workers();
-    claim_chunks();
-    wait_for_region_done();
+    const auto start = Clock::now();
+    const int mine = claim_chunks();
+    const auto per_chunk = (Clock::now() - start) / std::max(mine, 1);
+    wait_for_region_done(std::max<std::chrono::nanoseconds>(kCallerSpin, 2 * per_chunk));
     std::exception_ptr error;
     if (failed_.load(std::memory_order_acquire)) error = std::move(error_);
     in_use_.store(false, std::memory_order_release);
     if (error) std::rethrow_exception(error);
 }
 
-void ThreadPool::claim_chunks() {
-    for (;;) {
+int ThreadPool::claim_chunks() {
+    for (int claimed = 0;; ++claimed) {
         const int left = remaining_.fetch_sub(1, std::memory_order_acq_rel);
-        if (left <= 0) return;
+        if (left <= 0) return claimed;
         run_chunk(n_chunks_ - left);
     }
 }
@@ -147,9 +150,9 @@ void ThreadPool::run_chunk(int chunk) {
     }
 }
 
-void ThreadPool::wait_for_region_done() {
+void ThreadPool::wait_for_region_done(std::chrono::nanoseconds spin) {
     const auto done = [&] { return completed_.load() == n_chunks_; };
-    const auto spin_until = Clock::now() + kCallerSpin;
+    const auto spin_until = Clock::now() + spin;
     for (int spins = 1; !done(); ++spins) {
         BITNET_CPU_RELAX();
         if (spins % kSpinsPerClockRead == 0 && Clock::now() > spin_until) {

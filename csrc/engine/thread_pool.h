@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -147,9 +148,9 @@ class ThreadPool {
 
     void run_chunks(int n_chunks, int64_t work, Task task, void* ctx);
     void run_inline(int n_chunks, Task task, void* ctx);
-    void claim_chunks();
+    int claim_chunks();
     void run_chunk(int chunk);
-    void wait_for_region_done();
+    void wait_for_region_done(std::chrono::nanoseconds spin);
     void wake_workers();
     bool wait_for_work();
     void worker();
