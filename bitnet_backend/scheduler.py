@@ -112,7 +112,7 @@ class SchedulerStats(TypedDict):
 
 
 class Scheduler:
-    """Runs a Model's requests; the thread starts with the first request."""
+    """Runs a Model's requests on one thread, started by a request and ended when idle."""
 
     def __init__(
         self, engine: Engine, limits: SchedulerLimits, prefix_cache: PrefixCache | None
@@ -120,9 +120,9 @@ class Scheduler:
         self._engine = engine
         self.limits = limits
         self._cache = prefix_cache
-        self._cond = threading.Condition()
-        self._queue: deque[GenerationRequest] = deque()  # guarded by _cond
-        self._embeds: deque[EmbeddingRequest] = deque()  # guarded by _cond
+        self._lock = threading.Lock()
+        self._queue: deque[GenerationRequest] = deque()  # guarded by _lock
+        self._embeds: deque[EmbeddingRequest] = deque()  # guarded by _lock
         self._running: list[GenerationRequest] = []  # the scheduler thread's own
         self._reserved = 0
         self._thread: threading.Thread | None = None
@@ -135,7 +135,7 @@ class Scheduler:
 
     def submit(self, request: GenerationRequest | EmbeddingRequest) -> None:
         """Queue ``request`` (BitnetError once the scheduler is closed)."""
-        with self._cond:
+        with self._lock:
             if self._stopping:
                 raise BitnetError("the model is closed")
             if isinstance(request, EmbeddingRequest):
@@ -149,18 +149,17 @@ class Scheduler:
                     target=self._serve, name="bitnet-scheduler", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
 
     def close(self) -> None:
         """Stop after the current step; every unfinished request fails with BitnetError."""
-        with self._cond:
+        with self._lock:
             self._stopping = True
-            self._cond.notify_all()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        elif thread is None:
-            self._shut_down()
+        if thread is not None:
+            thread.join()  # a step is bounded: at most max_batch tokens plus a prefill chunk
+        self._end_all(BitnetError("the model is closed"))
+        if self._cache is not None:
+            self._cache.clear()
 
     def stats(self) -> SchedulerStats:
         steps = self._steps
@@ -181,29 +180,38 @@ class Scheduler:
 
     def _serve(self) -> None:
         try:
-            while True:
-                with self._cond:
-                    while not (self._stopping or self._queue or self._embeds or self._running):
-                        self._cond.wait()
-                    if self._stopping:
-                        return
+            while self._has_work():
                 self._step()
-        finally:
-            self._shut_down()
+        except BaseException as exc:  # a fault of the scheduler itself, not of one request
+            self._end_all(_as_bitnet_error(exc) if isinstance(exc, Exception) else exc)
+            with self._lock:
+                if not self._stopping:
+                    self._thread = None  # the next request starts afresh
+            raise
 
-    def _shut_down(self) -> None:
-        with self._cond:
-            self._stopping = True
+    def _has_work(self) -> bool:
+        """True while there is something to run; an idle thread ends (no thread sits idle,
+        and a Model that is dropped without ``close`` is not kept alive by it)."""
+        with self._lock:
+            if self._stopping:
+                return False  # close() ends the requests once this thread has stopped
+            if self._queue or self._embeds or self._running:
+                return True
+            self._thread = None  # the next submit starts a new thread
+            return False
+
+    def _end_all(self, error: BaseException) -> None:
+        """Fail every running and queued request with ``error`` and free their sequences."""
+        with self._lock:
             waiting: list[GenerationRequest | EmbeddingRequest] = [*self._queue, *self._embeds]
             self._queue.clear()
             self._embeds.clear()
-        for request in [*self._running, *waiting]:
-            request.fail(BitnetError("the model is closed"))
-        for request in self._running:
+        running, self._running = self._running, []
+        self._reserved = 0
+        for request in [*running, *waiting]:
+            request.fail(error)
+        for request in running:
             self._free(request, keep=False)
-        self._running.clear()
-        if self._cache is not None:
-            self._cache.clear()
 
     def _step(self) -> None:
         self._drop_cancelled()
@@ -252,7 +260,7 @@ class Scheduler:
         admitted = []
         now = time.monotonic()
         limits = self.limits
-        with self._cond:
+        with self._lock:
             running = len(self._running)
             reserved = self._reserved
             while self._queue:
@@ -311,7 +319,7 @@ class Scheduler:
     def _embed_some(self) -> None:
         """Embed up to ``max_batch`` queued texts in one engine call."""
         rows: list[tuple[EmbeddingRequest, int]] = []
-        with self._cond:
+        with self._lock:
             while self._embeds and len(rows) < self.limits.max_batch:
                 r = self._embeds[0]
                 if r.cancelled:
