@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# Sequences are sized in blocks of this many positions, so that a finished sequence can be
+# taken over by a follow-up prompt a little longer than it (the prefix cache of an engine
+# that cannot copy prefixes takes cached sequences over; prefix_cache.py).
+KV_BLOCK = 256
+
+
 @dataclass(frozen=True)
 class Plan:
     """The validated options of one generation."""
@@ -75,9 +81,11 @@ class GenerationRequest(Request[CompletionChunk]):
         super().__init__()
         self.prompt = prompt
         self.plan = plan
-        # KV positions this request may use: it never outgrows the context window.
         wanted = n_ctx if plan.max_tokens == -1 else len(prompt) + plan.max_tokens
-        self.reservation = min(n_ctx, wanted)
+        # Tokens it may generate: a sequence never outgrows the context window.
+        self.room = min(n_ctx, wanted) - len(prompt)
+        # KV positions its sequence holds, counted against the KV budget.
+        self.reservation = min(n_ctx, -(-wanted // KV_BLOCK) * KV_BLOCK)
         self.session: Session | None = None
         self.fed = 0  # prompt tokens in the session so far
         self.cached_tokens = 0
@@ -87,11 +95,6 @@ class GenerationRequest(Request[CompletionChunk]):
         self._guide: GrammarState | None = None
         self._generated: list[int] = []
         self._unsent: list[int] = []
-
-    @property
-    def room(self) -> int:
-        """Tokens it may generate: the reservation beyond the prompt."""
-        return self.reservation - len(self.prompt)
 
     @property
     def prefilling(self) -> bool:
