@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import plugins
+from .chat_results import ChatChunks, chat_chunks, chat_result
 from .completion import (
     ChatCompletion,
     ChatCompletionChunk,
     Completion,
     CompletionChunk,
-    FinishReason,
 )
 from .constraints import (
     ConstraintCompiler,
@@ -623,7 +623,7 @@ class Model:
         request, tool_stream = self._start_chat(
             messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
-        return _chat_result(collect(self._chunks(request)), tool_stream)
+        return chat_result(collect(self._chunks(request)), tool_stream)
 
     def stream_chat(
         self,
@@ -643,7 +643,7 @@ class Model:
         request, tool_stream = self._start_chat(
             messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
-        return _chat_chunks(self._chunks(request), tool_stream)
+        return chat_chunks(self._chunks(request), tool_stream)
 
     def _start_chat(
         self,
@@ -728,7 +728,7 @@ class Model:
         request, tool_stream = self._start_chat(
             messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
-        return _chat_result(await acollect(self._achunks(request)), tool_stream)
+        return chat_result(await acollect(self._achunks(request)), tool_stream)
 
     async def astream_chat(
         self,
@@ -744,7 +744,7 @@ class Model:
         request, tool_stream = self._start_chat(
             messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
-        chat = _ChatChunks(tool_stream)
+        chat = ChatChunks(tool_stream)
         async for c in self._achunks(request):
             yield chat.convert(c)
 
@@ -792,7 +792,7 @@ class Model:
         ]
         results = self._run_batch([request for request, _ in started])
         return [
-            _chat_result(c, tool_stream)
+            chat_result(c, tool_stream)
             for c, (_, tool_stream) in zip(results, started, strict=True)
         ]
 
@@ -813,7 +813,7 @@ class Model:
         ]
         results = await self._arun_batch([request for request, _ in started])
         return [
-            _chat_result(c, tool_stream)
+            chat_result(c, tool_stream)
             for c, (_, tool_stream) in zip(results, started, strict=True)
         ]
 
@@ -840,62 +840,3 @@ def _batch_items(items: Any, name: str) -> list[Any]:
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise InvalidParameterError(f"{name} must be a list, got {type(items).__name__}")
     return list(items)
-
-
-def _chat_result(c: Completion, tool_stream: ToolCallStream | None = None) -> ChatCompletion:
-    """The ChatCompletion of a finished generation (its tool calls parsed)."""
-    message: dict[str, Any] = {"role": "assistant", "content": c.text}
-    finish: FinishReason = c.finish_reason
-    if tool_stream is not None:
-        tool_stream.feed(c.text)
-        message, finish = tool_stream.finish(c.finish_reason)
-    return ChatCompletion(
-        message=message, token_ids=c.token_ids, finish_reason=finish, usage=c.usage
-    )
-
-
-def _chat_chunks(
-    chunks: Iterator[CompletionChunk], tool_stream: ToolCallStream | None = None
-) -> Iterator[ChatCompletionChunk]:
-    chat = _ChatChunks(tool_stream)
-    try:
-        for c in chunks:
-            yield chat.convert(c)
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-
-
-class _ChatChunks:
-    """Turns the CompletionChunks of one chat reply into ChatCompletionChunks."""
-
-    def __init__(self, tool_stream: ToolCallStream | None) -> None:
-        self._tool_stream = tool_stream
-        self._first = True
-
-    def convert(self, c: CompletionChunk) -> ChatCompletionChunk:
-        delta: dict[str, Any] = {"content": c.text}
-        finish: FinishReason | None = c.finish_reason
-        tool_calls = None
-        tool_stream = self._tool_stream
-        if tool_stream is not None:
-            delta = _merge_deltas(tool_stream.feed(c.text))
-            if finish is not None:
-                held = tool_stream.flush()
-                delta["content"] = delta.get("content", "") + held
-                message, finish = tool_stream.finish(finish)
-                tool_calls = message.get("tool_calls")
-        if self._first:
-            delta = {"role": "assistant", **delta}
-            self._first = False
-        return ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls)
-
-
-def _merge_deltas(deltas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One chunk's delta from a ToolCallStream's pieces: content joined, call pieces listed."""
-    out: dict[str, Any] = {"content": "".join(d.get("content", "") for d in deltas)}
-    calls = [tc for d in deltas for tc in d.get("tool_calls", ())]
-    if calls:
-        out["tool_calls"] = calls
-    return out

@@ -15,7 +15,9 @@ import bitnet_backend as bb
 from bitnet_backend.model import DEFAULT_MODEL_DIR
 
 GREEDY = {"temperature": 0.0}
-ENDLESS = {"max_tokens": -1, "temperature": 1.0, "top_k": 0, "seed": 5}
+# Greedy text of the random test weights settles into a loop without an end-of-sequence
+# token: the generation fills the whole context window.
+ENDLESS = {"max_tokens": -1, "temperature": 0.0}
 PROMPT = "The teacher reads a good story"
 
 

@@ -19,8 +19,9 @@ import bitnet_backend as bb
 
 PROMPT = "The teacher reads a good story"
 GREEDY = {"temperature": 0.0}
-# Sampling from random weights rarely meets the end-of-sequence token: a long generation.
-ENDLESS = {"max_tokens": -1, "temperature": 1.0, "top_k": 0, "seed": 5}
+# Greedy text of the random test weights settles into a loop without an end-of-sequence
+# token: the generation fills the whole context window.
+ENDLESS = {"max_tokens": -1, "temperature": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +134,13 @@ import bitnet_backend as bb
 
 # Endless requests reserve the whole context each: room for four of them.
 model = bb.load(sys.argv[1], backend=sys.argv[2], n_threads=1, max_batch=4, kv_budget=4 * 4096)
-endless = dict(max_tokens=-1, temperature=1.0, top_k=0)
+endless = dict(max_tokens=-1, temperature=0.0)  # fills the context window
 started = threading.Barrier(10)
 errors = []
 
 def stream(i):
     try:
-        it = model.stream("The teacher reads a good story", seed=i, **endless)
+        it = model.stream("The teacher reads a good story", **endless)
         next(it)
         started.wait()
         for _ in it:
@@ -151,7 +152,7 @@ def stream(i):
 def call(i):
     started.wait()
     try:
-        model.generate("Water boils at", seed=i, **endless)
+        model.generate("Water boils at", **endless)
         errors.append("a call ended without an error")
     except bb.BitnetError as exc:
         errors.append("ok" if "closed" in str(exc) else repr(exc))
