@@ -11,6 +11,7 @@ from backends import BACKENDS
 from results import uncached
 
 import bitnet_backend as bb
+from bitnet_backend import engine_ops
 from bitnet_backend.prefix_cache import PrefixCache
 
 GREEDY = {"temperature": 0.0}
@@ -103,3 +104,23 @@ def test_concurrent_requests_with_one_system_prompt_match_cold_runs(ckpt, backen
             futures = [pool.submit(warm.chat, t, max_tokens=5, **GREEDY) for t in turns]
             assert [uncached(f.result(timeout=120)) for f in futures] == expected
         assert warm.stats()["prefix_cache_hits"] >= 1
+
+
+def test_concurrent_requests_copy_one_cached_prefix(ckpt, backend):
+    with bb.load(ckpt, backend=backend, n_threads=1) as m:
+        probe = m.engine.new_session(4)
+        if not engine_ops.copies_prefixes(probe):
+            pytest.skip(f"the {backend} backend does not copy prefixes natively")
+        probe.close()
+        turns = [[SYSTEM, {"role": "user", "content": f"Question {i}?"}] for i in range(4)]
+        warm = m.chat([SYSTEM, {"role": "user", "content": "Hi"}], max_tokens=2, **GREEDY)
+        hits = m.stats()["prefix_cache_hits"]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            replies = list(pool.map(lambda t: m.chat(t, max_tokens=4, **GREEDY), turns))
+        system = m.apply_chat_template([SYSTEM], add_generation_prompt=False)
+        system_tokens = len(m.tokenize(system, add_special=False))
+        # Every request starts from the cached system prompt: the entry is copied, not taken.
+        assert warm.usage["prompt_tokens"] > system_tokens
+        assert m.stats()["prefix_cache_hits"] == hits + len(turns)
+        for r in replies:
+            assert r.usage["prompt_tokens_details"]["cached_tokens"] >= system_tokens
