@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 # its tokens, so this bounds how long a newly admitted prompt holds up the others' next
 # tokens, while still giving the batched kernels enough rows to run at prefill speed.
 PREFILL_CHUNK = 64
-# When no generation is waiting for its next token, prefill goes on in larger steps.
-PREFILL_ALONE = 512
+# When no generation is waiting for its next token nothing is held up: prompts that arrive
+# together are evaluated together (then their generations decode in step with one another,
+# instead of the first ones waiting on the others' prompt chunks at every token).
+PREFILL_ALONE = 2048
 
 
 def default_max_batch(n_threads: int) -> int:
