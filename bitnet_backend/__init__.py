@@ -16,6 +16,7 @@ from .errors import (
     CheckpointError,
     ContextOverflowError,
     InvalidParameterError,
+    QueueTimeoutError,
     UnsupportedModelError,
 )
 from .model import GenerationConfig, Model, load
@@ -39,6 +40,7 @@ __all__ = [
     "GenerationConfig",
     "InvalidParameterError",
     "Model",
+    "QueueTimeoutError",
     "SamplingParams",
     "Tokenizer",
     "UnsupportedModelError",

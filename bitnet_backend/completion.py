@@ -8,20 +8,40 @@ from typing import Any, Literal, TypedDict
 FinishReason = Literal["stop", "length", "tool_calls"]
 
 
-class Usage(TypedDict):
-    """Token accounting of one call."""
+class PromptTokensDetails(TypedDict):
+    """Where the prompt tokens came from: ``cached_tokens`` were reused from the prefix cache."""
 
+    cached_tokens: int
+
+
+class _TokenCounts(TypedDict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-def make_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(
+class Usage(_TokenCounts, total=False):
+    """Token accounting of one call (OpenAI's shape).
+
+    ``prompt_tokens_details["cached_tokens"]`` says how many prompt tokens were not computed
+    again but copied from the prefix cache; a generation reports it, other usages may not.
+    """
+
+    prompt_tokens_details: PromptTokensDetails
+
+
+def make_usage(
+    prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None
+) -> Usage:
+    """Usage of one call; ``cached_tokens`` (when given) adds ``prompt_tokens_details``."""
+    usage = Usage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
     )
+    if cached_tokens is not None:
+        usage["prompt_tokens_details"] = PromptTokensDetails(cached_tokens=cached_tokens)
+    return usage
 
 
 @dataclass(frozen=True)

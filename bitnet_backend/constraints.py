@@ -94,6 +94,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -580,6 +581,8 @@ def template_source(tokenizer: Tokenizer, chat_template: Any, has_tools: bool) -
     return templates
 
 
+# Parsing a template costs milliseconds, on every chat call: a model has one or two templates.
+@functools.lru_cache(maxsize=16)
 def template_uses_tools(source: str | None) -> bool:
     """True when a chat template reads the ``tools`` variable."""
     if not source:

@@ -38,3 +38,14 @@ class InvalidParameterError(BitnetError, ValueError):
 
 class BackendNotFoundError(BitnetError):
     """No backend plugin with the requested name is installed or available."""
+
+
+class QueueTimeoutError(BitnetError):
+    """A request waited in the queue longer than the model's ``queue_timeout`` (seconds)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(
+            f"the request waited {timeout:g} s in the queue without a free sequence "
+            "(raise max_batch or kv_budget, or queue_timeout)"
+        )

@@ -1,57 +1,57 @@
 """The public Model: load a checkpoint on a backend, then tokenize, generate, chat and embed.
 
-Every generation runs in its own Session (its own KV cache), so one Model serves several
-threads at once. The prompt is evaluated in one batched call, then tokens are sampled and
-evaluated one at a time; text is assembled incrementally from token bytes (generation.py),
-so the per-token Python work does not grow with the vocabulary or the text length.
+The Model validates every call on the caller's side (options, prompt, schema, tools), then
+hands the work to its scheduler (scheduler.py), which runs the requests of all threads and
+event loops in shared forward steps; results come back through a per-request channel
+(async_bridge.py) that threads block on and event loops await.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import plugins
+from .chat_results import ChatChunks, chat_chunks, chat_result
 from .completion import (
     ChatCompletion,
     ChatCompletionChunk,
     Completion,
     CompletionChunk,
-    FinishReason,
-    make_usage,
 )
 from .constraints import (
     ConstraintCompiler,
-    Grammar,
     ToolCallStream,
     ToolProtocol,
     compiler_for,
     template_source,
     template_uses_tools,
 )
+from .engine_ops import InFlightCalls
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
-from .generation import TextAssembler, normalize_stop
+from .generation import normalize_stop
+from .prefix_cache import PrefixCache
+from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
+from .requests import Plan as _Plan
 from .sampling import SamplingParams, resolve_seed
+from .scheduler import Scheduler, SchedulerStats, resolve_limits
 from .threads import check_n_threads, default_threads
 from .tokenizer import Tokenizer, find_chat_template
 
 if TYPE_CHECKING:
-    from .backend import Engine, Session
+    from .backend import Engine
     from .checkpoints.hf import Checkpoint
     from .config import ModelConfig
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default-model"
 # Above this many bytes of weights, loading shows a progress bar when asked to decide itself.
 LARGE_CHECKPOINT_BYTES = 256 * 1024 * 1024
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,15 +134,6 @@ _OPTION_NAMES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Plan:
-    params: SamplingParams
-    seed: int
-    max_tokens: int
-    stops: tuple[str, ...]
-    grammar: Grammar | None = None  # constrains every sampled token (json_schema, tools)
-
-
 def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
     if source is None:
         if not (DEFAULT_MODEL_DIR / "config.json").is_file():
@@ -181,6 +172,9 @@ def load(
     progress: bool | None = None,
     *,
     cache_prompt: bool = True,
+    max_batch: int | None = None,
+    kv_budget: int | None = None,
+    queue_timeout: float | None = None,
     **options: Any,
 ) -> Model:
     """Load a BitNet b1.58 model.
@@ -191,8 +185,16 @@ def load(
     (default: the physical cores this process may use; at most 4 per usable CPU). ``n_ctx``:
     context window in tokens (default: the model's max_position_embeddings). ``progress``:
     show a progress bar while reading weights (None: only for large checkpoints).
-    ``cache_prompt`` (default True): reuse the KV cache of the previous call for a prompt that
-    shares its prefix (multi-turn chat). Other options go to the backend's ``load``.
+    ``cache_prompt`` (default True): keep the KV caches of recent calls and start a prompt that
+    shares their prefix from there (multi-turn chat, a common system prompt; see
+    prefix_cache.py).
+
+    Concurrent calls share forward steps (scheduler.py). ``max_batch``: the most sequences
+    per step (default: ``scheduler.default_max_batch``, 8 on up to 2 threads). ``kv_budget``:
+    KV positions the running sequences may hold together (default: ``max(n_ctx, 1024 *
+    max_batch)``); a call reserves min(n_ctx, prompt + max_tokens). Calls beyond either wait
+    in the queue; ``queue_timeout`` (seconds, default None: wait as long as it takes) turns a
+    longer wait into QueueTimeoutError. Other options go to the backend's ``load``.
     """
     n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
     if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
@@ -211,6 +213,7 @@ def load(
             raise InvalidParameterError(
                 f"n_ctx {n_ctx} is larger than the model's context length {max_pos}"
             )
+        resolve_limits(n_ctx or max_pos, n_threads, max_batch, kv_budget, queue_timeout)
         tokenizer = _make_tokenizer(ckpt)
         if progress:
             with _LayerProgress(ckpt.config.num_hidden_layers) as bar:
@@ -229,6 +232,9 @@ def load(
         source=str(source) if source is not None else "default",
         backend_name=chosen.name,
         cache_prompt=bool(cache_prompt),
+        max_batch=max_batch,
+        kv_budget=kv_budget,
+        queue_timeout=queue_timeout,
     )
 
 
@@ -282,6 +288,9 @@ class Model:
         backend_name: str | None = None,
         cache_prompt: bool = True,
         generation_config: GenerationConfig | None = None,
+        max_batch: int | None = None,
+        kv_budget: int | None = None,
+        queue_timeout: float | None = None,
     ) -> None:
         self.engine = engine
         self.backend_name = backend_name or engine.backend_name
@@ -301,20 +310,28 @@ class Model:
         self.eos_token_ids: tuple[int, ...] = tuple(eos)
         self._eos = frozenset(eos)
         self._lock = threading.Lock()
-        self._cached: Session | None = None
         self._closed = False
+        # Prefix caches hold up to one context window of KV positions, as much as the single
+        # cached sequence of a model that served one call at a time.
+        cache = PrefixCache(engine, n_ctx) if cache_prompt else None
+        limits = resolve_limits(n_ctx, n_threads, max_batch, kv_budget, queue_timeout)
+        self._scheduler = Scheduler(engine, limits, cache)
+        self._direct_calls = InFlightCalls()  # logits() runs on the caller's thread
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free the KV caches and the weights. Further calls raise BitnetError."""
+        """End running calls (BitnetError), free the KV caches and the weights.
+
+        Returns once the scheduler has finished its current step and every direct engine
+        call has returned; further calls raise BitnetError.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            cached, self._cached = self._cached, None
-        if cached is not None:
-            cached.close()
+        self._scheduler.close()
+        self._direct_calls.close()
         self.engine.close()
         self.checkpoint.close()
 
@@ -369,7 +386,12 @@ class Model:
             "source": self.source,
             "path": str(self.checkpoint.path),
             "engine": engine_info,
+            "scheduler": {**self._scheduler.limits.as_dict(), **self.stats()},
         }
+
+    def stats(self) -> SchedulerStats:
+        """Scheduler counters: steps, steps shared by several sequences, tokens, queue, cache."""
+        return self._scheduler.stats()
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -418,7 +440,8 @@ class Model:
             raise InvalidParameterError("ids is empty")
         if len(ids) > self.n_ctx:
             raise ContextOverflowError(len(ids), self.n_ctx)
-        return np.asarray(self.engine.logits(ids), dtype=np.float32)
+        with self._direct_calls.call():
+            return np.asarray(self.engine.logits(ids), dtype=np.float32)
 
     # -- generation -----------------------------------------------------------------------
 
@@ -456,121 +479,25 @@ class Model:
         """Grammar compiler for this model's tokenizer (built on first use, then shared)."""
         return compiler_for(self._tok(), self.eos_token_ids, self.vocab_size)
 
-    def _start(
-        self,
-        prompt: str | Sequence[int],
-        options: Mapping[str, Any],
-        cancel: threading.Event | None = None,
-    ) -> Iterator[CompletionChunk]:
-        """Validate everything, then hand back the (lazy) generation loop."""
+    def _start(self, prompt: str | Sequence[int], options: Mapping[str, Any]) -> GenerationRequest:
+        """Validate everything; the request is not queued yet."""
         self._check_open()
         plan = self._plan(options)
-        return self._run(self._prompt_ids(prompt), plan, cancel)
+        return self._request(self._prompt_ids(prompt), plan)
 
-    def _acquire_session(self, prompt: list[int]) -> Session:
-        with self._lock:
-            self._check_open()
-            session, self._cached = self._cached, None
-        if session is None:
-            return self.engine.new_session(self.n_ctx)
-        cached = session.tokens
-        common = 0
-        limit = min(len(cached), len(prompt) - 1)  # the last prompt token must be evaluated
-        while common < limit and cached[common] == prompt[common]:
-            common += 1
-        session.truncate(common)
-        return session
+    def _request(self, prompt: list[int], plan: _Plan) -> GenerationRequest:
+        token_bytes = self.tokenizer.token_bytes if self.tokenizer is not None else None
+        return GenerationRequest(prompt, plan, self.n_ctx, token_bytes, self._eos)
 
-    def _release_session(self, session: Session) -> None:
-        if not self.cache_prompt:
-            session.close()
-            return
-        with self._lock:
-            if self._closed:
-                old: Session | None = session
-            else:
-                old, self._cached = self._cached, session
-        if old is not None:
-            old.close()
+    def _chunks(self, request: GenerationRequest) -> Iterator[CompletionChunk]:
+        """Queue ``request`` once iteration starts; its chunks as they come."""
+        self._scheduler.submit(request)
+        yield from request.chunks()
 
-    def _run(
-        self,
-        prompt: list[int],
-        plan: _Plan,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[CompletionChunk]:
-        """The generation loop: chunks of new text; the last one has finish_reason/usage."""
-        token_bytes = self._tok().token_bytes if self.tokenizer is not None else None
-        session = self._acquire_session(prompt)
-        ok = False
-        try:
-            session.set_seed(plan.seed)
-            rest = prompt[session.n_past :]
-            session.eval(rest)
-            assembler = TextAssembler(token_bytes or [], plan.stops)
-            guide = plan.grammar.start() if plan.grammar is not None else None
-            generated: list[int] = []
-            unsent: list[int] = []
-            finish: FinishReason = "length"
-            eos = self._eos
-            limit = plan.max_tokens
-            room = session.n_ctx - len(prompt)  # a sequence never outgrows the context window
-            while True:
-                if len(generated) >= room or (limit != -1 and len(generated) >= limit):
-                    break  # finish "length"
-                if cancel is not None and cancel.is_set():
-                    break
-                if generated:
-                    # Evaluated only now that another token is wanted, so a finished
-                    # generation never pays for a forward pass whose logits go unused.
-                    session.eval(generated[-1:])
-                tok = session.sample(plan.params, guide.mask() if guide is not None else None)
-                if tok in eos:
-                    finish = "stop"
-                    break
-                if guide is not None:
-                    guide.consume(tok)
-                generated.append(tok)
-                unsent.append(tok)
-                if token_bytes is not None:
-                    text = assembler.push(tok)
-                    if text:
-                        yield CompletionChunk(text, unsent)
-                        unsent = []
-                    if assembler.stopped:
-                        finish = "stop"
-                        break
-                if guide is not None and guide.finished:
-                    finish = "stop"  # complete: nothing but end-of-sequence could follow
-                    break
-            tail = assembler.flush() if token_bytes is not None else ""
-            ok = True
-            yield CompletionChunk(
-                tail,
-                unsent,
-                finish_reason=finish,
-                usage=make_usage(len(prompt), len(generated)),
-            )
-        except GeneratorExit:
-            ok = True  # the consumer stopped early: the session is still consistent
-            raise
-        finally:
-            if ok:
-                self._release_session(session)
-            else:
-                session.close()
-
-    @staticmethod
-    def _collect(chunks: Iterator[CompletionChunk]) -> Completion:
-        texts: list[str] = []
-        ids: list[int] = []
-        for c in chunks:
-            texts.append(c.text)
-            ids.extend(c.token_ids)
-            if c.finish_reason is not None:
-                assert c.usage is not None
-                return Completion("".join(texts), ids, c.finish_reason, c.usage)
-        raise BitnetError("generation ended without a final chunk")
+    async def _achunks(self, request: GenerationRequest) -> AsyncIterator[CompletionChunk]:
+        self._scheduler.submit(request)
+        async for chunk in request.achunks():
+            yield chunk
 
     def generate(
         self,
@@ -609,7 +536,7 @@ class Model:
             "stop": stop,
             "json_schema": json_schema,
         }
-        return self._collect(self._start(prompt, options))
+        return collect(self._chunks(self._start(prompt, options)))
 
     def stream(
         self,
@@ -642,7 +569,7 @@ class Model:
             "stop": stop,
             "json_schema": json_schema,
         }
-        return self._start(prompt, options)
+        return self._chunks(self._start(prompt, options))
 
     # -- chat -----------------------------------------------------------------------------
 
@@ -689,10 +616,10 @@ class Model:
         format: ``constraints.py``). ``template_kwargs`` go to the chat template;
         ``options`` are those of ``generate``.
         """
-        run = self._start_chat(
+        request, tool_stream = self._start_chat(
             messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
-        return self._chat_result(*run)
+        return chat_result(collect(self._chunks(request)), tool_stream)
 
     def stream_chat(
         self,
@@ -709,10 +636,10 @@ class Model:
         Tool calls stream as ``delta["tool_calls"]`` pieces (id and name, then the arguments'
         JSON text); the last chunk's ``tool_calls`` holds the complete, parsed calls.
         """
-        run = self._start_chat(
+        request, tool_stream = self._start_chat(
             messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
-        return self._chat_chunks(*run)
+        return chat_chunks(self._chunks(request), tool_stream)
 
     def _start_chat(
         self,
@@ -722,8 +649,7 @@ class Model:
         options: Mapping[str, Any],
         tool_choice: str | Mapping[str, Any] = "auto",
         parallel_tool_calls: bool = False,
-        cancel: threading.Event | None = None,
-    ) -> tuple[Iterator[CompletionChunk], ToolCallStream | None]:
+    ) -> tuple[GenerationRequest, ToolCallStream | None]:
         self._check_open()
         protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
         plan = self._plan(options)
@@ -735,57 +661,16 @@ class Model:
             # Stop strings could cut a call short; the grammar decides where a reply ends.
             plan = replace(plan, grammar=protocol.grammar(self._constraints()), stops=())
         prompt = self._chat_prompt(messages, protocol, template_kwargs)
+        if len(prompt) > self.n_ctx:
+            raise ContextOverflowError(len(prompt), self.n_ctx)
         tool_stream = (
             protocol.stream(id_seed=",".join(map(str, prompt))) if protocol.active else None
         )
-        return self._run(prompt, plan, cancel), tool_stream
-
-    def _chat_result(
-        self, chunks: Iterator[CompletionChunk], tool_stream: ToolCallStream | None = None
-    ) -> ChatCompletion:
-        c = self._collect(chunks)
-        message: dict[str, Any] = {"role": "assistant", "content": c.text}
-        finish: FinishReason = c.finish_reason
-        if tool_stream is not None:
-            tool_stream.feed(c.text)
-            message, finish = tool_stream.finish(c.finish_reason)
-        return ChatCompletion(
-            message=message,
-            token_ids=c.token_ids,
-            finish_reason=finish,
-            usage=c.usage,
-        )
-
-    @staticmethod
-    def _chat_chunks(
-        chunks: Iterator[CompletionChunk], tool_stream: ToolCallStream | None = None
-    ) -> Iterator[ChatCompletionChunk]:
-        first = True
-        try:
-            for c in chunks:
-                delta: dict[str, Any] = {"content": c.text}
-                finish: FinishReason | None = c.finish_reason
-                tool_calls = None
-                if tool_stream is not None:
-                    delta = _merge_deltas(tool_stream.feed(c.text))
-                    if finish is not None:
-                        held = tool_stream.flush()
-                        delta["content"] = delta.get("content", "") + held
-                        message, finish = tool_stream.finish(finish)
-                        tool_calls = message.get("tool_calls")
-                if first:
-                    delta = {"role": "assistant", **delta}
-                    first = False
-                yield ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+        return self._request(prompt, plan), tool_stream
 
     # -- embeddings -----------------------------------------------------------------------
 
-    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
-        """Float32 ``[len(texts), hidden]``: mean of the final hidden states, L2-normalised."""
+    def _embedding_request(self, texts: str | Sequence[str]) -> EmbeddingRequest:
         self._check_open()
         if isinstance(texts, str):
             texts = [texts]
@@ -798,31 +683,31 @@ class Model:
                 raise InvalidParameterError("cannot embed an empty text")
             if len(ids) > self.n_ctx:
                 raise ContextOverflowError(len(ids), self.n_ctx)
-        out = np.zeros((len(batches), self.hidden_size), dtype=np.float32)
-        for row, ids in enumerate(batches):
-            h = np.asarray(self.engine.hidden_states(ids), dtype=np.float32)
-            v = h.mean(axis=0, dtype=np.float64)
-            norm = float(np.linalg.norm(v))
-            out[row] = v / norm if norm > 0 else v
-        return out
+        return EmbeddingRequest(batches, self.hidden_size)
+
+    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Float32 ``[len(texts), hidden]``: mean of the final hidden states, L2-normalised.
+
+        Texts are embedded several per step, together with the texts of concurrent calls.
+        """
+        request = self._embedding_request(texts)
+        if not request.id_lists:
+            return request.result
+        self._scheduler.submit(request)
+        return request.wait()
 
     # -- async ----------------------------------------------------------------------------
+    # The scheduler does the work; these await its results without a thread per call.
 
     async def agenerate(self, prompt: str | Sequence[int], **options: Any) -> Completion:
-        """``generate`` in a worker thread; cancelling the await stops the generation."""
-        cancel = threading.Event()
-        try:
-            return await asyncio.to_thread(
-                lambda: self._collect(self._start(prompt, options, cancel))
-            )
-        finally:
-            cancel.set()
+        """``generate`` for an event loop; cancelling the await stops the generation."""
+        return await acollect(self._achunks(self._start(prompt, options)))
 
     async def astream(
         self, prompt: str | Sequence[int], **options: Any
     ) -> AsyncIterator[CompletionChunk]:
-        """``stream`` driven from a worker thread, as an async iterator."""
-        async for chunk in _aiterate(lambda cancel: self._start(prompt, options, cancel)):
+        """``stream`` as an async iterator; leaving it early stops the generation."""
+        async for chunk in self._achunks(self._start(prompt, options)):
             yield chunk
 
     async def achat(
@@ -835,24 +720,11 @@ class Model:
         template_kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> ChatCompletion:
-        """``chat`` in a worker thread; cancelling the await stops the generation."""
-        cancel = threading.Event()
-        try:
-            return await asyncio.to_thread(
-                lambda: self._chat_result(
-                    *self._start_chat(
-                        messages,
-                        tools,
-                        template_kwargs,
-                        options,
-                        tool_choice,
-                        parallel_tool_calls,
-                        cancel,
-                    )
-                )
-            )
-        finally:
-            cancel.set()
+        """``chat`` for an event loop; cancelling the await stops the generation."""
+        request, tool_stream = self._start_chat(
+            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        )
+        return chat_result(await acollect(self._achunks(request)), tool_stream)
 
     async def astream_chat(
         self,
@@ -864,82 +736,103 @@ class Model:
         template_kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> AsyncIterator[ChatCompletionChunk]:
-        """``stream_chat`` driven from a worker thread, as an async iterator."""
-        async for chunk in _aiterate(
-            lambda cancel: self._chat_chunks(
-                *self._start_chat(
-                    messages,
-                    tools,
-                    template_kwargs,
-                    options,
-                    tool_choice,
-                    parallel_tool_calls,
-                    cancel,
-                )
-            )
-        ):
-            yield chunk
+        """``stream_chat`` as an async iterator; leaving it early stops the generation."""
+        request, tool_stream = self._start_chat(
+            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        )
+        chat = ChatChunks(tool_stream)
+        async for c in self._achunks(request):
+            yield chat.convert(c)
 
     async def aembed(self, texts: str | Sequence[str]) -> np.ndarray:
-        """``embed`` in a worker thread."""
-        return await asyncio.to_thread(self.embed, texts)
+        """``embed`` for an event loop."""
+        request = self._embedding_request(texts)
+        if not request.id_lists:
+            return request.result
+        self._scheduler.submit(request)
+        return await request.await_result()
 
+    # -- batches --------------------------------------------------------------------------
 
-def _merge_deltas(deltas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One chunk's delta from a ToolCallStream's pieces: content joined, call pieces listed."""
-    out: dict[str, Any] = {"content": "".join(d.get("content", "") for d in deltas)}
-    calls = [tc for d in deltas for tc in d.get("tool_calls", ())]
-    if calls:
-        out["tool_calls"] = calls
-    return out
+    def generate_batch(
+        self, prompts: Sequence[str | Sequence[int]], **options: Any
+    ) -> list[Completion]:
+        """``generate`` for each prompt (same options), run together; results in order.
 
+        Every prompt is validated before any is queued.
+        """
+        requests = [self._start(p, options) for p in _batch_items(prompts, "prompts")]
+        return self._run_batch(requests)
 
-_END = object()
+    async def agenerate_batch(
+        self, prompts: Sequence[str | Sequence[int]], **options: Any
+    ) -> list[Completion]:
+        """``generate_batch`` for an event loop."""
+        requests = [self._start(p, options) for p in _batch_items(prompts, "prompts")]
+        return await self._arun_batch(requests)
 
+    def chat_batch(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, Any]]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> list[ChatCompletion]:
+        """``chat`` for each conversation (same tools and options), run together, in order."""
+        started = [
+            self._start_chat(m, tools, template_kwargs, options, tool_choice, parallel_tool_calls)
+            for m in _batch_items(conversations, "conversations")
+        ]
+        results = self._run_batch([request for request, _ in started])
+        return [
+            chat_result(c, tool_stream)
+            for c, (_, tool_stream) in zip(results, started, strict=True)
+        ]
 
-async def _aiterate(make: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
-    """Run a blocking iterator in a worker thread and hand its items to the event loop.
+    async def achat_batch(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, Any]]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> list[ChatCompletion]:
+        """``chat_batch`` for an event loop."""
+        started = [
+            self._start_chat(m, tools, template_kwargs, options, tool_choice, parallel_tool_calls)
+            for m in _batch_items(conversations, "conversations")
+        ]
+        results = await self._arun_batch([request for request, _ in started])
+        return [
+            chat_result(c, tool_stream)
+            for c, (_, tool_stream) in zip(results, started, strict=True)
+        ]
 
-    The iterator is created, advanced and closed in that one thread, so the event loop never
-    waits on model work; leaving the ``async for`` early stops the worker after its current
-    token.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
-    cancel = threading.Event()
-
-    def put(item: Any, exc: BaseException | None = None) -> None:
+    def _run_batch(self, requests: list[GenerationRequest]) -> list[Completion]:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, (item, exc))
-        except RuntimeError:  # the event loop is gone: nobody is listening any more
-            cancel.set()
+            for r in requests:
+                self._scheduler.submit(r)
+            return [collect(r.chunks()) for r in requests]
+        finally:
+            for r in requests:
+                r.cancel()  # after an error: the others stop too
 
-    def work() -> None:
+    async def _arun_batch(self, requests: list[GenerationRequest]) -> list[Completion]:
         try:
-            it = make(cancel)
-            try:
-                for item in it:
-                    put(item)
-                    if cancel.is_set():
-                        break
-            finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as exc:
-            put(_END, exc)
-        else:
-            put(_END)
+            for r in requests:
+                self._scheduler.submit(r)
+            return [await acollect(r.achunks()) for r in requests]
+        finally:
+            for r in requests:
+                r.cancel()
 
-    worker = loop.run_in_executor(None, work)
-    try:
-        while True:
-            item, exc = await queue.get()
-            if item is _END:
-                if exc is not None:
-                    raise exc
-                break
-            yield item
-    finally:
-        cancel.set()
-        del worker  # finishes on its own after the current token
+
+def _batch_items(items: Any, name: str) -> list[Any]:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise InvalidParameterError(f"{name} must be a list, got {type(items).__name__}")
+    return list(items)

@@ -30,7 +30,9 @@ def test_chat_goes_through_the_models_chat_template(llm: Bitnet) -> None:
     response = llm.chat(MESSAGES)
     assert response.message.role == MessageRole.ASSISTANT
     assert response.message.content == expected.content
-    assert response.raw["usage"] == expected.usage
+    # The same counts; how many prompt tokens the prefix cache held differs between the calls.
+    counts = ("prompt_tokens", "completion_tokens", "total_tokens")
+    assert [response.raw["usage"][k] for k in counts] == [expected.usage[k] for k in counts]
     assert response.additional_kwargs["completion_tokens"] == expected.usage["completion_tokens"]
 
 

@@ -1,0 +1,252 @@
+"""One request as the scheduler runs it: a generation or an embedding, and its results.
+
+A GenerationRequest carries a validated prompt and Plan, the sequence (Session) it runs in
+while admitted, and the Channel its chunks go to. The scheduler thread calls ``begin``,
+feeds prompt chunks, then calls ``advance`` after every forward that produced its logits;
+``advance`` samples one token, assembles text and emits chunks. Its work per token does not
+grow with the prompt, the text or the vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import numpy as np
+
+from .async_bridge import Channel
+from .completion import Completion, CompletionChunk, FinishReason, make_usage
+from .errors import BitnetError
+from .generation import TextAssembler
+
+if TYPE_CHECKING:
+    from .backend import Session
+    from .constraints import Grammar, GrammarState
+    from .sampling import SamplingParams
+
+T = TypeVar("T")
+
+
+# Sequences are sized in blocks of this many positions, so that a finished sequence can be
+# taken over by a follow-up prompt a little longer than it (the prefix cache of an engine
+# that cannot copy prefixes takes cached sequences over; prefix_cache.py).
+KV_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The validated options of one generation."""
+
+    params: SamplingParams
+    seed: int
+    max_tokens: int
+    stops: tuple[str, ...]
+    grammar: Grammar | None = None  # constrains every sampled token (json_schema, tools)
+
+
+class Request(Generic[T]):
+    """What every request has: its output Channel, cancellation and a queue deadline."""
+
+    def __init__(self) -> None:
+        self.channel: Channel[T] = Channel()
+        self.cancelled = False
+        self.deadline: float | None = None  # time.monotonic() after which it may not wait
+
+    def cancel(self) -> None:
+        """The caller is gone: the scheduler drops the request at its next step."""
+        self.cancelled = True
+
+    def emit(self, item: T) -> None:
+        if not self.channel.put(item):
+            self.cancel()
+
+    def fail(self, error: BaseException) -> None:
+        """End the request with ``error`` (raised in the caller); nothing else follows."""
+        self.cancelled = True
+        self.channel.fail(error)
+
+
+class GenerationRequest(Request[CompletionChunk]):
+    """One generation: prompt, options, its sequence while admitted, and its output."""
+
+    def __init__(
+        self,
+        prompt: list[int],
+        plan: Plan,
+        n_ctx: int,
+        token_bytes: Sequence[bytes] | None,
+        eos: frozenset[int],
+    ) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.plan = plan
+        wanted = n_ctx if plan.max_tokens == -1 else len(prompt) + plan.max_tokens
+        # Tokens it may generate: a sequence never outgrows the context window.
+        self.room = min(n_ctx, wanted) - len(prompt)
+        # KV positions its sequence holds, counted against the KV budget.
+        self.reservation = min(n_ctx, -(-wanted // KV_BLOCK) * KV_BLOCK)
+        self.session: Session | None = None
+        self.fed = 0  # prompt tokens in the session so far
+        self.cached_tokens = 0
+        self._token_bytes = token_bytes
+        self._eos = eos
+        self._assembler: TextAssembler | None = None
+        self._guide: GrammarState | None = None
+        self._generated: list[int] = []
+        self._unsent: list[int] = []
+
+    @property
+    def prefilling(self) -> bool:
+        return self.fed < len(self.prompt)
+
+    def begin(self, session: Session, cached_tokens: int) -> None:
+        """Take ``session``, which already holds the first ``cached_tokens`` prompt tokens."""
+        self.session = session
+        self.fed = self.cached_tokens = cached_tokens
+        session.set_seed(self.plan.seed)
+        self._assembler = TextAssembler(self._token_bytes or [], self.plan.stops)
+        if self.plan.grammar is not None:
+            self._guide = self.plan.grammar.start()
+
+    def prompt_chunk(self, budget: int) -> list[int]:
+        """The next at most ``budget`` prompt tokens to evaluate (counted as fed)."""
+        chunk = self.prompt[self.fed : self.fed + budget]
+        self.fed += len(chunk)
+        return chunk
+
+    def decode_input(self) -> list[int]:
+        """The token to evaluate this step: the one sampled last."""
+        return self._generated[-1:]
+
+    def advance(self) -> bool:
+        """Sample the next token from the logits just computed; True once finished.
+
+        Every finished generation ends with a final chunk (``final_chunk``).
+        """
+        assert self.session is not None and self._assembler is not None
+        guide = self._guide
+        tok = self.session.sample(self.plan.params, guide.mask() if guide is not None else None)
+        if tok in self._eos:
+            return self.finish("stop")
+        if guide is not None:
+            guide.consume(tok)
+        self._generated.append(tok)
+        self._unsent.append(tok)
+        if self._token_bytes is not None:
+            text = self._assembler.push(tok)
+            if text:
+                self.emit(CompletionChunk(text, self._unsent))
+                self._unsent = []
+            if self._assembler.stopped:
+                return self.finish("stop")
+        if guide is not None and guide.finished:
+            return self.finish("stop")  # complete: nothing but end-of-sequence could follow
+        if len(self._generated) >= self.room:
+            return self.finish("length")
+        return False
+
+    def finish(self, finish: FinishReason) -> bool:
+        self.emit(self.final_chunk(finish))
+        return True
+
+    def final_chunk(self, finish: FinishReason) -> CompletionChunk:
+        """The last chunk of every generation: held-back text, finish reason and usage."""
+        tail = ""
+        if self._token_bytes is not None and self._assembler is not None:
+            tail = self._assembler.flush()
+        return CompletionChunk(
+            tail,
+            self._unsent,
+            finish_reason=finish,
+            usage=make_usage(len(self.prompt), len(self._generated), self.cached_tokens),
+        )
+
+    # -- the caller's side ---------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[CompletionChunk]:
+        """The chunks as they come; leaving early cancels the request."""
+        try:
+            while True:
+                chunk = self.channel.get()
+                yield chunk
+                if chunk.finish_reason is not None:
+                    return
+        finally:
+            self.cancel()
+
+    async def achunks(self) -> AsyncIterator[CompletionChunk]:
+        """``chunks`` for an event loop: awaits without blocking it."""
+        try:
+            while True:
+                chunk = await self.channel.aget()
+                yield chunk
+                if chunk.finish_reason is not None:
+                    return
+        finally:
+            self.cancel()
+
+
+class EmbeddingRequest(Request[np.ndarray]):
+    """Texts (as ids) to embed: mean of the final hidden states, L2-normalised, per row."""
+
+    def __init__(self, id_lists: list[list[int]], hidden_size: int) -> None:
+        super().__init__()
+        self.id_lists = id_lists
+        self.result = np.zeros((len(id_lists), hidden_size), dtype=np.float32)
+        self.next_row = 0  # rows handed to a step so far
+        self._rows_done = 0
+
+    def fill(self, row: int, hidden: np.ndarray) -> None:
+        v = hidden.mean(axis=0, dtype=np.float64)
+        norm = float(np.linalg.norm(v))
+        self.result[row] = v / norm if norm > 0 else v
+        self._rows_done += 1
+        if self._rows_done == len(self.id_lists):
+            self.emit(self.result)
+
+    def wait(self) -> np.ndarray:
+        try:
+            return self.channel.get()
+        finally:
+            self.cancel()
+
+    async def await_result(self) -> np.ndarray:
+        try:
+            return await self.channel.aget()
+        finally:
+            self.cancel()
+
+
+def collect(chunks: Iterator[CompletionChunk]) -> Completion:
+    """The Completion the chunks of one generation make up."""
+    builder = _CompletionBuilder()
+    for c in chunks:
+        done = builder.add(c)
+        if done is not None:
+            return done
+    raise BitnetError("generation ended without a final chunk")
+
+
+async def acollect(chunks: AsyncIterator[CompletionChunk]) -> Completion:
+    """``collect`` for an async iterator of chunks."""
+    builder = _CompletionBuilder()
+    async for c in chunks:
+        done = builder.add(c)
+        if done is not None:
+            return done
+    raise BitnetError("generation ended without a final chunk")
+
+
+class _CompletionBuilder:
+    def __init__(self) -> None:
+        self._texts: list[str] = []
+        self._ids: list[int] = []
+
+    def add(self, c: CompletionChunk) -> Completion | None:
+        self._texts.append(c.text)
+        self._ids.extend(c.token_ids)
+        if c.finish_reason is None:
+            return None
+        assert c.usage is not None
+        return Completion("".join(self._texts), self._ids, c.finish_reason, c.usage)
