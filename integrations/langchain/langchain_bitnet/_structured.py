@@ -34,8 +34,9 @@ def check_finished(result: list[Generation]) -> None:
     spent = f" after {tokens} tokens" if tokens is not None else ""
     raise OutputParserException(
         f"the model did not finish the JSON within max_tokens{spent} (finish_reason "
-        "'length'): raise max_tokens, or, if the model never closes a string, ask for "
-        "shorter values (e.g. maxLength in the schema) or a clearer prompt",
+        "'length'): raise max_tokens if the output is long, or, if the model never closes a "
+        "string, bound the string fields (maxLength, pydantic max_length) or make the prompt "
+        "clearer",
         llm_output=str(message.content),
     )
 
