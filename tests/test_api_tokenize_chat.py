@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ CONVERSATION = [
 
 
 @pytest.fixture(scope="module")
-def model(make_checkpoint) -> bb.Model:
+def model(make_checkpoint: Any) -> Iterator[bb.Model]:
     ckpt: Path = make_checkpoint()
     with bb.load(ckpt, n_threads=1) as m:
         yield m
@@ -39,7 +41,7 @@ def model(make_checkpoint) -> bb.Model:
         {"tools": [WEATHER], "parallel_tool_calls": True},
     ],
 )
-def test_ids_are_the_prompt_chat_reads(model: bb.Model, tool_args: dict) -> None:
+def test_ids_are_the_prompt_chat_reads(model: bb.Model, tool_args: dict[str, Any]) -> None:
     ids = model.tokenize_chat(CONVERSATION, **tool_args)
     reply = model.chat(CONVERSATION, max_tokens=1, temperature=0, **tool_args)
     assert len(ids) == reply.usage["prompt_tokens"]
