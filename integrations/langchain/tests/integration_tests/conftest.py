@@ -9,8 +9,9 @@ import pytest
 # Jokes are not in the embedded model's training data: asked for a Joke(setup, punchline), it
 # writes the setup string until the token budget ends and leaves out the punchline; a reply
 # cut that way is an OutputParserException, whatever the schema's form (pydantic, TypedDict,
-# JSON schema). Marked here by test id, because a single parametrization of a standard test cannot be marked by
-# overriding it (the suite's test_no_overrides_DO_NOT_OVERRIDE wants overrides xfailed whole).
+# JSON schema). Marked here by test id, because a single parametrization of a standard test
+# cannot be marked by overriding it (the suite's test_no_overrides_DO_NOT_OVERRIDE wants
+# overrides xfailed whole).
 LONG_SETUP = (
     "TestChatBitnetIntegration::test_structured_output[pydantic]",
     "TestChatBitnetIntegration::test_structured_output[typeddict]",
