@@ -55,6 +55,8 @@ def test_text_counts_are_the_models_tokens(llm: ChatBitnet) -> None:
     completion = BitnetLLM(model=llm.model)
     assert completion.get_token_ids(text) == ids
     assert completion.get_num_tokens(text) == len(ids)
+    # A completion model reads messages as LangChain's "Human: ..." text, counted likewise.
+    assert completion.get_num_tokens_from_messages(CONVERSATION) > 0
 
 
 def test_message_counts_equal_the_prompt_the_model_reads(llm: ChatBitnet) -> None:
