@@ -598,6 +598,23 @@ class Model:
         # The template writes the special tokens itself (BOS included), as in transformers.
         return self._tok().encode(text, add_special=False)
 
+    def tokenize_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        tool_choice: str | Mapping[str, Any] = "auto",
+        parallel_tool_calls: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """The prompt token ids ``chat`` would generate from, with the same arguments.
+
+        Counts what the chat template renders, the tools' description included, so its length
+        is the reply's ``usage["prompt_tokens"]``.
+        """
+        protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
+        return self._chat_prompt(messages, protocol, template_kwargs)
+
     def chat(
         self,
         messages: Sequence[Mapping[str, Any]],

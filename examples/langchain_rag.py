@@ -15,11 +15,17 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 
 DOCUMENTS = [
-    "Elena Costa is a librarian. She lives in Vienna. Her cat is called Pepper.",
-    "Omar Weber is a chemist. He was born in 1979. He lives in Glasgow.",
+    "Ida Novak is a pilot. She lives in Riga. Her dog is called Biscuit.",
     "Kestrel Works was founded in 1994. The company makes telescopes. It is based in Lyon.",
+    "Nina Perez is a teacher. She was born in 1985. She lives in Lisbon.",
+]
+QUESTIONS = [
+    "Where does Ida Novak live?",
+    "What does Kestrel Works make?",
+    "When was Nina Perez born?",
 ]
 
+CAVEAT = "the demo model embedded in bitnet-backend is tiny and can be wrong"
 PROMPT = ChatPromptTemplate.from_messages(
     [("human", "{context}\n\nAnswer the question using the text above.\nQuestion: {question}")]
 )
@@ -32,13 +38,15 @@ def join(docs: list[Document]) -> str:
 def main() -> None:
     store = InMemoryVectorStore.from_texts(DOCUMENTS, BitnetEmbeddings())  # the embedded model
     retriever = store.as_retriever(search_kwargs={"k": 1})
+    llm = ChatBitnet(temperature=0, max_tokens=32)  # same weights, loaded once
+    print(f"model: {llm.model_name} ({CAVEAT})")
     chain = (
         {"context": retriever | join, "question": RunnablePassthrough()}
         | PROMPT
-        | ChatBitnet(temperature=0, max_tokens=32)  # same weights, loaded once
+        | llm
         | StrOutputParser()
     )
-    for question in ["Where does Omar Weber live?", "What does Kestrel Works make?"]:
+    for question in QUESTIONS:
         print(f"{question} -> {chain.invoke(question).strip()}")
 
 

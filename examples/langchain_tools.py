@@ -25,12 +25,15 @@ def convert_currency(amount: float, currency: str) -> dict[str, object]:
     return {"amount": round(amount * 1.08, 2), "currency": currency}
 
 
+CAVEAT = "the demo model embedded in bitnet-backend is tiny and can be wrong"
 TOOLS = {t.name: t for t in (get_weather, convert_currency)}
 
 
 def main() -> None:
-    llm = ChatBitnet(temperature=0, max_tokens=64).bind_tools(list(TOOLS.values()))
-    messages: list[BaseMessage] = [HumanMessage("What's the weather like in Bergen?")]
+    chat = ChatBitnet(temperature=0, max_tokens=64)
+    print(f"model: {chat.model_name} ({CAVEAT})")
+    llm = chat.bind_tools(list(TOOLS.values()))
+    messages: list[BaseMessage] = [HumanMessage("What's the weather like in Madrid?")]
     for _ in range(3):  # a call, then the answer; a bound on the loop all the same
         reply = llm.invoke(messages)
         messages.append(reply)

@@ -39,16 +39,18 @@ def fake_weather(city: str) -> dict[str, object]:
 def main() -> None:
     model = bb.load(sys.argv[1] if len(sys.argv) > 1 else None)
     info = model.info
-    print(f"{info['parameters']:,} parameters, {info['backend']} backend, {info['kernel_isa']}")
+    print(f"model: {info['source']}, {info['parameters']:,} parameters, {info['backend']} backend")
+    if info["source"] == "default":
+        print("(the demo model embedded in bitnet-backend is tiny and can be wrong)")
 
     # 1. Reading: answer from the text in the prompt.
     question = f"Context:\n{PASSAGE}\n\nQuestion: Where does Mara Lind live?"
-    reply = model.chat([{"role": "user", "content": question}], max_tokens=16)
+    reply = model.chat([{"role": "user", "content": question}], max_tokens=16, temperature=0)
     print("reading:", reply.message["content"])
 
     # 2. Tool call, then an answer that uses the tool's result.
     messages = [{"role": "user", "content": "What's the weather in Lisbon?"}]
-    reply = model.chat(messages, tools=[WEATHER_TOOL], max_tokens=48)
+    reply = model.chat(messages, tools=[WEATHER_TOOL], max_tokens=48, temperature=0)
     if reply.finish_reason == "tool_calls":
         call = reply.tool_calls[0]
         print("tool call:", call["function"]["name"], call["function"]["arguments"])
@@ -57,24 +59,23 @@ def main() -> None:
             reply.message,
             {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)},
         ]
-        reply = model.chat(messages, tools=[WEATHER_TOOL], max_tokens=48)
+        reply = model.chat(messages, tools=[WEATHER_TOOL], max_tokens=48, temperature=0)
     print("answer:", reply.message["content"])
 
-    # 3. Structured output: every token keeps the text valid JSON for the schema.
-    # (Bounded strings: the reply always ends within max_tokens.)
+    # 3. Structured output: every token keeps the text valid JSON for the schema. An enum
+    # and a boolean: the schema picks the words, the model only chooses among them.
     schema = {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "maxLength": 16},
-            "city": {"type": "string", "maxLength": 16},
+            "city": {"enum": ["Lisbon", "Porto", "Riga", "Oslo"]},
+            "has_dog": {"type": "boolean"},
         },
-        "required": ["name", "city"],
+        "required": ["city", "has_dog"],
         "additionalProperties": False,
     }
+    question = f"Context:\n{PASSAGE}\n\nQuestion: Where does Mara Lind live?"
     out = model.chat(
-        [{"role": "user", "content": f"{PASSAGE}\n\nWho is this about, and where do they live?"}],
-        json_schema=schema,
-        max_tokens=64,
+        [{"role": "user", "content": question}], json_schema=schema, max_tokens=32, temperature=0
     )
     print("json:", json.loads(out.message["content"]))
     model.close()

@@ -1,10 +1,9 @@
 """Every script in examples/ runs offline on the embedded default model and does its job.
 
-Each script runs once per session; the tests check what it printed. The embedded model
-produces the right structure (tool calls to the right tool, answers, JSON of the schema) but
-does not yet copy values from its prompt reliably (see bitnet_backend/data/README.md), so the
-checks of the values themselves are expected failures, strict: they report as soon as a
-retrained model gets them right.
+Each script runs once per session; the tests check what it printed: first the structure
+(a tool call to the right tool, an answer, JSON of the schema), then the values themselves.
+The examples' inputs are ones the embedded model gets right, greedily; a retrained model that
+gets one wrong fails here, and the input (or the model) has to change.
 """
 
 from __future__ import annotations
@@ -22,20 +21,6 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_MODEL_DIR / "config.json").is_file(), reason="no default model bundled"
-)
-
-VALUES_NOT_COPIED = pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model does not yet copy values from its prompt reliably (model "
-    "card: reading exact match 87%, exact tool arguments 93%)",
-)
-# The model reads the right answer out of the right passage ("Glasgow"), but its mean-pooled
-# embeddings rank another passage first for this query, so the k=1 retriever hands it the
-# wrong one.
-RETRIEVAL_MISSES = pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model's embeddings rank another passage above the one that answers "
-    "'Where does Omar Weber live?'",
 )
 
 _outputs: dict[str, str] = {}
@@ -66,21 +51,25 @@ def line(out: str, prefix: str) -> str:
     return next(x for x in out.splitlines() if x.startswith(prefix))
 
 
+CAVEAT = "(the demo model embedded in bitnet-backend is tiny and can be wrong)"
+
+
 def test_quickstart() -> None:
     out = output("quickstart.py")
+    assert line(out, "model: default, ")
+    assert CAVEAT in out
     assert line(out, "reading: ").removeprefix("reading: ").strip()
     assert line(out, "tool call: get_weather {'city': ")
     assert line(out, "answer: ").removeprefix("answer: ").strip()
-    assert line(out, "json: {'name': ").endswith("'}")  # the whole object, parsed
+    assert line(out, "json: {'city': ").endswith("}")  # the whole object, parsed
 
 
-@VALUES_NOT_COPIED
 def test_quickstart_values() -> None:
     out = output("quickstart.py")
     assert "reading: Porto" in out
     assert "tool call: get_weather {'city': 'Lisbon'}" in out
     assert "21" in line(out, "answer:") and "sunny" in line(out, "answer:")
-    assert "json: {'name': 'Mara Lind', 'city': 'Porto'}" in out
+    assert "json: {'city': 'Porto', 'has_dog': True}" in out
 
 
 def test_bitnet_run() -> None:
@@ -94,55 +83,50 @@ def test_bitnet_run_values() -> None:
     assert "Riga" in lines and "Oslo" in lines
 
 
+QUESTIONS = {
+    "Where does Ida Novak live? -> ": "Riga",
+    "What does Kestrel Works make? -> ": "telescopes",
+    "When was Nina Perez born? -> ": "1985",
+}
+
+
 @pytest.mark.parametrize("script", ["langchain_rag.py", "llama_index_rag.py"])
 def test_rag_chains(script: str) -> None:
     out = output(script)
-    for question in ["Where does Omar Weber live? -> ", "What does Kestrel Works make? -> "]:
+    assert line(out, "model: bitnet-default ") == f"model: bitnet-default {CAVEAT}"
+    for question in QUESTIONS:
         assert line(out, question).removeprefix(question).strip()
 
 
-@pytest.mark.parametrize(
-    "script",
-    [
-        pytest.param("langchain_rag.py", marks=RETRIEVAL_MISSES),
-        pytest.param(
-            "llama_index_rag.py",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the embedded model answers 'Vienna' (another passage's city) for "
-                "'Where does Omar Weber live?'",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("script", ["langchain_rag.py", "llama_index_rag.py"])
 def test_rag_chains_values(script: str) -> None:
     out = output(script)
-    assert "Where does Omar Weber live? -> Glasgow" in out
-    assert "What does Kestrel Works make? -> telescopes" in out
+    for question, answer in QUESTIONS.items():
+        assert line(out, question) == question + answer
 
 
 def test_langchain_tools() -> None:
     out = output("langchain_tools.py")
+    assert CAVEAT in line(out, "model: bitnet-default ")
     assert line(out, "tool call: get_weather {'city': ")
     answer = line(out, "answer:").removeprefix("answer:").strip()
     assert answer and not answer.startswith("{")  # a reply in words after the tool's result
 
 
-@VALUES_NOT_COPIED
 def test_langchain_tools_values() -> None:
     out = output("langchain_tools.py")
-    assert "tool call: get_weather {'city': 'Bergen'}" in out
+    assert "tool call: get_weather {'city': 'Madrid'}" in out
     assert "9" in line(out, "answer:") and "rain" in line(out, "answer:")
 
 
 def test_llama_index_agent() -> None:
     out = output("llama_index_agent.py")
+    assert CAVEAT in line(out, "model: bitnet-default ")
     assert line(out, "tool: get_weather({'city': ")
-    assert "{'temperature': 14, 'condition': 'windy'}" in out  # the tool's result came back
+    assert '{"temperature": 14, "condition": "windy"}' in out  # the tool's result came back
     assert line(out, "answer: ").removeprefix("answer: ").strip()
 
 
-@VALUES_NOT_COPIED
 def test_llama_index_agent_values() -> None:
     out = output("llama_index_agent.py")
     assert "tool: get_weather({'city': 'Oslo'})" in out

@@ -77,6 +77,16 @@ class BitnetParams(BaseModel):
         """The name replies are reported under: ``model``, or "bitnet-default"."""
         return self.model or DEFAULT_MODEL_NAME
 
+    def get_token_ids(self, text: str) -> list[int]:
+        """The model's own token ids of ``text`` (no special tokens): offline, no transformers.
+
+        A ``custom_get_token_ids`` given to the constructor still takes precedence.
+        """
+        custom: Callable[[str], list[int]] | None = getattr(self, "custom_get_token_ids", None)
+        if custom is not None:
+            return custom(text)
+        return self._model.tokenize(text, add_special=False)
+
     def _load(self, source: str | None) -> bb.Model:
         """The shared model for ``source`` under this object's load settings."""
         return bb.load_shared(source, self.backend, self.n_threads, self.n_ctx, self.model_kwargs)

@@ -15,12 +15,6 @@ from langchain_core.language_models.chat_models import (
     generate_from_stream,
 )
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.output_parsers import (
-    JsonOutputKeyToolsParser,
-    JsonOutputParser,
-    PydanticOutputParser,
-    PydanticToolsParser,
-)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
@@ -32,6 +26,12 @@ from bitnet_backend.schemas import closed
 
 from . import _messages as msg
 from ._params import BitnetParams
+from ._structured import (
+    FinishedJsonOutputKeyToolsParser,
+    FinishedJsonOutputParser,
+    FinishedPydanticOutputParser,
+    FinishedPydanticToolsParser,
+)
 
 # Keywords of ``Model.chat`` besides the generation options.
 _CHAT_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "template_kwargs")
@@ -79,6 +79,26 @@ class ChatBitnet(BitnetParams, BaseChatModel):
         if stops:
             params["ls_stop"] = list(stops)
         return params
+
+    # -- token counting -------------------------------------------------------------------
+
+    def get_num_tokens_from_messages(
+        self,
+        messages: list[BaseMessage],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool] | None = None,
+    ) -> int:
+        """Prompt tokens of ``messages``: what the model's chat template renders of them.
+
+        With ``tools``, their description in the prompt counts too (as offered by
+        ``bind_tools`` with the default ``tool_choice="auto"``). The count equals the reply's
+        ``usage_metadata["input_tokens"]``; no messages count 0 (so ``trim_messages`` can
+        drop them all).
+        """
+        if not messages:
+            return 0
+        specs = [_closed_tool(convert_to_openai_tool(t)) for t in tools or ()]
+        ids = self._model.tokenize_chat(msg.to_bitnet_messages(messages), specs or None)
+        return len(ids)
 
     # -- generation -----------------------------------------------------------------------
 
@@ -187,8 +207,9 @@ class ChatBitnet(BitnetParams, BaseChatModel):
         ``method``: "json_schema" (default) decodes the reply under the schema;
         "function_calling" forces a call to a tool made of the schema; "json_mode" decodes any
         JSON object (describe the keys in the prompt). Decoding is always strict, so
-        ``strict`` changes nothing. With ``include_raw`` the output is ``{"raw": AIMessage,
-        "parsed": ..., "parsing_error": ...}``.
+        ``strict`` changes nothing. A reply cut by ``max_tokens`` (finish_reason "length") is
+        incomplete JSON and raises ``OutputParserException``. With ``include_raw`` the output
+        is ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}`` and nothing raises.
         """
         if kwargs:
             raise ValueError(f"unexpected arguments: {', '.join(sorted(kwargs))}")
@@ -200,9 +221,9 @@ class ChatBitnet(BitnetParams, BaseChatModel):
             name = convert_to_openai_tool(schema)["function"]["name"]
             llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=trace)
             parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                FinishedPydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
                 if is_pydantic
-                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+                else FinishedJsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
         elif method in ("json_schema", "json_mode"):
             target = (
@@ -210,9 +231,9 @@ class ChatBitnet(BitnetParams, BaseChatModel):
             )
             llm = self.bind(json_schema=closed(target), ls_structured_output_format=trace)
             parser = (
-                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                FinishedPydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
                 if is_pydantic
-                else JsonOutputParser()
+                else FinishedJsonOutputParser()
             )
         else:
             raise ValueError(

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import pytest
 from langchain_bitnet import ChatBitnet
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field, ValidationError
@@ -288,6 +289,33 @@ def test_include_raw_reports_a_cut_reply_as_a_parsing_error(llm: ChatBitnet) -> 
     assert out["raw"].response_metadata["finish_reason"] == "length"
     assert out["parsed"] is None
     assert out["parsing_error"] is not None
+
+
+class Note(BaseModel):
+    text: str  # unbounded: random weights run out of tokens inside it
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
+@pytest.mark.parametrize("schema", [Note, Note.model_json_schema()])
+def test_a_reply_cut_inside_a_string_is_a_parsing_error(
+    llm: ChatBitnet, method: str, schema: Any
+) -> None:
+    # LangChain's JSON parsers would close the open string (or object) and hand out a Note of
+    # whatever text was there; a cut reply must be an error instead. JSON mode allows any
+    # object, which random weights may close early: one token is sure to cut it.
+    budget = 1 if method == "json_mode" else 8
+    cut = ChatBitnet(model=llm.model, temperature=0, max_tokens=budget)
+    kwargs: dict[str, Any] = {"method": method}
+    out = cut.with_structured_output(schema, include_raw=True, **kwargs).invoke("Note?")
+    assert out["raw"].response_metadata["finish_reason"] == "length"
+    assert out["parsed"] is None
+    assert isinstance(out["parsing_error"], OutputParserException)
+    assert "did not finish the JSON within max_tokens" in str(out["parsing_error"])
+    chain = cut.with_structured_output(schema, **kwargs)
+    with pytest.raises(OutputParserException, match="max_tokens"):
+        chain.invoke("Note?")
+    with pytest.raises(OutputParserException, match="max_tokens"):
+        list(chain.stream("Note?"))
 
 
 def test_bad_input_raises_typed_errors(tiny: str, tmp_path: Any) -> None:

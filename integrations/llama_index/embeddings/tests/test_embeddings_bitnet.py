@@ -86,3 +86,18 @@ def test_concurrent_embedding_gives_the_sequential_vectors(embed_model: BitnetEm
 
     assert np.allclose(threaded, sequential, atol=1e-6)
     assert np.allclose(asyncio.run(run()), sequential, atol=1e-6)
+
+
+def test_tokenizer_is_the_models_and_sizes_chunks(
+    embed_model: BitnetEmbedding, model_source: str | None
+) -> None:
+    from llama_index.core.node_parser import SentenceSplitter
+
+    text = " ".join(TEXTS * 8)
+    model = embed_model.loaded_model
+    assert embed_model.tokenizer(text) == model.tokenize(text, add_special=False)
+    assert embed_model.tokenizer(text) == Bitnet(model=model_source).tokenizer(text)
+    splitter = SentenceSplitter(chunk_size=24, chunk_overlap=0, tokenizer=embed_model.tokenizer)
+    chunks = splitter.split_text(text)
+    assert len(chunks) > 1
+    assert all(len(model.tokenize(c, add_special=False)) <= 24 for c in chunks)

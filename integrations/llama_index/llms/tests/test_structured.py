@@ -8,6 +8,7 @@ from typing import Literal
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import BaseModel, Field
+from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import (
     LLMChatStartEvent,
@@ -77,8 +78,19 @@ def test_as_structured_llm_replies_with_the_object(llm: Bitnet) -> None:
 
 def test_output_cut_by_the_token_limit_is_an_error(model_source: str | None) -> None:
     llm = Bitnet(model=model_source, max_new_tokens=3, temperature=0.0)
-    with pytest.raises(ValueError, match="token limit"):
+    with pytest.raises(ValueError, match="did not finish the Weather JSON within max_new_tokens"):
         llm.structured_predict(Weather, PROMPT, note=NOTE)
+    with pytest.raises(ValueError, match="never closes a string"):
+        asyncio.run(llm.astructured_predict(Weather, PROMPT, note=NOTE))
+    with pytest.raises(ValueError, match="did not finish"):
+        list(llm.stream_structured_predict(Weather, PROMPT, note=NOTE))
+
+
+def test_default_max_new_tokens_is_that_of_llama_index_local_llms(model_source: str | None) -> None:
+    # LlamaCPP and HuggingFaceLLM default to DEFAULT_NUM_OUTPUTS as well.
+    llm = Bitnet(model=model_source)
+    assert llm.max_new_tokens == DEFAULT_NUM_OUTPUTS == 256
+    assert llm.metadata.num_output == DEFAULT_NUM_OUTPUTS
 
 
 @pytest.mark.needs_trained_model

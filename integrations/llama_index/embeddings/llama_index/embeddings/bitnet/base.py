@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -10,6 +11,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 # The LLM package owns the process-wide model cache, so an LLM and an embedding built with the
 # same load settings share one copy of the weights.
 from llama_index.llms.bitnet.loading import load_shared
+from llama_index.llms.bitnet.tokens import tokenizer_of
 
 import bitnet_backend as bb
 
@@ -73,6 +75,15 @@ class BitnetEmbedding(BaseEmbedding):
     def loaded_model(self) -> bb.Model:
         """The shared ``bitnet_backend.Model`` this embedding runs."""
         return self._model
+
+    @property
+    def tokenizer(self) -> Callable[[str], list[int]]:
+        """The model's tokenizer as a callable, e.g. for ``Settings.tokenizer``.
+
+        The same as ``Bitnet(...).tokenizer`` for the same checkpoint, so a pipeline with only
+        an embedding model can still count the model's tokens (chunk sizes) offline.
+        """
+        return tokenizer_of(self._model)
 
     @staticmethod
     def _with(instruction: str | None, text: str) -> str:

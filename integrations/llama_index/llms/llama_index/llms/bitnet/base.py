@@ -34,6 +34,7 @@ import bitnet_backend as bb
 from . import messages as msg
 from . import structured
 from .loading import load_shared
+from .tokens import tokenizer_of
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
@@ -133,14 +134,10 @@ class Bitnet(FunctionCallingLLM):
         """The model's tokenizer as a callable, e.g. for ``Settings.tokenizer``.
 
         Token counts for chunking and prompt fitting are then the model's own, and LlamaIndex
-        does not fall back to tiktoken.
+        does not fall back to tiktoken. Also for ``TokenCountingHandler(tokenizer=...)`` and a
+        chat memory's ``tokenizer_fn``.
         """
-        model = self._model
-
-        def encode(text: str) -> list[int]:
-            return model.tokenize(text, add_special=False)
-
-        return encode
+        return tokenizer_of(self._model)
 
     # -- options --------------------------------------------------------------------------
 

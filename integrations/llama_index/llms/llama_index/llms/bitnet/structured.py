@@ -38,10 +38,14 @@ def json_schema(output_cls: type[BaseModel]) -> dict[str, Any]:
 def _check_complete(output_cls: type[BaseModel], response: ChatResponse) -> None:
     raw = response.raw if isinstance(response.raw, dict) else {}
     if raw.get("finish_reason") == "length":
+        # A larger budget helps only when the document was nearly done: a model that never
+        # closes a string fails the same way at any max_new_tokens, so say both.
+        tokens = response.additional_kwargs.get("completion_tokens")
         raise ValueError(
-            f"the {output_cls.__name__} JSON was cut off by the token limit "
-            f"({response.additional_kwargs.get('completion_tokens')} tokens); "
-            "raise max_new_tokens"
+            f"the model did not finish the {output_cls.__name__} JSON within max_new_tokens "
+            f"({tokens} tokens; the reply was cut, finish_reason 'length'): raise "
+            "max_new_tokens if the output is long, or, if the model never closes a string, "
+            "bound the fields (e.g. max_length) or make the prompt clearer"
         )
 
 
