@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from . import plugins
+from .clock import GenerationClock
 from .completion import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -506,12 +507,14 @@ class Model:
     ) -> Iterator[CompletionChunk]:
         """The generation loop: chunks of new text; the last one has finish_reason/usage."""
         token_bytes = self._tok().token_bytes if self.tokenizer is not None else None
+        clock = GenerationClock()
         session = self._acquire_session(prompt)
         ok = False
         try:
             session.set_seed(plan.seed)
             rest = prompt[session.n_past :]
             session.eval(rest)
+            clock.prompt_done(len(rest))
             assembler = TextAssembler(token_bytes or [], plan.stops)
             guide = plan.grammar.start() if plan.grammar is not None else None
             generated: list[int] = []
@@ -529,7 +532,10 @@ class Model:
                     # Evaluated only now that another token is wanted, so a finished
                     # generation never pays for a forward pass whose logits go unused.
                     session.eval(generated[-1:])
-                tok = session.sample(plan.params, guide.mask() if guide is not None else None)
+                    tok = session.sample(plan.params, guide.mask() if guide is not None else None)
+                else:  # the first token: timed here so that later tokens pay nothing for it
+                    tok = session.sample(plan.params, guide.mask() if guide is not None else None)
+                    clock.first_token()
                 if tok in eos:
                     finish = "stop"
                     break
@@ -555,6 +561,7 @@ class Model:
                 unsent,
                 finish_reason=finish,
                 usage=make_usage(len(prompt), len(generated)),
+                timings=clock.timings(len(generated)),
             )
         except GeneratorExit:
             ok = True  # the consumer stopped early: the session is still consistent
@@ -574,7 +581,7 @@ class Model:
             ids.extend(c.token_ids)
             if c.finish_reason is not None:
                 assert c.usage is not None
-                return Completion("".join(texts), ids, c.finish_reason, c.usage)
+                return Completion("".join(texts), ids, c.finish_reason, c.usage, c.timings)
         raise BitnetError("generation ended without a final chunk")
 
     def generate(
@@ -759,6 +766,7 @@ class Model:
             token_ids=c.token_ids,
             finish_reason=finish,
             usage=c.usage,
+            timings=c.timings,
         )
 
     @staticmethod
@@ -781,7 +789,9 @@ class Model:
                 if first:
                     delta = {"role": "assistant", **delta}
                     first = False
-                yield ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls)
+                yield ChatCompletionChunk(
+                    delta, c.token_ids, finish, c.usage, tool_calls, c.timings
+                )
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
