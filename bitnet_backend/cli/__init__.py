@@ -1,0 +1,84 @@
+"""The ``bitnet`` command: run a prompt, chat, benchmark, inspect, convert a model.
+
+    bitnet run "What is the capital of France?" --model microsoft/bitnet-b1.58-2B-4T
+    bitnet chat --model ./my-checkpoint --temperature 0.7
+    bitnet bench -p 128 -n 64 --threads 1,2
+    bitnet info ./my-checkpoint
+    bitnet convert ./my-checkpoint ./my-checkpoint-fast
+    bitnet plugins
+
+Every error is one ``bitnet: error: <message>`` line on stderr and exit status 2; Ctrl-C
+exits with 130. One module per command; each imports the engine only when it runs, so that
+``--help`` is quick and Ctrl-C is handled from the first moment.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+
+def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(130)
+
+
+# The console script imports this package before main() can catch Ctrl-C: while the
+# command modules import, Ctrl-C ends the process quietly with 130 instead of a traceback.
+_guard_imports = (
+    threading.current_thread() is threading.main_thread()
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+)
+if _guard_imports:
+    signal.signal(signal.SIGINT, _exit_interrupted)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from . import bench, chat, convert, info, run  # noqa: E402
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, error_message, report_error  # noqa: E402
+from .options import CommandParser, HelpFormatter  # noqa: E402
+
+if _guard_imports:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``bitnet`` command."""
+    parser = CommandParser(
+        prog="bitnet",
+        description="Run BitNet b1.58 models on the CPU.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"bitnet-backend {__version__}",
+        help="print the version and exit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in (run, chat, bench, info, convert):
+        command.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bitnet`` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`bitnet run ... | head`); silence the flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if os.environ.get("BITNET_DEBUG"):
+            raise
+        return report_error(error_message(exc))
