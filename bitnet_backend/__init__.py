@@ -9,14 +9,12 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 # The public names are imported on first use: `import bitnet_backend` then costs nothing, so
 # the `bitnet` command (bitnet_backend.cli) starts at once and handles Ctrl-C itself even
 # while numpy, the tokenizer and the engine are still being imported.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers: True)
 _EXPORTS = {
     "ChatCompletion": "completion",
     "ChatCompletionChunk": "completion",
@@ -42,6 +40,8 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .completion import (
         ChatCompletion,
         ChatCompletionChunk,
@@ -71,6 +71,8 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no other names
         module = _EXPORTS.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
         value = getattr(importlib.import_module(f".{module}", __name__), name)
         globals()[name] = value  # later lookups skip this function
         return value

@@ -46,6 +46,16 @@ def bitnet(
     )
 
 
+def assert_one_error_line(r: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """``r`` failed the way every ``bitnet`` failure must: status 2, one error line."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.startswith("bitnet: error: "), r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for fragment in fragments:
+        assert fragment in r.stderr, r.stderr
+
+
 def spawn(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(BITNET), *args],

@@ -12,16 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import bitnet, spawn
-
-
-def assert_one_error_line(r, *fragments: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert r.stderr.startswith("bitnet: error: "), r.stderr
-    assert r.stderr.count("\n") == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    for fragment in fragments:
-        assert fragment in r.stderr
+from cli_helpers import assert_one_error_line, bitnet, spawn
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +78,9 @@ def interpreter_startup() -> float:
 @pytest.mark.parametrize("delay", [0.0, 0.1, 0.3, 0.6])
 def test_ctrl_c_during_startup_exits_130_quietly(interpreter_startup, delay):
     proc = spawn("run", "Hello", "--max-tokens", "4")
-    time.sleep(2 * interpreter_startup + delay)
+    # From well past the interpreter's own start (a busy machine doubles it) through the
+    # imports of numpy, the tokenizer and the engine, and on to the model load.
+    time.sleep(3 * interpreter_startup + delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     # Interrupted, or already done when the signal came (a fast machine): never a traceback.

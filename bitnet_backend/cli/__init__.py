@@ -14,27 +14,26 @@ exits with 130. One module per command; each imports the engine only when it run
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
-from types import FrameType
+# The console script imports this package before main() can catch Ctrl-C: while the
+# modules import, Ctrl-C ends the process quietly with 130 instead of a traceback. The
+# built-in _signal module is used because importing `signal` (and enum) takes time itself.
+import _signal
 
 
-def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
+def _exit_interrupted(signum: int, frame: object) -> None:
     raise SystemExit(130)
 
 
-# The console script imports this package before main() can catch Ctrl-C: while the
-# command modules import, Ctrl-C ends the process quietly with 130 instead of a traceback.
-_guard_imports = (
-    threading.current_thread() is threading.main_thread()
-    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-)
+_guard_imports = _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
 if _guard_imports:
-    signal.signal(signal.SIGINT, _exit_interrupted)
+    try:
+        _signal.signal(_signal.SIGINT, _exit_interrupted)
+    except ValueError:  # imported outside the main thread: not the console script
+        _guard_imports = False
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 from .. import __version__  # noqa: E402
@@ -43,7 +42,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_USAGE, error_message, report_error  #
 from .options import CommandParser, HelpFormatter  # noqa: E402
 
 if _guard_imports:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
 
