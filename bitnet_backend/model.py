@@ -37,6 +37,7 @@ from .constraints import (
     template_source,
     template_uses_tools,
 )
+from .convert_hint import suggest_convert
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
 from .generation import TextAssembler, normalize_stop
 from .sampling import SamplingParams, resolve_seed
@@ -201,6 +202,10 @@ def load(
     weights (None: only for large checkpoints). ``cache_prompt`` (default True): reuse the
     KV cache of the previous call for a prompt that shares its prefix (multi-turn chat).
     Other options go to the backend's ``load``.
+
+    Every call reads and prepares the weights anew and holds its own copy: to share one
+    loaded model within a process, use ``bitnet_backend.load_shared``. A large checkpoint
+    that is not converted says once on stderr that ``bitnet convert`` makes its loads fast.
     """
     if n_threads is None:
         n_threads = default_threads()
@@ -210,13 +215,16 @@ def load(
         raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
     chosen = plugins.get_backend(backend)  # before reading gigabytes of weights
     path = _resolve_source(source)
+    large = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
     if progress is None:
-        progress = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
+        progress = large
 
     from .checkpoints.hf import load_checkpoint
 
     ckpt = load_checkpoint(path, progress=bool(progress))
     try:
+        if large:
+            suggest_convert(ckpt)
         max_pos = ckpt.config.max_position_embeddings
         if n_ctx is not None and n_ctx > max_pos:
             raise InvalidParameterError(
