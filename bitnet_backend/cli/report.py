@@ -37,6 +37,7 @@ def print_timings(
             f"({t.tokens_per_second:9.2f} tokens/s)",
             f"time to first token: {t.ttft_ms:10.2f} ms",
         ]
-    lines.append(f"finish reason:       {finish_reason}")
+    if finish_reason is not None:
+        lines.append(f"finish reason:       {finish_reason}")
     sys.stderr.write("".join(f"{line}\n" for line in lines))
     sys.stderr.flush()
