@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from cli_helpers import bitnet
+from cli_helpers import Terminal, bitnet
 
 import bitnet_backend as bb
 
@@ -63,3 +63,13 @@ def test_verbose_prints_load_time_speeds_and_time_to_first_token(model):
     assert float(gen.group(3)) > 0 and float(prompt.group(3)) > 0
     assert re.search(rf"time to first token: +{ms}", r.stderr)
     assert "finish reason: " in r.stderr
+
+
+def test_quiet_turns_the_load_progress_off_on_a_terminal():
+    argv = ("run", "--raw", "Hello", "--max-tokens", "1")
+    with Terminal(*argv) as term:
+        assert term.wait() == 0
+        assert b"preparing weights" in term.output  # a terminal gets bars by default
+    with Terminal(*argv, "--quiet") as term:
+        assert term.wait() == 0
+        assert b"preparing weights" not in term.output and b"shards" not in term.output
