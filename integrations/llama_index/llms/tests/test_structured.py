@@ -77,7 +77,7 @@ def test_as_structured_llm_replies_with_the_object(llm: Bitnet) -> None:
 
 def test_output_cut_by_the_token_limit_is_an_error(model_source: str | None) -> None:
     llm = Bitnet(model=model_source, max_new_tokens=3, temperature=0.0)
-    with pytest.raises(ValueError, match="token limit"):
+    with pytest.raises(ValueError, match="did not finish the Weather JSON within the token limit"):
         llm.structured_predict(Weather, PROMPT, note=NOTE)
 
 

@@ -39,9 +39,10 @@ def _check_complete(output_cls: type[BaseModel], response: ChatResponse) -> None
     raw = response.raw if isinstance(response.raw, dict) else {}
     if raw.get("finish_reason") == "length":
         raise ValueError(
-            f"the {output_cls.__name__} JSON was cut off by the token limit "
-            f"({response.additional_kwargs.get('completion_tokens')} tokens); "
-            "raise max_new_tokens"
+            f"the model did not finish the {output_cls.__name__} JSON within the token limit "
+            f"({response.additional_kwargs.get('completion_tokens')} tokens); a larger "
+            "max_new_tokens helps only when the JSON was nearly complete (a model that keeps "
+            "writing one string never finishes it)"
         )
 
 
