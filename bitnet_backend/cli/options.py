@@ -23,8 +23,23 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"bitnet: error: {message} (see '{self.prog} --help')\n")
 
 
+_MODEL_VALUE = "{model_value}"  # filled in with GenerationConfig's value when help is shown
+FROM_MODEL = f"(default: the model's generation_config.json, else {_MODEL_VALUE})"
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples of a command's description as written."""
+    """Keeps the examples of a command's description as written; fills in the generation
+    defaults only when help is shown, so that building the parser does not import the model.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text is not None and _MODEL_VALUE in text:
+            from ..model import GenerationConfig
+
+            default = getattr(GenerationConfig(), action.dest)
+            text = text.replace(_MODEL_VALUE, str(default))
+        return text
 
 
 def add_command(
@@ -151,41 +166,35 @@ def counts(text: str) -> list[int]:
 
 def generation_options() -> argparse.ArgumentParser:
     """Sampling options of ``run`` and ``chat``; their defaults come from the model."""
-    from ..model import GenerationConfig
-
-    d = GenerationConfig()
-    own = "default: the model's generation_config.json, else"
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("generation")
     g.add_argument(
         "--max-tokens",
         type=int32,
         metavar="N",
-        help=f"tokens to generate, -1 for no limit but the context window ({own} {d.max_tokens})",
+        help=f"tokens to generate, -1 for no limit but the context window {FROM_MODEL}",
     )
     g.add_argument(
         "--temperature",
         type=float,
         metavar="T",
-        help=f"sampling temperature, 0 for greedy ({own} {d.temperature})",
+        help=f"sampling temperature, 0 for greedy {FROM_MODEL}",
     )
     g.add_argument(
-        "--top-k", type=int32, metavar="K", help=f"sample among the K likeliest ({own} {d.top_k})"
+        "--top-k", type=int32, metavar="K", help=f"sample among the K likeliest {FROM_MODEL}"
     )
-    g.add_argument(
-        "--top-p", type=float, metavar="P", help=f"nucleus sampling mass ({own} {d.top_p})"
-    )
+    g.add_argument("--top-p", type=float, metavar="P", help=f"nucleus sampling mass {FROM_MODEL}")
     g.add_argument(
         "--min-p",
         type=float,
         metavar="P",
-        help=f"drop tokens below P times the likeliest one's probability ({own} {d.min_p})",
+        help=f"drop tokens below P times the likeliest one's probability {FROM_MODEL}",
     )
     g.add_argument(
         "--repeat-penalty",
         type=float,
         metavar="R",
-        help=f"penalty for recently used tokens, 1 for none ({own} {d.repeat_penalty})",
+        help=f"penalty for recently used tokens, 1 for none {FROM_MODEL}",
     )
     g.add_argument(
         "--seed",
