@@ -102,8 +102,9 @@ def reply(
     """Stream the model's reply to stdout; Ctrl-C ends it early. Returns the message."""
     parts: list[str] = []
     last: Any = None
-    chunks = model.stream_chat(history, **settings)
+    chunks: Any = None
     try:
+        chunks = model.stream_chat(history, **settings)
         for chunk in chunks:
             if chunk.content:
                 parts.append(chunk.content)
@@ -111,9 +112,8 @@ def reply(
                 sys.stdout.flush()
             last = chunk
     except KeyboardInterrupt:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # hands the KV cache back: the next turn reuses the shared prefix
+        if chunks is not None:
+            chunks.close()  # hands the KV cache back: the next turn reuses the shared prefix
         sys.stdout.write("\n")
         print("(reply stopped)", file=sys.stderr)
         return {"role": "assistant", "content": "".join(parts)}
