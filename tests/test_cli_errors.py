@@ -86,3 +86,19 @@ def test_ctrl_c_during_startup_exits_130_quietly(interpreter_startup, delay):
     # Interrupted, or already done when the signal came (a fast machine): never a traceback.
     assert proc.returncode in (130, 0), err
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err
+
+
+def test_an_error_raised_because_of_ctrl_c_counts_as_ctrl_c():
+    # numpy turns an import interrupted by Ctrl-C into an ImportError.
+    from bitnet_backend.cli.errors import caused_by_interrupt
+
+    def interrupted_import() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("numpy failed to import") from exc
+
+    with pytest.raises(ImportError) as info:
+        interrupted_import()
+    assert caused_by_interrupt(info.value)
+    assert not caused_by_interrupt(ImportError("no module named x"))

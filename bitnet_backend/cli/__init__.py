@@ -38,7 +38,13 @@ from collections.abc import Sequence  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from . import bench, chat, convert, info, run  # noqa: E402
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, error_message, report_error  # noqa: E402
+from .errors import (  # noqa: E402
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    caused_by_interrupt,
+    error_message,
+    report_error,
+)
 from .options import CommandParser, HelpFormatter  # noqa: E402
 
 if _guard_imports:
@@ -78,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:
+        if caused_by_interrupt(exc):
+            return EXIT_INTERRUPTED
         if os.environ.get("BITNET_DEBUG"):
             raise
         return report_error(error_message(exc))

@@ -9,6 +9,19 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C is behind ``exc`` (numpy, for one, turns an import interrupted by
+    Ctrl-C into an ImportError)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def error_message(exc: BaseException) -> str:
     """One line saying what went wrong, for any exception a command may raise."""
     from ..errors import BitnetError
