@@ -37,3 +37,9 @@ def test_bench_rejects_a_prompt_longer_than_the_context():
 
 def test_bench_needs_something_to_measure():
     assert_one_error_line(bitnet("bench", "-p", "0", "-n", "0"), "nothing to measure")
+
+
+def test_bench_checks_the_json_destination_before_measuring(tmp_path):
+    r = bitnet("bench", "--json", str(tmp_path / "missing" / "bench.json"))
+    assert_one_error_line(r, "--json", "is not a directory")
+    assert "| default" not in r.stdout

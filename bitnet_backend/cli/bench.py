@@ -106,6 +106,9 @@ def bench(args: argparse.Namespace) -> int:
     tests = [("pp", n) for n in args.n_prompt if n > 0] + [("tg", n) for n in args.n_gen if n > 0]
     if not tests:
         raise InvalidParameterError("nothing to measure: every -p and -n value is 0")
+    if args.json is not None and not args.json.parent.is_dir():
+        # Checked before minutes of measuring, not after.
+        raise InvalidParameterError(f"--json: {args.json.parent} is not a directory")
     threads: list[int | None] = list(args.threads) if args.threads else [None]
     results: list[BenchResult] = []
     print("| model | params | backend | isa | threads | test | t/s |")
