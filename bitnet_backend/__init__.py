@@ -9,23 +9,79 @@
 
 from __future__ import annotations
 
-from .completion import ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, Usage
-from .errors import (
-    BackendNotFoundError,
-    BitnetError,
-    CheckpointError,
-    ContextOverflowError,
-    InvalidParameterError,
-    QueueTimeoutError,
-    UnsupportedModelError,
-)
-from .model import GenerationConfig, Model, load
-from .plugins import list_backends
-from .sampling import SamplingParams
-from .shared import cache_key, load_shared
-from .tokenizer import ChatTemplateError, Tokenizer
-
 __version__ = "0.1.0"
+
+# The public names are imported on first use: `import bitnet_backend` then costs nothing, so
+# the `bitnet` command (bitnet_backend.cli) starts at once and handles Ctrl-C itself even
+# while numpy, the tokenizer and the engine are still being imported.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers: True)
+_EXPORTS = {
+    "ChatCompletion": "completion",
+    "ChatCompletionChunk": "completion",
+    "Completion": "completion",
+    "CompletionChunk": "completion",
+    "Timings": "completion",
+    "Usage": "completion",
+    "BackendNotFoundError": "errors",
+    "BitnetError": "errors",
+    "CheckpointError": "errors",
+    "ContextOverflowError": "errors",
+    "InvalidParameterError": "errors",
+    "QueueTimeoutError": "errors",
+    "UnsupportedModelError": "errors",
+    "GenerationConfig": "model",
+    "Model": "model",
+    "load": "model",
+    "list_backends": "plugins",
+    "SamplingParams": "sampling",
+    "cache_key": "shared",
+    "load_shared": "shared",
+    "ChatTemplateError": "tokenizer",
+    "Tokenizer": "tokenizer",
+}
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .completion import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        Completion,
+        CompletionChunk,
+        Timings,
+        Usage,
+    )
+    from .errors import (
+        BackendNotFoundError,
+        BitnetError,
+        CheckpointError,
+        ContextOverflowError,
+        InvalidParameterError,
+        QueueTimeoutError,
+        UnsupportedModelError,
+    )
+    from .model import GenerationConfig, Model, load
+    from .plugins import list_backends
+    from .sampling import SamplingParams
+    from .shared import cache_key, load_shared
+    from .tokenizer import ChatTemplateError, Tokenizer
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no other names
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "BackendNotFoundError",
@@ -42,6 +98,7 @@ __all__ = [
     "Model",
     "QueueTimeoutError",
     "SamplingParams",
+    "Timings",
     "Tokenizer",
     "UnsupportedModelError",
     "Usage",

@@ -23,7 +23,11 @@ def chat_result(c: Completion, tool_stream: ToolCallStream | None = None) -> Cha
         tool_stream.feed(c.text)
         message, finish = tool_stream.finish(c.finish_reason)
     return ChatCompletion(
-        message=message, token_ids=c.token_ids, finish_reason=finish, usage=c.usage
+        message=message,
+        token_ids=c.token_ids,
+        finish_reason=finish,
+        usage=c.usage,
+        timings=c.timings,
     )
 
 
@@ -62,7 +66,7 @@ class ChatChunks:
         if self._first:
             delta = {"role": "assistant", **delta}
             self._first = False
-        return ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls)
+        return ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls, c.timings)
 
 
 def _merge_deltas(deltas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

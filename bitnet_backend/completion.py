@@ -45,6 +45,37 @@ def make_usage(
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Where the time of one call went (model loading is not part of it).
+
+    ``prompt_tokens`` counts the prompt tokens evaluated by this call: a prefix reused from
+    the previous call's KV cache is not evaluated again and not counted. ``ttft_ms`` runs
+    from the start of generation to the first sampled token; ``generation_ms`` from the end
+    of the prompt evaluation to the end of generation. Results that differ only in their
+    timings compare equal.
+    """
+
+    prompt_tokens: int
+    prompt_ms: float
+    generated_tokens: int
+    generation_ms: float
+    ttft_ms: float
+
+    @property
+    def prompt_tokens_per_second(self) -> float:
+        return _rate(self.prompt_tokens, self.prompt_ms)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generation speed."""
+        return _rate(self.generated_tokens, self.generation_ms)
+
+
+def _rate(tokens: int, ms: float) -> float:
+    return tokens * 1000.0 / ms if ms > 0 else 0.0
+
+
+@dataclass(frozen=True)
 class Completion:
     """The result of ``Model.generate``.
 
@@ -58,6 +89,7 @@ class Completion:
     token_ids: list[int]
     finish_reason: FinishReason
     usage: Usage
+    timings: Timings | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -65,13 +97,14 @@ class CompletionChunk:
     """One piece of a streamed completion.
 
     ``text`` is always whole UTF-8 characters and never part of a stop string. The last chunk
-    of a stream has ``finish_reason`` and ``usage`` set (its text may be empty).
+    of a stream has ``finish_reason``, ``usage`` and ``timings`` set (its text may be empty).
     """
 
     text: str
     token_ids: list[int] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    timings: Timings | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,7 @@ class ChatCompletion:
     token_ids: list[int]
     finish_reason: FinishReason
     usage: Usage
+    timings: Timings | None = field(default=None, compare=False)
 
     @property
     def content(self) -> str:
@@ -102,7 +136,8 @@ class ChatCompletion:
 class ChatCompletionChunk:
     """One piece of a streamed chat reply; ``delta`` is ``{"role": ..., "content": ...}``.
 
-    The first chunk carries the role; the last one has ``finish_reason`` and ``usage``. A
+    The first chunk carries the role; the last one has ``finish_reason``, ``usage`` and
+    ``timings``. A
     tool call streams as ``delta["tool_calls"]`` pieces (OpenAI style: ``index``, then ``id``,
     ``type`` and ``function.name`` once, then ``function.arguments`` JSON text fragments); the
     last chunk's ``tool_calls`` holds the complete calls with parsed arguments.
@@ -113,6 +148,7 @@ class ChatCompletionChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    timings: Timings | None = field(default=None, compare=False)
 
     @property
     def content(self) -> str:

@@ -8,10 +8,14 @@ entry), the tokenizer files, the norms and the embedding table as they were.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .checkpoints.hf import load_checkpoint
 from .checkpoints.safetensors_file import TensorSpec, write_safetensors
@@ -19,6 +23,7 @@ from .errors import CheckpointError, InvalidParameterError
 
 LAYOUT_KEY = "bitnet_backend_layout"
 LAYOUT_FORMATS = ("i2_r16", "i1_r16")
+_PIECE_BYTES = 16 << 20  # written at a time: a progress bar that moves, bounded copies
 _COPIED_FILES = (
     "generation_config.json",
     "tokenizer.json",
@@ -34,8 +39,12 @@ def convert(
     lm_head: str = "auto",
     weight_layout: str = "auto",
     n_threads: int = 1,
+    progress: bool = False,
 ) -> Path:
-    """Write ``source`` (a checkpoint directory) to ``out_dir`` in the kernel layout."""
+    """Write ``source`` (a checkpoint directory) to ``out_dir`` in the kernel layout.
+
+    ``progress`` shows bars (on stderr) for the repacking and the writing.
+    """
     from .backends.cpu import BACKEND, default_head
     from .model import default_threads
 
@@ -43,28 +52,37 @@ def convert(
     out = Path(out_dir)
     if out.resolve() == src.resolve():
         raise InvalidParameterError("convert needs an output directory different from the source")
-    ckpt = load_checkpoint(src)
+    ckpt = load_checkpoint(src, progress=progress)
     if LAYOUT_KEY in ckpt.config.extra:
         raise InvalidParameterError(f"{src} is already converted")
     if lm_head == "auto":
         # The head a load with the default thread count (every usable CPU) picks.
         lm_head = default_head("auto", default_threads())
-    engine = BACKEND.load(ckpt, n_threads=n_threads, lm_head=lm_head, weight_layout=weight_layout)
+    with _bar(progress, ckpt.config.num_hidden_layers, "repacking", "layer") as bar:
+        engine = BACKEND.load(
+            ckpt,
+            n_threads=n_threads,
+            lm_head=lm_head,
+            weight_layout=weight_layout,
+            progress=_layer_updates(bar),
+        )
     layout_format = engine.info["weight_format"]
     layout: dict[str, Any] = engine.export_layout()
-    tensors: dict[str, Any] = {}
+    tensors: dict[str, TensorSpec] = {}
     for name, ref in ckpt.tensors.items():
         keep = not name.endswith(("_proj.weight", "_proj.weight_scale"))
         if keep:
             tensors[name] = TensorSpec.of(ref.data, ref.dtype)
     for name, array in layout.items():
-        tensors[name] = array
+        tensors[name] = TensorSpec.of(array)
     out.mkdir(parents=True, exist_ok=True)
-    write_safetensors(
-        out / "model.safetensors",
-        tensors,
-        metadata={"format": "pt", "bitnet_backend_layout": layout_format, "lm_head": lm_head},
-    )
+    total = sum(spec.nbytes for spec in tensors.values())
+    with _bar(progress, total, "writing", "B") as bar:
+        write_safetensors(
+            out / "model.safetensors",
+            {name: _pieces(spec, bar) for name, spec in tensors.items()},
+            metadata={"format": "pt", "bitnet_backend_layout": layout_format, "lm_head": lm_head},
+        )
     config = dict(ckpt.config.extra)
     config[LAYOUT_KEY] = {"format": layout_format, "lm_head": lm_head}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -74,6 +92,42 @@ def convert(
     engine.close()
     ckpt.close()
     return out
+
+
+def _bar(enabled: bool, total: int, desc: str, unit: str) -> Any:
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=False)
+
+
+def _layer_updates(bar: Any) -> Callable[[int, int], None] | None:
+    if bar is None:
+        return None
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update
+
+
+def _pieces(spec: TensorSpec, bar: Any) -> TensorSpec:
+    """``spec`` written in pieces of at most _PIECE_BYTES, each counted on ``bar``."""
+
+    def chunks() -> Iterator[np.ndarray]:
+        for chunk in spec.chunks():
+            flat = np.ascontiguousarray(chunk).reshape(-1)
+            step = max(1, _PIECE_BYTES // max(1, flat.itemsize))
+            for start in range(0, flat.size, step):
+                piece = flat[start : start + step]
+                yield piece
+                if bar is not None:
+                    bar.update(piece.nbytes)
+
+    return TensorSpec(spec.dtype, spec.shape, chunks)
 
 
 def prepacked_head(config_extra: dict[str, Any], path: object) -> str:

@@ -33,6 +33,7 @@ from .constraints import (
     template_source,
     template_uses_tools,
 )
+from .convert_hint import suggest_convert
 from .engine_ops import InFlightCalls
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
 from .generation import normalize_stop
@@ -195,19 +196,26 @@ def load(
     max_batch)``); a call reserves min(n_ctx, prompt + max_tokens). Calls beyond either wait
     in the queue; ``queue_timeout`` (seconds, default None: wait as long as it takes) turns a
     longer wait into QueueTimeoutError. Other options go to the backend's ``load``.
+
+    Every call reads and prepares the weights anew and holds its own copy: to share one
+    loaded model within a process, use ``bitnet_backend.load_shared``. A large checkpoint
+    that is not converted says once on stderr that ``bitnet convert`` makes its loads fast.
     """
     n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
     if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
         raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
     chosen = plugins.get_backend(backend)  # before reading gigabytes of weights
     path = _resolve_source(source)
+    large = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
     if progress is None:
-        progress = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
+        progress = large
 
     from .checkpoints.hf import load_checkpoint
 
     ckpt = load_checkpoint(path, progress=bool(progress))
     try:
+        if large:
+            suggest_convert(ckpt)
         max_pos = ckpt.config.max_position_embeddings
         if n_ctx is not None and n_ctx > max_pos:
             raise InvalidParameterError(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from .async_bridge import Channel
+from .clock import GenerationClock
 from .completion import Completion, CompletionChunk, FinishReason, make_usage
 from .errors import BitnetError
 from .generation import TextAssembler
@@ -95,6 +96,9 @@ class GenerationRequest(Request[CompletionChunk]):
         self._guide: GrammarState | None = None
         self._generated: list[int] = []
         self._unsent: list[int] = []
+        # From the call on: time to first token includes the wait in the queue.
+        self._clock = GenerationClock()
+        self._sampled = False
 
     @property
     def prefilling(self) -> bool:
@@ -126,7 +130,13 @@ class GenerationRequest(Request[CompletionChunk]):
         """
         assert self.session is not None and self._assembler is not None
         guide = self._guide
+        first = not self._sampled
+        if first:  # the prompt's last chunk was in the step just run
+            self._clock.prompt_done(len(self.prompt) - self.cached_tokens)
         tok = self.session.sample(self.plan.params, guide.mask() if guide is not None else None)
+        if first:
+            self._sampled = True
+            self._clock.first_token()
         if tok in self._eos:
             return self.finish("stop")
         if guide is not None:
@@ -160,6 +170,7 @@ class GenerationRequest(Request[CompletionChunk]):
             self._unsent,
             finish_reason=finish,
             usage=make_usage(len(self.prompt), len(self._generated), self.cached_tokens),
+            timings=self._clock.timings(len(self._generated)),
         )
 
     # -- the caller's side ---------------------------------------------------------------------
@@ -249,4 +260,4 @@ class _CompletionBuilder:
         if c.finish_reason is None:
             return None
         assert c.usage is not None
-        return Completion("".join(self._texts), self._ids, c.finish_reason, c.usage)
+        return Completion("".join(self._texts), self._ids, c.finish_reason, c.usage, c.timings)

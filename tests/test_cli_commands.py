@@ -55,7 +55,9 @@ def bitnet(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 def test_run_streams_the_completion_to_stdout(ckpt, backend, model):
     r = bitnet(
-        *f"run -m {ckpt} --backend {backend} --max-tokens 12".split(), "The cat sat on the", *GREEDY
+        *f"run --raw -m {ckpt} --backend {backend} --max-tokens 12".split(),
+        "The cat sat on the",
+        *GREEDY,
     )
     assert r.returncode == 0, r.stderr
     expected = model.generate("The cat sat on the", max_tokens=12, temperature=0).text
@@ -63,7 +65,7 @@ def test_run_streams_the_completion_to_stdout(ckpt, backend, model):
 
 
 def test_run_reads_the_prompt_from_stdin(ckpt, backend, model):
-    argv = f"run - -m {ckpt} --backend {backend} --max-tokens 5".split()
+    argv = f"run --raw - -m {ckpt} --backend {backend} --max-tokens 5".split()
     r = bitnet(*argv, *GREEDY, stdin="The cat")
     assert r.returncode == 0, r.stderr
     assert r.stdout == model.generate("The cat", max_tokens=5, temperature=0).text + "\n"
@@ -71,7 +73,7 @@ def test_run_reads_the_prompt_from_stdin(ckpt, backend, model):
 
 def test_run_passes_sampling_flags(ckpt, backend, model, capsys):
     flags = "--temperature 1.3 --top-k 20 --top-p 0.9 --min-p 0.01 --repeat-penalty 1.1 --seed 42"
-    argv = f"run -m {ckpt} --backend {backend} --max-tokens 10 {flags}".split()
+    argv = f"run --raw -m {ckpt} --backend {backend} --max-tokens 10 {flags}".split()
     assert main([*argv, "Water boils at"]) == 0
     expected = model.generate(
         "Water boils at",
@@ -89,7 +91,7 @@ def test_run_passes_sampling_flags(ckpt, backend, model, capsys):
 def test_run_stop_flag_cuts_the_output(ckpt, backend, model, capsys):
     full = model.generate("The teacher reads", max_tokens=20, temperature=0).text
     stop = full.strip()[3:5]
-    argv = f"run -m {ckpt} --backend {backend} --max-tokens 20".split()
+    argv = f"run --raw -m {ckpt} --backend {backend} --max-tokens 20".split()
     assert main([*argv, "--stop", stop, *GREEDY, "The teacher reads"]) == 0
     assert capsys.readouterr().out == full[: full.find(stop)] + "\n"
 
@@ -187,10 +189,11 @@ def test_user_error_exit_status_from_the_console_entry_point(tmp_path):
     assert r.stderr.startswith("bitnet: error: ") and "Traceback" not in r.stderr
 
 
-def test_usage_errors_exit_2():
+def test_usage_errors_exit_2_with_one_line_pointing_to_help():
     r = bitnet("run")
     assert r.returncode == 2
-    assert "usage: bitnet" in r.stderr
+    assert r.stderr.startswith("bitnet: error: ") and r.stderr.count("\n") == 1
+    assert "bitnet run --help" in r.stderr
 
 
 def _default_sigint() -> None:

@@ -239,8 +239,14 @@ class CpuEngine:
         }
 
     def export_layout(self) -> dict[str, np.ndarray]:
-        """The repacked weights by name (what ``bitnet convert`` saves)."""
-        return dict(self._model.export_layout())
+        """The repacked weights by name (what ``bitnet convert`` saves).
+
+        Read-only views of the engine's memory, not copies; they keep it alive.
+        """
+        arrays = dict(self._model.export_layout())
+        for array in arrays.values():
+            array.flags.writeable = False
+        return arrays
 
     def new_session(self, n_ctx: int) -> CpuSession:
         if not 1 <= n_ctx <= self.config.max_position_embeddings:

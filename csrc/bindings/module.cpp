@@ -158,18 +158,21 @@ PYBIND11_MODULE(_engine, m) {
                 return std::string(mdl.config().base3_layout ? "i1_r16" : "i2_r16");
             })
         .def("export_layout",
-             [](const Model& mdl) {
+             [](py::object self) {
+                 // Views of the engine's own memory, each keeping the engine alive: `bitnet
+                 // convert` writes them out without a second copy of the weights in memory.
+                 const Model& mdl = self.cast<const Model&>();
                  py::dict out;
                  for (const auto& item : mdl.export_layout()) {
                      const TensorView& v = item.second;
                      if (v.dtype == DType::F32) {
-                         py::array_t<float> a(v.numel());
-                         std::memcpy(a.mutable_data(), v.data, v.numel() * sizeof(float));
-                         out[py::str(item.first)] = a;
+                         out[py::str(item.first)] = py::array_t<float>(
+                             {v.numel()}, {static_cast<py::ssize_t>(sizeof(float))},
+                             static_cast<const float*>(v.data), self);
                      } else {
-                         py::array_t<uint8_t> a(v.numel());
-                         std::memcpy(a.mutable_data(), v.data, v.numel());
-                         out[py::str(item.first)] = a;
+                         out[py::str(item.first)] =
+                             py::array_t<uint8_t>({v.numel()}, {static_cast<py::ssize_t>(1)},
+                                                  static_cast<const uint8_t*>(v.data), self);
                      }
                  }
                  return out;
