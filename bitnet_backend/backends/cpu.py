@@ -12,6 +12,7 @@ import pluggy
 
 from ..convert import prepacked_head, prepacked_layout
 from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
+from .batching import check_batch, check_texts
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -153,6 +154,19 @@ class CpuSession:
             raise InvalidParameterError(f"truncate position {n} is outside [0, {self.n_past}]")
         self._native.truncate(int(n))
 
+    def copy_prefix(self, src: CpuSession, n: int) -> None:
+        """Hold the first ``n`` positions of ``src`` (a session of the same engine)."""
+        if not self._engine._owns(src):
+            raise InvalidParameterError("copy_prefix needs an open session of the same engine")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= src.n_past:
+            raise InvalidParameterError(f"copy_prefix position {n!r} is outside [0, {src.n_past}]")
+        if n > self.n_ctx:
+            raise ContextOverflowError(n, self.n_ctx)
+        try:
+            self._native.copy_prefix(src._native, n)
+        except (IndexError, ValueError) as exc:  # src changed meanwhile
+            raise InvalidParameterError(str(exc)) from None
+
     def close(self) -> None:
         self._native = None
 
@@ -259,6 +273,31 @@ class CpuEngine:
         if n > self.config.max_position_embeddings:
             raise ContextOverflowError(n, self.config.max_position_embeddings)
         return self.new_session(max(n, 1)).hidden(ids)
+
+    def eval_batch(self, items: Sequence[tuple[CpuSession, Sequence[int]]]) -> None:
+        """One forward over the new ids of several sessions (see ``backend.Engine``)."""
+        checked = check_batch(items, self._owns, self.config.vocab_size)
+        if not checked:
+            return
+        try:
+            self._model.eval_batch([(session._native, ids) for session, ids in checked])
+        except (IndexError, ValueError) as exc:  # a session changed after the checks
+            raise InvalidParameterError(str(exc)) from None
+
+    def hidden_states_batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Fresh forwards of several texts in shared steps (see ``backend.Engine``)."""
+        c = self.config
+        arrays = check_texts(batch, c.vocab_size, c.max_position_embeddings)
+        if not arrays:
+            return []
+        return [np.asarray(h) for h in self._model.hidden_states_batch(arrays)]
+
+    def _owns(self, session: object) -> bool:
+        return (
+            isinstance(session, CpuSession)
+            and session._engine is self
+            and session._native is not None
+        )
 
     def close(self) -> None:
         self._model = None
