@@ -118,6 +118,32 @@ def test_one_to_sixteen_sequences_of_mixed_lengths(ckpt_dir: Path, n_seqs: int) 
     _run_and_compare(engine, _schedule(rng, engine.config.vocab_size, n_seqs, 10, 60), 128)
 
 
+@pytest.mark.skipif(not cpu_built(), reason="bitnet_backend._engine is not built")
+@pytest.mark.parametrize("lm_head", ["int8", "q6", "q4"])
+def test_the_head_pass_shared_by_a_step_gives_each_row_its_bits(
+    make_checkpoint: Callable[..., Path], lm_head: str
+) -> None:
+    # A vocabulary of many head chunks (each chunk serves every row of the step from cache),
+    # and more rows with logits than one head pass takes (16).
+    path = make_checkpoint(shape={"hidden_size": 128, "vocab_size": 20000}, seed=2)
+    engine = _load(path, "cpu", lm_head=lm_head, n_threads=2)
+    rng = np.random.default_rng(9)
+    vocab = engine.config.vocab_size
+    sessions = [engine.new_session(8) for _ in range(19)]
+    alone = [engine.new_session(8) for _ in range(19)]
+    steps = [[(i, _ids(rng, vocab, 1 + i % 3)) for i in range(19)], [(i, [7]) for i in range(19)]]
+    for step in steps:
+        engine.eval_batch([(sessions[i], ids) for i, ids in step])
+        for i, ids in step:
+            alone[i].eval(ids)
+            np.testing.assert_array_equal(sessions[i].last_logits(), alone[i].last_logits())
+    # Every position's logits of a prompt in one pass == one token at a time.
+    prompt = _ids(rng, vocab, 20)
+    s = engine.new_session(20)
+    one_by_one = np.concatenate([s.eval([t], all_logits=True) for t in prompt])
+    np.testing.assert_array_equal(engine.logits(prompt), one_by_one)
+
+
 def test_reference_backend_runs_batches_as_a_loop(ckpt_dir: Path) -> None:
     engine = _load(ckpt_dir, "reference")
     rng = np.random.default_rng(3)

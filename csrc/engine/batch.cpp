@@ -139,6 +139,7 @@ void BatchStep::reserve(int rows, int n_ctx) {
     kv_.resize(C);
     hidden_out_.resize(C);
     logits_out_.resize(C);
+    head_out_.resize(C);
     x_.resize(C * H);
     xn_.resize(C * widest);
     qkv_.resize(C * (Q + 2 * c.kv_dim()));
@@ -146,9 +147,12 @@ void BatchStep::reserve(int rows, int n_ctx) {
     gu_.resize(C * 2 * I);
     ffn_.resize(C * std::max(H, I));
     xq_stride_ = static_cast<size_t>((widest + kColGroup - 1) / kColGroup) * kColGroup;
-    // The head's two int8 terms need 2 * its padded width (the Q6 head pads to 64 columns).
+    // The head's two int8 terms need 2 * its padded width (the Q6 head pads to 64 columns),
+    // for each of up to kHeadBatch rows at once.
+    const size_t head_rows = std::min<size_t>(C, OutputHead::kHeadBatch);
     xq_ = AlignedBuffer(
-        std::max(C * xq_stride_ + 64, 2 * static_cast<size_t>(model_.head().padded_cols()) + 64));
+        std::max(C * xq_stride_ + 64,
+                 head_rows * 2 * static_cast<size_t>(model_.head().padded_cols()) + 64));
     std::memset(xq_.data(), 0, xq_.size());
     xs_.resize(C);
     xsum_.resize(C);

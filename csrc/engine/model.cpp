@@ -354,16 +354,18 @@ void BatchStep::forward_chunk(int m) {
     }
 
     // Outputs: final-normed states, or logits for the rows that need them (an item's last
-    // row, or every row of an AllLogits item), one row at a time through the head.
+    // row, or every row of an AllLogits item), all of them in one pass over the head.
     const auto& norm = model_.final_norm();
     per_token([&](int t) {
         if (hidden_out_[t] != nullptr) rms_norm(&x_[t * H], norm.data(), H, eps, hidden_out_[t]);
     });
+    int n_logits = 0;
     for (int t = 0; t < m; ++t) {
         if (logits_out_[t] == nullptr) continue;
-        rms_norm(&x_[t * H], norm.data(), H, eps, xn_.data());
-        lm_head(xn_.data(), logits_out_[t]);
+        rms_norm(&x_[t * H], norm.data(), H, eps, &xn_[n_logits * H]);
+        head_out_[n_logits++] = logits_out_[t];
     }
+    if (n_logits > 0) lm_head(xn_.data(), n_logits);
 }
 
 // BitLinear, step 1: per-token int8 absmax quantization of the input row (zero padding up to
@@ -432,11 +434,16 @@ void BatchStep::attention(int layer, int m) {
     });
 }
 
-void BatchStep::lm_head(const float* h, float* logits) {
+// Logits of n final-normed rows h[j * hidden] into head_out_[j], then their exact top logits.
+void BatchStep::lm_head(const float* h, int n) {
+    const int H = model_.config().hidden_size;
     const ExactLogits& exact = model_.exact_logits();
-    model_.head().logits(h, logits, model_.kernels(), model_.pool(), xq_.as<int8_t>(), acc_.data());
-    if (exact.top() > 0) {
-        exact.refine(h, logits, model_.pool(), top_heap_.data(), top_idx_.data(), top_row_.data());
+    model_.head().logits_batch(h, n, head_out_.data(), model_.kernels(), model_.pool(),
+                               xq_.as<int8_t>(), acc_.data());
+    if (exact.top() == 0) return;
+    for (int j = 0; j < n; ++j) {
+        exact.refine(h + static_cast<size_t>(j) * H, head_out_[j], model_.pool(), top_heap_.data(),
+                     top_idx_.data(), top_row_.data());
     }
 }
 

@@ -47,7 +47,7 @@ class BatchStep {
     void quantize(int t, const float* in, const TernaryMatrix& w);
     void gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out);
     void attention(int layer, int m);
-    void lm_head(const float* h, float* logits);
+    void lm_head(const float* h, int n);
 
     Model& model_;
     int capacity_ = 0, scores_ld_ = 0;
@@ -59,6 +59,7 @@ class BatchStep {
     std::vector<int> pos_;
     std::vector<KVCache*> kv_;
     std::vector<float*> hidden_out_, logits_out_;
+    std::vector<float*> head_out_;  // the logits rows of the step, in order
     std::vector<float> x_, xn_, qkv_, attn_, gu_, ffn_, scores_;
     AlignedBuffer xq_;
     std::vector<float> xs_;
