@@ -216,9 +216,11 @@ void OutputHead::logits_batch(const float* h, int n, float* const* out, const Ke
             logits(h + static_cast<size_t>(t) * hidden_, out[t], k, pool, xq, acc);
         return;
     }
-    // Chunks of rows small enough to stay in L2 while every token of the group uses them.
+    // Chunks of rows small enough to stay in L2 while every token of the group uses them (and
+    // no larger than the one-token split, so a small head still spreads over the threads).
     const size_t block_bytes = data_.size() / n_blocks_;
-    const int grain = std::max(2, static_cast<int>((512 << 10) / block_bytes) / 2 * 2);
+    const int in_cache = std::max(2, static_cast<int>((512 << 10) / block_bytes) / 2 * 2);
+    const int grain = std::min(in_cache, pool.grain_for(n_blocks_));
     const size_t stride = 2 * static_cast<size_t>(padded_cols_);
     QuantizedToken x[kHeadBatch];
     for (int t0 = 0; t0 < n; t0 += kHeadBatch) {
