@@ -15,7 +15,7 @@ from backends import BACKENDS, cpu_built
 from bitnet_backend.backends.cpu import BACKEND as CPU
 from bitnet_backend.backends.reference import BACKEND as REFERENCE
 from bitnet_backend.checkpoints.hf import load_checkpoint
-from bitnet_backend.errors import ContextOverflowError, InvalidParameterError
+from bitnet_backend.errors import BitnetError, ContextOverflowError, InvalidParameterError
 from bitnet_backend.sampling import SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -317,6 +317,11 @@ def test_a_bad_item_fails_the_whole_batch_and_changes_no_session(
         engine.hidden_states_batch([[1, 2], []])
     with pytest.raises(InvalidParameterError):
         engine.hidden_states_batch([[vocab]])
+    engine.close()
+    with pytest.raises(BitnetError):
+        engine.eval_batch([(a, [4])])
+    with pytest.raises(BitnetError):
+        engine.hidden_states_batch([[1]])
 
 
 @pytest.mark.skipif(not cpu_built(), reason="bitnet_backend._engine is not built")

@@ -11,7 +11,7 @@ import numpy as np
 import pluggy
 
 from ..convert import prepacked_head, prepacked_layout
-from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
+from ..errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
 from .batching import check_batch, check_texts
 
 if TYPE_CHECKING:
@@ -156,8 +156,8 @@ class CpuSession:
 
     def copy_prefix(self, src: CpuSession, n: int) -> None:
         """Hold the first ``n`` positions of ``src`` (a session of the same engine)."""
-        if not self._engine._owns(src):
-            raise InvalidParameterError("copy_prefix needs an open session of the same engine")
+        if not (self._engine._owns(src) and self._engine._owns(self)):
+            raise InvalidParameterError("copy_prefix needs open sessions of the same engine")
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= src.n_past:
             raise InvalidParameterError(f"copy_prefix position {n!r} is outside [0, {src.n_past}]")
         if n > self.n_ctx:
@@ -279,8 +279,9 @@ class CpuEngine:
         checked = check_batch(items, self._owns, self.config.vocab_size)
         if not checked:
             return
+        model = self._live_model()
         try:
-            self._model.eval_batch([(session._native, ids) for session, ids in checked])
+            model.eval_batch([(session._native, ids) for session, ids in checked])
         except (IndexError, ValueError) as exc:  # a session changed after the checks
             raise InvalidParameterError(str(exc)) from None
 
@@ -290,7 +291,12 @@ class CpuEngine:
         arrays = check_texts(batch, c.vocab_size, c.max_position_embeddings)
         if not arrays:
             return []
-        return [np.asarray(h) for h in self._model.hidden_states_batch(arrays)]
+        return [np.asarray(h) for h in self._live_model().hidden_states_batch(arrays)]
+
+    def _live_model(self) -> Any:
+        if self._model is None:
+            raise BitnetError("the engine is closed")
+        return self._model
 
     def _owns(self, session: object) -> bool:
         return (
