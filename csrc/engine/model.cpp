@@ -12,6 +12,11 @@
 namespace bitnet {
 namespace {
 
+// Steps of at most this many rows (decode of a few sequences) do their per-token work (norms,
+// quantization, RoPE) on the calling thread: a few microseconds per row, so splitting it saves
+// little and adds a barrier that waits for every worker, long on a busy machine.
+constexpr int kInlineRows = 4;
+
 const TensorView& find(const std::map<std::string, TensorView>& tensors, const std::string& name) {
     auto it = tensors.find(name);
     if (it == tensors.end()) throw CheckpointContentError("missing tensor " + name);
@@ -297,11 +302,10 @@ void BatchStep::forward_chunk(int m) {
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
     const int QKV = Q + 2 * KV, half = c.head_dim / 2;
     const float eps = c.rms_norm_eps;
-    // Per-token work runs on the pool only for prefill; decode keeps it on this thread (no
-    // barrier for a few microseconds of work).
+    // Per-token work runs on the pool only for prefill (see kInlineRows).
     auto per_token = [&](auto&& fn) {
-        if (m == 1) {
-            fn(0);
+        if (m <= kInlineRows) {
+            for (int t = 0; t < m; ++t) fn(t);
             return;
         }
         model_.pool().parallel_for(m, [&](int begin, int end) {
