@@ -282,3 +282,44 @@ def logits(
     meta = json.loads(stdout)
     arr = np.fromfile(out_file, dtype=np.float32).reshape(len(ids), int(meta["n_vocab"]))
     return arr, [int(t) for t in meta["generated"]]
+
+
+def ensure_tool(lc: LlamaCpp, name: str, jobs: int = 2) -> Path:
+    """Build one more target of the same llama.cpp tree on demand (e.g. llama-batched-bench)."""
+    if not lc.tool(name).exists():
+        _log(f"building {name} with -j{jobs} (once)")
+        _run_logged(
+            ["cmake", "--build", str(lc.build), f"-j{jobs}", "--target", name],
+            lc.build.parent / f"build-{name}.log",
+        )
+    return lc.tool(name)
+
+
+def batched_bench(
+    lc: LlamaCpp,
+    model: Path,
+    threads: int,
+    *,
+    n_prompt: int,
+    n_gen: int,
+    parallel: tuple[int, ...],
+) -> dict[str, Any]:
+    """llama-batched-bench: B sequences, each its own n_prompt-token prompt, then n_gen steps.
+
+    Returns per B its prompt and generation rates (``speed_pp``, ``speed_tg``: aggregate tok/s
+    over all sequences) and the peak RSS of the run.
+    """
+    tool = ensure_tool(lc, "llama-batched-bench")
+    n_kv = max(parallel) * (n_prompt + n_gen)
+    cmd = [str(tool), "-m", str(model), "-t", str(threads), "-c", str(n_kv)]
+    cmd += ["-npp", str(n_prompt), "-ntg", str(n_gen), "-npl", ",".join(map(str, parallel))]
+    cmd += ["--output-format", "jsonl"]
+    stdout, _, maxrss = run_with_rusage(cmd)
+    rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    if not rows:
+        raise RuntimeError(f"{' '.join(cmd)} printed no result rows:\n{stdout[-2000:]}")
+    per_batch = {
+        int(r["pl"]): {"speed_pp": float(r["speed_pp"]), "speed_tg": float(r["speed_tg"])}
+        for r in rows
+    }
+    return {"batches": per_batch, "rss_kib": maxrss}

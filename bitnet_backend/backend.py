@@ -3,8 +3,9 @@
 The public Model talks to a backend only through these three protocols:
 
 * ``Backend``: a named, prioritised factory (``available()``, ``load(checkpoint, ...)``).
-* ``Engine``: one loaded model; stateless forwards (``logits``, ``hidden_states``) and
-  ``new_session()``.
+* ``Engine``: one loaded model; stateless forwards (``logits``, ``hidden_states``,
+  ``hidden_states_batch``), ``new_session()``, and ``eval_batch``: one step over the new
+  tokens of several sessions (continuous batching), bit for bit what each alone would give.
 * ``Session``: one sequence with its own KV cache. ``eval`` appends tokens; ``sample`` draws
   the next token from the logits of the last evaluated position (see ``sampling.py`` for the
   exact algorithm every backend must follow, so that a seed gives the same text everywhere).
@@ -74,6 +75,17 @@ class Session(Protocol):
         """The token ids currently in the KV cache."""
         ...
 
+    def copy_prefix(self, src: Session, n: int) -> None:
+        """Hold the first ``n`` positions of ``src``, a session of the same engine.
+
+        Replaces this session's KV rows and tokens (whatever it held before) with those of
+        ``src``, so one cached prefix can serve several sequences; later evals give the bits
+        of a session that evaluated those ``n`` tokens itself. When ``n == src.n_past`` the
+        last logits come along (``sample`` works at once); the RNG is not copied.
+        InvalidParameterError unless 0 <= n <= src.n_past; ContextOverflowError if n > n_ctx.
+        """
+        ...
+
     def close(self) -> None:
         """Free the KV cache."""
         ...
@@ -101,6 +113,26 @@ class Engine(Protocol):
 
     def hidden_states(self, ids: Sequence[int]) -> np.ndarray:
         """Fresh forward: final-normed hidden states, float32 [len(ids), hidden]."""
+        ...
+
+    def eval_batch(self, items: Sequence[tuple[Session, Sequence[int]]]) -> None:
+        """One forward over the new tokens of several sessions at once.
+
+        Item ``(session, ids)`` appends ``ids`` (a decode token or a prefill chunk, >= 1 id)
+        at that session's next positions. Afterwards each session's ``last_logits`` /
+        ``sample`` / ``n_past`` / ``tokens`` are exactly (bit for bit) what
+        ``session.eval(ids)`` alone would have left. The whole batch is checked first:
+        distinct open sessions of this engine, ids in the vocabulary and non-empty
+        (InvalidParameterError), room in each context (ContextOverflowError); on error no
+        session changes. A backend may run the items one after another.
+        """
+        ...
+
+    def hidden_states_batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Fresh forwards of several texts in shared steps (no state kept).
+
+        Item i equals ``hidden_states(batch[i])`` bit for bit; every text needs >= 1 id.
+        """
         ...
 
     def close(self) -> None:

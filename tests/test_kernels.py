@@ -44,6 +44,18 @@ def test_ternary_gemm_is_exact(
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("tokens", range(2, 17))
+@pytest.mark.parametrize("base3", [False, True], ids=["i2_r16", "i1_r16"])
+def test_ternary_gemm_is_exact_for_batched_decode_steps(isa: str, tokens: int, base3: bool) -> None:
+    # 2..16 rows: the decode tokens of several sequences in one step, on a ragged shape.
+    rng = np.random.default_rng(tokens)
+    w = rng.integers(-1, 2, (83, 530)).astype(np.int8)
+    x = rng.integers(-128, 128, (tokens, 530)).astype(np.int8)
+    expected = x.astype(np.int64) @ w.T.astype(np.int64)
+    np.testing.assert_array_equal(_engine.kernel_gemm(isa, w, x, 2, base3), expected)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("base3", [False, True], ids=["i2_r16", "i1_r16"])
 def test_ternary_gemm_extreme_activations_do_not_overflow(isa: str, base3: bool) -> None:
     cols = 6912

@@ -11,8 +11,9 @@ import numpy as np
 import pluggy
 
 from ..convert import prepacked_head, prepacked_layout
-from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
+from ..errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
 from ..threads import check_n_threads
+from .batching import check_batch, check_texts
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -154,6 +155,19 @@ class CpuSession:
             raise InvalidParameterError(f"truncate position {n} is outside [0, {self.n_past}]")
         self._native.truncate(int(n))
 
+    def copy_prefix(self, src: CpuSession, n: int) -> None:
+        """Hold the first ``n`` positions of ``src`` (a session of the same engine)."""
+        if not (self._engine._owns(src) and self._engine._owns(self)):
+            raise InvalidParameterError("copy_prefix needs open sessions of the same engine")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= src.n_past:
+            raise InvalidParameterError(f"copy_prefix position {n!r} is outside [0, {src.n_past}]")
+        if n > self.n_ctx:
+            raise ContextOverflowError(n, self.n_ctx)
+        try:
+            self._native.copy_prefix(src._native, n)
+        except (IndexError, ValueError) as exc:  # src changed meanwhile
+            raise InvalidParameterError(str(exc)) from None
+
     def close(self) -> None:
         self._native = None
 
@@ -268,6 +282,37 @@ class CpuEngine:
         if n > self.config.max_position_embeddings:
             raise ContextOverflowError(n, self.config.max_position_embeddings)
         return self.new_session(max(n, 1)).hidden(ids)
+
+    def eval_batch(self, items: Sequence[tuple[CpuSession, Sequence[int]]]) -> None:
+        """One forward over the new ids of several sessions (see ``backend.Engine``)."""
+        checked = check_batch(items, self._owns, self.config.vocab_size)
+        if not checked:
+            return
+        model = self._live_model()
+        try:
+            model.eval_batch([(session._native, ids) for session, ids in checked])
+        except (IndexError, ValueError) as exc:  # a session changed after the checks
+            raise InvalidParameterError(str(exc)) from None
+
+    def hidden_states_batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Fresh forwards of several texts in shared steps (see ``backend.Engine``)."""
+        c = self.config
+        arrays = check_texts(batch, c.vocab_size, c.max_position_embeddings)
+        if not arrays:
+            return []
+        return [np.asarray(h) for h in self._live_model().hidden_states_batch(arrays)]
+
+    def _live_model(self) -> Any:
+        if self._model is None:
+            raise BitnetError("the engine is closed")
+        return self._model
+
+    def _owns(self, session: object) -> bool:
+        return (
+            isinstance(session, CpuSession)
+            and session._engine is self
+            and session._native is not None
+        )
 
     def close(self) -> None:
         self._model = None

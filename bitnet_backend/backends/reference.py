@@ -29,6 +29,7 @@ import pluggy
 from ..checkpoints.ternary import LinearMode, linear_ternary
 from ..errors import BitnetError, ContextOverflowError, InvalidParameterError
 from ..sampling import SplitMix64, sample
+from .batching import check_batch, check_texts
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -461,6 +462,27 @@ class ReferenceSession:
         # The kept logits belonged to a position that is gone.
         self._last = None
 
+    def copy_prefix(self, src: ReferenceSession, n: int) -> None:
+        """Hold the first ``n`` positions of ``src`` (a session of the same engine)."""
+        if not isinstance(src, ReferenceSession) or src._engine is not self._engine:
+            raise InvalidParameterError("copy_prefix needs an open session of the same engine")
+        theirs, cache = src._live(), self._live()
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= src.n_past:
+            raise InvalidParameterError(f"copy_prefix position {n!r} is outside [0, {src.n_past}]")
+        if n > self._n_ctx:
+            raise ContextOverflowError(n, self._n_ctx)
+        if src is self:
+            self.truncate(n)
+            return
+        cache.reserve(n)
+        for mine, other in ((cache.keys, theirs.keys), (cache.values, theirs.values)):
+            for layer, rows in enumerate(other):
+                mine[layer][:, :n] = rows[:, :n]
+        cache.length = n
+        self._tokens = src._tokens[:n]
+        # A session that evaluated exactly these tokens would hold their last logits.
+        self._last = src._last.copy() if n == src.n_past and src._last is not None else None
+
     def close(self) -> None:
         self._cache = None
         self._last = None
@@ -511,6 +533,24 @@ class ReferenceEngine:
 
     def hidden_states(self, ids: Sequence[int]) -> np.ndarray:
         return self._fresh(ids, "hidden")
+
+    def eval_batch(self, items: Sequence[tuple[ReferenceSession, Sequence[int]]]) -> None:
+        """Each item's ``session.eval(ids)`` in turn, after checking the whole batch."""
+        for session, ids in check_batch(items, self._owns, self.config.vocab_size):
+            session.eval(ids.tolist())
+
+    def hidden_states_batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """``hidden_states`` of each text, after checking them all."""
+        c = self.config
+        arrays = check_texts(batch, c.vocab_size, c.max_position_embeddings)
+        return [self.hidden_states(ids.tolist()) for ids in arrays]
+
+    def _owns(self, session: object) -> bool:
+        return (
+            isinstance(session, ReferenceSession)
+            and session._engine is self
+            and session._cache is not None
+        )
 
     def close(self) -> None:
         self._weights = None

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "../engine/model.h"
 
@@ -19,6 +21,8 @@ namespace py = pybind11;
 using namespace bitnet;
 
 namespace {
+
+using IdArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 
 ModelConfig config_from_dict(const py::dict& d) {
     ModelConfig c;
@@ -177,7 +181,42 @@ PYBIND11_MODULE(_engine, m) {
                  }
                  return out;
              })
-        .def_property_readonly("weight_bytes", &Model::weight_bytes);
+        .def_property_readonly("weight_bytes", &Model::weight_bytes)
+        .def(
+            "eval_batch",
+            [](Model& mdl, const std::vector<std::pair<Session*, IdArray>>& batch) {
+                // One step for every (session, ids): only the last logits of each are kept.
+                std::vector<BatchItem> items;
+                for (const auto& entry : batch) {
+                    items.push_back({entry.first, entry.second.data(),
+                                     static_cast<int>(entry.second.size()), Output::LastLogits,
+                                     nullptr});
+                }
+                py::gil_scoped_release release;
+                mdl.eval_batch(items.data(), static_cast<int>(items.size()));
+            },
+            py::arg("items"))
+        .def(
+            "hidden_states_batch",
+            [](const std::shared_ptr<Model>& mdl, const std::vector<IdArray>& batch) {
+                // Fresh forwards of several texts in shared steps: [len, hidden] each.
+                std::vector<std::unique_ptr<Session>> sessions;
+                std::vector<py::array_t<float>> outs;
+                std::vector<BatchItem> items;
+                for (const auto& ids : batch) {
+                    const int n = static_cast<int>(ids.size());
+                    sessions.push_back(std::make_unique<Session>(mdl, std::max(n, 1)));
+                    outs.emplace_back(std::vector<py::ssize_t>{n, mdl->config().hidden_size});
+                    items.push_back({sessions.back().get(), ids.data(), n, Output::Hidden,
+                                     outs.back().mutable_data()});
+                }
+                {
+                    py::gil_scoped_release release;
+                    mdl->eval_batch(items.data(), static_cast<int>(items.size()));
+                }
+                return outs;
+            },
+            py::arg("batch"));
 
     py::class_<Session>(m, "Session")
         .def(py::init([](std::shared_ptr<Model> model, int n_ctx) {
@@ -240,7 +279,9 @@ PYBIND11_MODULE(_engine, m) {
             py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("min_p"),
             py::arg("repeat_penalty"), py::arg("repeat_last_n"), py::arg("mask") = py::none())
         .def("set_seed", &Session::set_seed)
-        .def("truncate", &Session::truncate);
+        .def("truncate", &Session::truncate)
+        .def("copy_prefix", &Session::copy_prefix, py::arg("src"), py::arg("n"),
+             py::call_guard<py::gil_scoped_release>());
 
     // Kernel entry points for tests and benchmarks: run one ISA's kernels on given data.
     m.def("available_isas", []() {

@@ -16,7 +16,8 @@ KVType parse_kv_type(const std::string& name) {
 const char* kv_type_name(KVType type) { return type == KVType::F32 ? "f32" : "bf16"; }
 
 KVCache::KVCache(int n_layers, int n_ctx, int n_kv_heads, int head_dim, KVType type)
-    : n_ctx_(n_ctx),
+    : n_layers_(n_layers),
+      n_ctx_(n_ctx),
       n_kv_heads_(n_kv_heads),
       head_dim_(head_dim),
       type_(type),
@@ -37,6 +38,20 @@ void KVCache::store(int layer, int head, int pos, const float* key, const float*
     for (int i = 0; i < head_dim_; ++i) {
         kb[i] = f32_to_bf16(key[i]);
         vb[i] = f32_to_bf16(value[i]);
+    }
+}
+
+void KVCache::copy_prefix(const KVCache& src, int n) {
+    if (src.n_layers_ != n_layers_ || src.n_kv_heads_ != n_kv_heads_ ||
+        src.head_dim_ != head_dim_ || src.type_ != type_ || n > n_ctx_ || n > src.n_ctx_) {
+        throw std::invalid_argument("copy_prefix: the caches differ in shape or type");
+    }
+    const size_t bytes = static_cast<size_t>(n) * head_dim_ * element_bytes();
+    for (int l = 0; l < n_layers_; ++l) {
+        for (int h = 0; h < n_kv_heads_; ++h) {
+            std::memcpy(at(keys_, l, h, 0), src.at(src.keys_, l, h, 0), bytes);
+            std::memcpy(at(values_, l, h, 0), src.at(src.values_, l, h, 0), bytes);
+        }
     }
 }
 

@@ -24,6 +24,9 @@ class KVCache {
 
     // Writes one position's key and value rows of one kv head (converted to the cache type).
     void store(int layer, int head, int pos, const float* key, const float* value);
+    // Copies positions [0, n) of every layer and head from `src`, a cache of the same shape
+    // and type (its n_ctx may differ; both hold at least n positions).
+    void copy_prefix(const KVCache& src, int n);
     // Rows of (layer, head) from position 0: const float* (F32) or const uint16_t* (BF16).
     const void* keys(int layer, int head) const { return at(keys_, layer, head, 0); }
     const void* values(int layer, int head) const { return at(values_, layer, head, 0); }
@@ -42,7 +45,7 @@ class KVCache {
     const uint8_t* at(const AlignedBuffer& b, int layer, int head, int pos) const {
         return b.as<uint8_t>() + offset(layer, head, pos);
     }
-    int n_ctx_ = 0, n_kv_heads_ = 0, head_dim_ = 0;
+    int n_layers_ = 0, n_ctx_ = 0, n_kv_heads_ = 0, head_dim_ = 0;
     KVType type_ = KVType::F32;
     AlignedBuffer keys_, values_;
 };

@@ -12,9 +12,10 @@
 namespace bitnet {
 namespace {
 
-// Prefill runs in chunks of at most this many tokens: scratch memory stays bounded for long
-// prompts while each weight block is still reused across many rows.
-constexpr int kMaxChunk = 128;
+// Steps of at most this many rows (decode of a few sequences) do their per-token work (norms,
+// quantization, RoPE) on the calling thread: a few microseconds per row, so splitting it saves
+// little and adds a barrier that waits for every worker, long on a busy machine.
+constexpr int kInlineRows = 4;
 
 const TensorView& find(const std::map<std::string, TensorView>& tensors, const std::string& name) {
     auto it = tensors.find(name);
@@ -270,43 +271,8 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     if (n_ctx <= 0 || n_ctx > c.max_position_embeddings) {
         throw std::invalid_argument("n_ctx must be in [1, max_position_embeddings]");
     }
-    chunk_ = std::min(kMaxChunk, n_ctx);
     kv_ = KVCache(c.num_layers, n_ctx, c.num_kv_heads, c.head_dim, model_->kv_type());
-    const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
-    const size_t C = chunk_;
-    int widest = std::max({H, I, Q, 2 * model_->head().padded_cols()});
-    for (const auto& L : model_->layers()) {
-        widest = std::max({widest, L.qkv.padded_cols(), L.o.padded_cols(), L.gate_up.padded_cols(),
-                           L.down.padded_cols()});
-    }
-    x_.resize(C * H);
-    xn_.resize(C * widest);
-    qkv_.resize(C * (Q + 2 * c.kv_dim()));
-    attn_.resize(C * Q);
-    gu_.resize(C * 2 * I);
-    ffn_.resize(C * std::max(H, I));
-    scores_.resize(static_cast<size_t>(model_->n_threads()) * (c.num_heads / c.num_kv_heads) *
-                   n_ctx);
     last_logits_.resize(c.vocab_size);
-    tmp_logits_.resize(c.vocab_size);
-    xq_stride_ = static_cast<size_t>((widest + kColGroup - 1) / kColGroup) * kColGroup;
-    // The head's two int8 terms need 2 * its padded width (the Q6 head pads to 64 columns).
-    xq_ = AlignedBuffer(
-        std::max(C * xq_stride_ + 64, 2 * static_cast<size_t>(model_->head().padded_cols()) + 64));
-    std::memset(xq_.data(), 0, xq_.size());
-    xs_.resize(C);
-    xsum_.resize(C);
-    int widest_rows = 0;
-    for (const auto& L : model_->layers()) {
-        widest_rows = std::max({widest_rows, L.qkv.padded_rows(), L.o.padded_rows(),
-                                L.gate_up.padded_rows(), L.down.padded_rows()});
-    }
-    acc_stride_ = widest_rows;
-    acc_.resize(std::max(C * acc_stride_, 2 * static_cast<size_t>(model_->head().padded_rows())));
-    const ExactLogits& exact = model_->exact_logits();
-    top_heap_.resize(exact.heap_scratch(model_->n_threads()));
-    top_idx_.resize(exact.top());
-    top_row_.resize(exact.row_scratch(model_->n_threads()));
     tokens_.reserve(n_ctx);
 }
 
@@ -318,49 +284,52 @@ void Session::truncate(int n) {
 }
 
 void Session::eval(const int32_t* ids, int n, Output output, float* out) {
-    const auto& c = model_->config();
-    if (n <= 0) throw std::invalid_argument("eval needs at least one token");
-    if (n_past_ + n > n_ctx_) throw std::out_of_range("context overflow");
-    for (int i = 0; i < n; ++i) {
-        if (ids[i] < 0 || ids[i] >= c.vocab_size)
-            throw std::invalid_argument("token id out of range");
-    }
-    std::lock_guard<std::mutex> lock(model_->forward_mutex());
-    for (int start = 0; start < n; start += chunk_) {
-        const int m = std::min(chunk_, n - start);
-        const bool last_chunk = start + m == n;
-        float* chunk_out = nullptr;
-        Output chunk_output = output;
-        if (output == Output::AllLogits) {
-            chunk_out = out + static_cast<size_t>(start) * c.vocab_size;
-        } else if (output == Output::Hidden) {
-            chunk_out = out + static_cast<size_t>(start) * c.hidden_size;
-        } else {
-            chunk_output = last_chunk ? Output::LastLogits : Output::None;
-        }
-        forward_chunk(ids + start, m, chunk_output, chunk_out);
-    }
-    has_logits_ = output != Output::Hidden;
+    const BatchItem item{this, ids, n, output, out};
+    model_->eval_batch(&item, 1);
 }
 
-// The whole BitNet b1.58 network for m new tokens at positions n_past_ .. n_past_ + m - 1.
-void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out) {
-    const auto& c = model_->config();
+void Session::copy_prefix(const Session& src, int n) {
+    if (&src.model() != model_.get()) {
+        throw std::invalid_argument("copy_prefix: the source is a session of another model");
+    }
+    // Under the forward lock: no step is writing either cache meanwhile.
+    std::lock_guard<std::mutex> lock(model_->forward_mutex());
+    if (n < 0 || n > src.n_past_) throw std::out_of_range("copy_prefix: n is outside [0, n_past]");
+    if (n > n_ctx_) throw std::out_of_range("copy_prefix: n exceeds this session's n_ctx");
+    if (&src == this) {
+        truncate(n);
+        return;
+    }
+    kv_.copy_prefix(src.kv_, n);
+    tokens_.assign(src.tokens_.begin(), src.tokens_.begin() + n);
+    n_past_ = n;
+    has_logits_ = n == src.n_past_ && src.has_logits_;
+    if (has_logits_) last_logits_ = src.last_logits_;
+}
+
+// The whole BitNet b1.58 network for the m rows of the step: row t is token ids_[t] at
+// position pos_[t] of the sequence whose cache is kv_[t].
+void BatchStep::forward_chunk(int m) {
+    const auto& c = model_.config();
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
     const int QKV = Q + 2 * KV, half = c.head_dim / 2;
     const float eps = c.rms_norm_eps;
-    // Per-token work (a few element operations per hidden or FFN value) is shared only for
-    // enough tokens: decode keeps it on this thread (no region for microseconds of work).
+    // Per-token work (a few element operations per hidden or FFN value) runs on the pool only
+    // for prefill-sized steps (see kInlineRows) with enough of it to share.
     const int64_t per_token_work = int64_t(m) * (H + I) * 4;
     auto per_token = [&](auto&& fn) {
-        model_->pool().parallel_for(m, per_token_work, [&](int begin, int end) {
+        if (m <= kInlineRows) {
+            for (int t = 0; t < m; ++t) fn(t);
+            return;
+        }
+        model_.pool().parallel_for(m, per_token_work, [&](int begin, int end) {
             for (int t = begin; t < end; ++t) fn(t);
         });
     };
 
-    per_token([&](int t) { model_->embed(ids[t], &x_[t * H]); });
+    per_token([&](int t) { model_.embed(ids_[t], &x_[t * H]); });
     for (int l = 0; l < c.num_layers; ++l) {
-        const LayerWeights& L = model_->layers()[l];
+        const LayerWeights& L = model_.layers()[l];
         // Attention block: RMSNorm -> q/k/v -> RoPE -> attention -> sub-norm -> o -> residual.
         per_token([&](int t) {
             rms_norm(&x_[t * H], L.input_norm.data(), H, eps, &xn_[t * H]);
@@ -368,16 +337,16 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
         });
         gemm(L.qkv, m, qkv_.data(), QKV);
         per_token([&](int t) {
-            const int pos = n_past_ + t;
+            const int pos = pos_[t];
             float* q = &qkv_[t * QKV];
             float* k = q + Q;
             const float* v = k + KV;
-            const float* cos = model_->rope_cos() + static_cast<size_t>(pos) * half;
-            const float* sin = model_->rope_sin() + static_cast<size_t>(pos) * half;
+            const float* cos = model_.rope_cos() + static_cast<size_t>(pos) * half;
+            const float* sin = model_.rope_sin() + static_cast<size_t>(pos) * half;
             apply_rope(q, c.num_heads, c.head_dim, cos, sin);
             apply_rope(k, c.num_kv_heads, c.head_dim, cos, sin);
             for (int h = 0; h < c.num_kv_heads; ++h) {
-                kv_.store(l, h, pos, k + h * c.head_dim, v + h * c.head_dim);
+                kv_[t]->store(l, h, pos, k + h * c.head_dim, v + h * c.head_dim);
             }
         });
         attention(l, m);
@@ -401,48 +370,39 @@ void Session::forward_chunk(const int32_t* ids, int m, Output output, float* out
         gemm(L.down, m, ffn_.data(), H);
         per_token([&](int t) { add_inplace(&x_[t * H], &ffn_[t * H], H); });
     }
-    tokens_.insert(tokens_.end(), ids, ids + m);
-    n_past_ += m;
 
-    const auto& norm = model_->final_norm();
-    switch (output) {
-        case Output::None:
-            return;
-        case Output::Hidden:
-            per_token([&](int t) { rms_norm(&x_[t * H], norm.data(), H, eps, out + t * H); });
-            return;
-        case Output::LastLogits:
-            rms_norm(&x_[(m - 1) * H], norm.data(), H, eps, xn_.data());
-            lm_head(xn_.data(), 1, last_logits_.data());
-            return;
-        case Output::AllLogits:
-            for (int t = 0; t < m; ++t) {
-                rms_norm(&x_[t * H], norm.data(), H, eps, xn_.data());
-                lm_head(xn_.data(), 1, out + static_cast<size_t>(t) * c.vocab_size);
-            }
-            std::memcpy(last_logits_.data(), out + static_cast<size_t>(m - 1) * c.vocab_size,
-                        c.vocab_size * sizeof(float));
-            return;
+    // Outputs: final-normed states, or logits for the rows that need them (an item's last
+    // row, or every row of an AllLogits item), all of them in one pass over the head.
+    const auto& norm = model_.final_norm();
+    per_token([&](int t) {
+        if (hidden_out_[t] != nullptr) rms_norm(&x_[t * H], norm.data(), H, eps, hidden_out_[t]);
+    });
+    int n_logits = 0;
+    for (int t = 0; t < m; ++t) {
+        if (logits_out_[t] == nullptr) continue;
+        rms_norm(&x_[t * H], norm.data(), H, eps, &xn_[n_logits * H]);
+        head_out_[n_logits++] = logits_out_[t];
     }
+    if (n_logits > 0) lm_head(xn_.data(), n_logits);
 }
 
 // BitLinear, step 1: per-token int8 absmax quantization of the input row (zero padding up to
 // the matrix's padded width, since the buffer is shared by matrices of different widths).
-void Session::quantize(int t, const float* in, const TernaryMatrix& w) {
+void BatchStep::quantize(int t, const float* in, const TernaryMatrix& w) {
     int8_t* row = xq_.as<int8_t>() + t * xq_stride_;
-    xs_[t] = model_->kernels().quantize_row(in, w.cols(), row, &xsum_[t]);
+    xs_[t] = model_.kernels().quantize_row(in, w.cols(), row, &xsum_[t]);
     std::memset(row + w.cols(), 0, w.padded_cols() - w.cols());
 }
 
 // BitLinear, step 2: ternary x int8 with exact int32 accumulation, then one float rescale per
 // output (see FORMATS.md for the two scale conventions).
-void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
-    const KernelTable& k = model_->kernels();
+void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
+    const KernelTable& k = model_.kernels();
     const QuantizedActs acts{xq_.as<int8_t>(), xsum_.data(), xq_stride_, n};
     const PackedTernary packed = w.packed();
     int32_t* acc = acc_.data();
     const size_t ld_acc = acc_stride_;
-    ThreadPool& pool = model_->pool();
+    ThreadPool& pool = model_.pool();
     const int64_t work = int64_t(n) * w.rows() * w.padded_cols();
     pool.parallel_for_dynamic(
         w.n_row_blocks(), pool.grain_for(w.n_row_blocks()), work, [&](int b0, int b1) {
@@ -455,24 +415,27 @@ void Session::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
         });
 }
 
-// Causal GQA attention of the m new tokens over the cache. The query heads that share a kv
-// head form one task (read each cached row once); the group is halved only while there are
-// fewer tasks than threads: two threads reading the same rows cost more than an uneven split
-// (measured in decode: 5 kv heads on 2 threads). Softmax in float32.
-void Session::attention(int layer, int m) {
-    const auto& c = model_->config();
+// Causal GQA attention of each row over its own sequence's cache (the same float order as the
+// sequence alone). The query heads that share a kv head form one task (read each cached row
+// once); the group is halved only while there are fewer tasks than threads: two threads
+// reading the same rows cost more than an uneven split (measured in decode: 5 kv heads on 2
+// threads). Softmax in float32.
+void BatchStep::attention(int layer, int m) {
+    const auto& c = model_.config();
     const int Q = c.q_dim(), KV = c.kv_dim(), QKV = Q + 2 * KV, d = c.head_dim;
     const int group = c.num_heads / c.num_kv_heads;
-    const int n_threads = model_->n_threads();
+    const int n_threads = model_.n_threads();
     int per_task = group;
     while (per_task % 2 == 0 && m * c.num_heads / per_task < n_threads) per_task /= 2;
     const int tasks_per_token = c.num_heads / per_task;
     const float scaling = 1.0f / std::sqrt(static_cast<float>(d));
     const int n_tasks = m * tasks_per_token;
     // Scores and weighted values: about 2 * d operations per query head and key.
-    const int64_t work = int64_t(m) * c.num_heads * (n_past_ + m) * 2 * d;
-    model_->pool().run(work, [&](int thread, int n) {
-        float* scores = &scores_[static_cast<size_t>(thread) * group * n_ctx_];
+    int64_t keys = 0;
+    for (int t = 0; t < m; ++t) keys += pos_[t] + 1;
+    const int64_t work = keys * c.num_heads * 2 * d;
+    model_.pool().run(work, [&](int thread, int n) {
+        float* scores = &scores_[static_cast<size_t>(thread) * group * scores_ld_];
         // Strided: later tokens see more keys (causal), so contiguous ranges would be uneven.
         for (int task = thread; task < n_tasks; task += n) {
             const int t = task / tasks_per_token;
@@ -480,32 +443,31 @@ void Session::attention(int layer, int m) {
             const int kvh = h0 / group;
             const float* q = &qkv_[t * QKV + h0 * d];
             float* out = &attn_[t * Q + h0 * d];
-            const int n_keys = n_past_ + t + 1;
-            if (kv_.type() == KVType::F32) {
-                gqa_attend(q, per_task, d, static_cast<const float*>(kv_.keys(layer, kvh)),
-                           static_cast<const float*>(kv_.values(layer, kvh)), d, n_keys, scaling,
-                           scores, n_ctx_, out);
+            const int n_keys = pos_[t] + 1;
+            const KVCache& kv = *kv_[t];
+            if (kv.type() == KVType::F32) {
+                gqa_attend(q, per_task, d, static_cast<const float*>(kv.keys(layer, kvh)),
+                           static_cast<const float*>(kv.values(layer, kvh)), d, n_keys, scaling,
+                           scores, scores_ld_, out);
             } else {
-                gqa_attend(q, per_task, d, static_cast<const uint16_t*>(kv_.keys(layer, kvh)),
-                           static_cast<const uint16_t*>(kv_.values(layer, kvh)), d, n_keys, scaling,
-                           scores, n_ctx_, out);
+                gqa_attend(q, per_task, d, static_cast<const uint16_t*>(kv.keys(layer, kvh)),
+                           static_cast<const uint16_t*>(kv.values(layer, kvh)), d, n_keys, scaling,
+                           scores, scores_ld_, out);
             }
         }
     });
 }
 
-void Session::lm_head(const float* h, int n, float* logits) {
-    const auto& c = model_->config();
-    const ExactLogits& exact = model_->exact_logits();
-    for (int t = 0; t < n; ++t) {
-        const float* ht = h + static_cast<size_t>(t) * c.hidden_size;
-        float* out = logits + static_cast<size_t>(t) * c.vocab_size;
-        model_->head().logits(ht, out, model_->kernels(), model_->pool(), xq_.as<int8_t>(),
-                              acc_.data());
-        if (exact.top() > 0) {
-            exact.refine(ht, out, model_->pool(), top_heap_.data(), top_idx_.data(),
-                         top_row_.data());
-        }
+// Logits of n final-normed rows h[j * hidden] into head_out_[j], then their exact top logits.
+void BatchStep::lm_head(const float* h, int n) {
+    const int H = model_.config().hidden_size;
+    const ExactLogits& exact = model_.exact_logits();
+    model_.head().logits_batch(h, n, head_out_.data(), model_.kernels(), model_.pool(),
+                               xq_.as<int8_t>(), acc_.data());
+    if (exact.top() == 0) return;
+    for (int j = 0; j < n; ++j) {
+        exact.refine(h + static_cast<size_t>(j) * H, head_out_[j], model_.pool(), top_heap_.data(),
+                     top_idx_.data(), top_row_.data());
     }
 }
 

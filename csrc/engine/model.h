@@ -1,5 +1,5 @@
-// The BitNet b1.58 model: weights in kernel layout, and Session, one sequence with its KV
-// cache whose forward() is the whole network, top to bottom.
+// The BitNet b1.58 model: weights in kernel layout; Session, one sequence with its KV cache;
+// and BatchStep, the whole network top to bottom over the new tokens of several sessions.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 
 #include "../kernels/kernels.h"
 #include "aligned_buffer.h"
+#include "batch.h"
 #include "config.h"
 #include "exact_logits.h"
 #include "kv_cache.h"
@@ -22,6 +23,52 @@
 #include "thread_pool.h"
 
 namespace bitnet {
+
+class Model;
+class Session;
+
+// The scratch and the forward of one batched step: the rows of the step are the new tokens of
+// several sessions, concatenated. Each linear runs once over all rows (every weight tile is
+// unpacked once per step); quantization, norms and attention run per row, each over its own
+// session's KV cache, in the float order of a session alone, so the results do not depend on
+// what else is in the step. Owned by the Model and used under its forward mutex; buffers grow
+// to the largest step seen (at most kMaxStepRows rows), never per step.
+class BatchStep {
+ public:
+    explicit BatchStep(Model& model) : model_(model) {}
+    // Runs validated items (distinct sessions of this model) in steps of <= kMaxStepRows rows.
+    void run(const BatchItem* items, int n_items);
+
+ private:
+    void reserve(int rows, int n_ctx);
+    int plan(const BatchItem* items, int n_items, int& item, int& done);
+    void commit(int m);
+    void forward_chunk(int m);
+    void quantize(int t, const float* in, const TernaryMatrix& w);
+    void gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out);
+    void attention(int layer, int m);
+    void lm_head(const float* h, int n);
+
+    Model& model_;
+    int capacity_ = 0, scores_ld_ = 0;
+    // Per row of the current step: its item and token index in it, token, position, its
+    // session's cache, and where its final hidden state (Hidden) or logits go (nullptr: none).
+    std::vector<const BatchItem*> item_;
+    std::vector<int> index_;
+    std::vector<int32_t> ids_;
+    std::vector<int> pos_;
+    std::vector<KVCache*> kv_;
+    std::vector<float*> hidden_out_, logits_out_;
+    std::vector<float*> head_out_;  // the logits rows of the step, in order
+    std::vector<float> x_, xn_, qkv_, attn_, gu_, ffn_, scores_;
+    AlignedBuffer xq_;
+    std::vector<float> xs_;
+    std::vector<int32_t> xsum_, acc_;
+    std::vector<std::pair<float, int32_t>> top_heap_;
+    std::vector<int32_t> top_idx_;
+    std::vector<float> top_row_;
+    size_t xq_stride_ = 0, acc_stride_ = 0;
+};
 
 struct LayerWeights {
     std::vector<float> input_norm, post_attn_norm;
@@ -51,6 +98,10 @@ class Model {
     ThreadPool& pool() { return pool_; }
     // Sessions share the pool; one forward runs at a time per model.
     std::mutex& forward_mutex() { return forward_mutex_; }
+    // One forward over the new tokens of several distinct sessions of this model (see
+    // BatchItem). Checks every item first and throws (std::invalid_argument, or
+    // std::out_of_range on context overflow) before touching any state.
+    void eval_batch(const BatchItem* items, int n_items);
     int n_threads() const { return pool_.size(); }
     KVType kv_type() const { return kv_type_; }
     size_t weight_bytes() const;
@@ -80,6 +131,7 @@ class Model {
     ThreadPool pool_;
     KVType kv_type_ = KVType::F32;
     std::mutex forward_mutex_;
+    BatchStep step_{*this};  // used under forward_mutex_
     std::vector<LayerWeights> layers_;
     AlignedBuffer arena_;   // every ternary matrix, one huge-page region
     TensorView embedding_;  // [vocab][hidden], borrowed
@@ -89,8 +141,6 @@ class Model {
     std::vector<float> rope_cos_, rope_sin_;  // [max_pos][head_dim / 2]
 };
 
-enum class Output { None, LastLogits, AllLogits, Hidden };
-
 class Session {
  public:
     Session(std::shared_ptr<Model> model, int n_ctx);
@@ -98,11 +148,12 @@ class Session {
     int n_past() const { return n_past_; }
     int n_ctx() const { return n_ctx_; }
     const std::vector<int32_t>& tokens() const { return tokens_; }
+    const Model& model() const { return *model_; }
 
-    // Appends ids to the sequence. `out` receives [n][vocab] logits (AllLogits) or
-    // [n][hidden] final-normed states (Hidden); the last position's logits are always kept
-    // for sample() unless output is Hidden. Throws std::out_of_range on context overflow,
-    // before touching any state.
+    // Appends ids to the sequence (a batch of one). `out` receives [n][vocab] logits
+    // (AllLogits) or [n][hidden] final-normed states (Hidden); the last position's logits are
+    // always kept for sample() unless output is Hidden. Throws std::out_of_range on context
+    // overflow, before touching any state.
     void eval(const int32_t* ids, int n, Output output, float* out);
     const float* last_logits() const { return last_logits_.data(); }
     bool has_logits() const { return has_logits_; }
@@ -110,30 +161,21 @@ class Session {
     int sample(const SamplerParams& params, const uint32_t* mask, size_t mask_words);
     void set_seed(uint64_t seed) { sampler_.seed(seed); }
     void truncate(int n);
+    // Makes this session hold the first n positions of `src` (a session of the same model):
+    // its KV rows and tokens, and its last logits when n is all of src. Later evals give the
+    // bits of a session that evaluated those tokens itself. The sampler state is kept.
+    void copy_prefix(const Session& src, int n);
 
  private:
-    void forward_chunk(const int32_t* ids, int n, Output output, float* out);
-    void quantize(int t, const float* in, const TernaryMatrix& w);
-    void gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out);
-    void attention(int layer, int n);
-    void lm_head(const float* h, int n, float* logits);
+    friend class BatchStep;
 
     std::shared_ptr<Model> model_;
     int n_ctx_;
     int n_past_ = 0;
-    int chunk_;
     std::vector<int32_t> tokens_;
     KVCache kv_;
     Sampler sampler_;
-    // Scratch sized once for `chunk_` tokens: no allocation per token.
-    std::vector<float> x_, xn_, qkv_, attn_, gu_, ffn_, scores_, last_logits_, tmp_logits_;
-    AlignedBuffer xq_;
-    std::vector<float> xs_;
-    std::vector<int32_t> xsum_, acc_;
-    std::vector<std::pair<float, int32_t>> top_heap_;
-    std::vector<int32_t> top_idx_;
-    std::vector<float> top_row_;
-    size_t xq_stride_ = 0, acc_stride_ = 0;
+    std::vector<float> last_logits_;
     bool has_logits_ = false;
 };
 

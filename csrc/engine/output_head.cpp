@@ -205,50 +205,87 @@ void OutputHead::logits(const float* h, float* out, const KernelTable& k, Thread
         });
         return;
     }
-    int32_t x_sum = 0;
-    const float s = k.quantize_row(h, hidden_, xq, &x_sum);
-    std::memset(xq + hidden_, 0, padded_cols_ - hidden_);
-    const uint8_t* codes = data_.as<uint8_t>();
-    const float inv_s = 1.0f / s;
-    if (kind_ == HeadKind::Q4) {
-        const int n_steps = padded_cols_ / 8;
-        pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), work, [&](int b0, int b1) {
-            k.q4_gemv(codes, n_steps, b0, b1, xq, x_sum, acc);
-            const int r1 = std::min(vocab_, b1 * kRowBlock);
-            for (int v = b0 * kRowBlock; v < r1; ++v) {
-                out[v] = static_cast<float>(acc[v]) * inv_s * scales_[v];
-            }
-        });
+    const QuantizedToken x = quantize(h, k, xq);
+    pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), work,
+                              [&](int b0, int b1) { rows(x, k, b0, b1, acc, out); });
+}
+
+void OutputHead::logits_batch(const float* h, int n, float* const* out, const KernelTable& k,
+                              ThreadPool& pool, int8_t* xq, int32_t* acc) const {
+    if (kind_ == HeadKind::F32 || n == 1) {
+        for (int t = 0; t < n; ++t)
+            logits(h + static_cast<size_t>(t) * hidden_, out[t], k, pool, xq, acc);
         return;
     }
-    // Second int8 term: the quantization residual of h on 256x the scale of the first, so the
-    // two form one int16 activation 256 * hi + lo (|residual * s| <= 1/2; 128 clamps to 127).
+    // Chunks of rows small enough to stay in L2 while every token of the group uses them (and
+    // no larger than the one-token split, so a small head still spreads over the threads).
+    const size_t block_bytes = data_.size() / n_blocks_;
+    const int in_cache = std::max(2, static_cast<int>((512 << 10) / block_bytes) / 2 * 2);
+    const int grain = std::min(in_cache, pool.grain_for(n_blocks_));
+    const size_t stride = 2 * static_cast<size_t>(padded_cols_);
+    QuantizedToken x[kHeadBatch];
+    for (int t0 = 0; t0 < n; t0 += kHeadBatch) {
+        const int m = std::min(kHeadBatch, n - t0);
+        for (int t = 0; t < m; ++t) {
+            x[t] = quantize(h + static_cast<size_t>(t0 + t) * hidden_, k, xq + t * stride);
+        }
+        // The rows of a chunk are disjoint from every other chunk's, so one acc serves all
+        // tokens: each token's rows are converted before the next token's kernel runs.
+        pool.parallel_for_dynamic(n_blocks_, grain, int64_t(m) * vocab_ * hidden_,
+                                  [&](int b0, int b1) {
+                                      for (int t = 0; t < m; ++t)
+                                          rows(x[t], k, b0, b1, acc, out[t0 + t]);
+                                  });
+    }
+}
+
+// Int8 activations of one token: the absmax term, and (except Q4) a second int8 term, the
+// quantization residual of h on 256x the scale of the first, so the two form one int16
+// activation 256 * hi + lo (|residual * s| <= 1/2; 128 clamps to 127).
+OutputHead::QuantizedToken OutputHead::quantize(const float* h, const KernelTable& k,
+                                                int8_t* xq) const {
+    QuantizedToken x;
+    x.hi = xq;
+    const float s = k.quantize_row(h, hidden_, xq, &x.hi_sum);
+    std::memset(xq + hidden_, 0, padded_cols_ - hidden_);
+    x.inv_s = 1.0f / s;
+    if (kind_ == HeadKind::Q4) return x;
     int8_t* lo = xq + padded_cols_;
-    int32_t lo_sum = 0;
+    x.lo = lo;
     for (int i = 0; i < hidden_; ++i) {
         const float v = std::nearbyint((h[i] * s - static_cast<float>(xq[i])) * 256.0f);
         lo[i] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, v)));
-        lo_sum += lo[i];
+        x.lo_sum += lo[i];
     }
     std::memset(lo + hidden_, 0, padded_cols_ - hidden_);
+    return x;
+}
+
+// The logits of row blocks [b0, b1) for one quantized token.
+void OutputHead::rows(const QuantizedToken& x, const KernelTable& k, int b0, int b1, int32_t* acc,
+                      float* out) const {
+    const uint8_t* codes = data_.as<uint8_t>();
+    const int r1 = std::min(vocab_, b1 * kRowBlock);
+    if (kind_ == HeadKind::Q4) {
+        k.q4_gemv(codes, padded_cols_ / 8, b0, b1, x.hi, x.hi_sum, acc);
+        for (int v = b0 * kRowBlock; v < r1; ++v) {
+            out[v] = static_cast<float>(acc[v]) * x.inv_s * scales_[v];
+        }
+        return;
+    }
+    int32_t* acc_lo = acc + padded_rows();
+    if (kind_ == HeadKind::Q6) {
+        k.q6_gemv(codes, padded_cols_ / kColGroup, b0, b1, x.hi, x.lo, acc, acc_lo);
+    } else {
+        k.q8_gemv(codes, padded_cols_ / 4, b0, b1, x.hi, x.hi_sum, x.lo, x.lo_sum, acc, acc_lo);
+    }
     // Kernels may split the sum between the two outputs differently; only 256 * hi + lo is
     // defined, so it is formed exactly before the float scale.
-    const float inv_s16 = inv_s / 256.0f;
-    int32_t* acc_lo = acc + padded_rows();
-    const int n_steps = padded_cols_ / 4, n_groups = padded_cols_ / kColGroup;
-    const bool q6 = kind_ == HeadKind::Q6;
-    pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_), work, [&](int b0, int b1) {
-        if (q6) {
-            k.q6_gemv(codes, n_groups, b0, b1, xq, lo, acc, acc_lo);
-        } else {
-            k.q8_gemv(codes, n_steps, b0, b1, xq, x_sum, lo, lo_sum, acc, acc_lo);
-        }
-        const int r1 = std::min(vocab_, b1 * kRowBlock);
-        for (int v = b0 * kRowBlock; v < r1; ++v) {
-            const int64_t total = 256 * static_cast<int64_t>(acc[v]) + acc_lo[v];
-            out[v] = static_cast<float>(total) * inv_s16 * scales_[v];
-        }
-    });
+    const float inv_s16 = x.inv_s / 256.0f;
+    for (int v = b0 * kRowBlock; v < r1; ++v) {
+        const int64_t total = 256 * static_cast<int64_t>(acc[v]) + acc_lo[v];
+        out[v] = static_cast<float>(total) * inv_s16 * scales_[v];
+    }
 }
 
 }  // namespace bitnet

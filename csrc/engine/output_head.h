@@ -32,6 +32,12 @@ class OutputHead {
     // int32.
     void logits(const float* h, float* out, const KernelTable& k, ThreadPool& pool, int8_t* xq,
                 int32_t* acc) const;
+    // logits of n tokens (h: [n][hidden]) into out[t], each exactly as logits() gives it. Each
+    // chunk of the head is read from memory once for up to kHeadBatch tokens and reused from
+    // cache. `xq` needs min(n, kHeadBatch) * 2 * padded_cols() bytes, `acc` as for logits().
+    void logits_batch(const float* h, int n, float* const* out, const KernelTable& k,
+                      ThreadPool& pool, int8_t* xq, int32_t* acc) const;
+    static constexpr int kHeadBatch = 16;
     // From a head saved by `bitnet convert` (codes and per-row scales as written by data()).
     static OutputHead from_prepacked(HeadKind kind, int vocab, int hidden, const TensorView& data,
                                      const TensorView& scales, ThreadPool& pool, bool release_src);
@@ -43,6 +49,16 @@ class OutputHead {
     size_t bytes() const { return data_.size() + scales_.size() * sizeof(float); }
 
  private:
+    struct QuantizedToken {
+        const int8_t* hi = nullptr;
+        const int8_t* lo = nullptr;
+        int32_t hi_sum = 0, lo_sum = 0;
+        float inv_s = 0.0f;
+    };
+    QuantizedToken quantize(const float* h, const KernelTable& k, int8_t* xq) const;
+    void rows(const QuantizedToken& x, const KernelTable& k, int b0, int b1, int32_t* acc,
+              float* out) const;
+
     HeadKind kind_ = HeadKind::Q8;
     int vocab_ = 0, hidden_ = 0, n_blocks_ = 0, padded_cols_ = 0;
     AlignedBuffer data_;         // f32 rows, or Q8_R16 / Q6_R16 / Q4_R16 codes

@@ -129,6 +129,7 @@ void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs
         __m256i s16[NT];
         for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
         for (int g = g0; g < g1; ++g) {
+            _mm_prefetch(reinterpret_cast<const char*>(blk + g * kBlockBytes + 1024), _MM_HINT_T0);
             const auto p = L::unpack(blk + g * kBlockBytes);
             for (int t = 0; t < NT; ++t) {
                 s16[t] =
@@ -155,12 +156,26 @@ void gemm(const PackedTernary& w, int block_begin, int block_end, const Quantize
         }
         return;
     }
+    // Tiles of 4 tokens, then one of the 1..3 left: a batched decode step of 2 or 3 tokens
+    // unpacks each half-group once for all of them.
     for (int b = block_begin; b < block_end; ++b) {
         for (int half = 0; half < 2; ++half) {
             int t = 0;
             for (; t + 4 <= acts.n_tokens; t += 4)
                 gemm_half_tile<L, 4>(w, b, half, acts, t, out, ld_out);
-            for (; t < acts.n_tokens; ++t) gemm_half_tile<L, 1>(w, b, half, acts, t, out, ld_out);
+            switch (acts.n_tokens - t) {
+                case 3:
+                    gemm_half_tile<L, 3>(w, b, half, acts, t, out, ld_out);
+                    break;
+                case 2:
+                    gemm_half_tile<L, 2>(w, b, half, acts, t, out, ld_out);
+                    break;
+                case 1:
+                    gemm_half_tile<L, 1>(w, b, half, acts, t, out, ld_out);
+                    break;
+                default:
+                    break;
+            }
         }
     }
 }

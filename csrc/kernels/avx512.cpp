@@ -5,7 +5,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 
 #include "kernels.h"
 
@@ -126,19 +128,81 @@ void gemm_tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0,
     }
 }
 
+using TileFn = void (*)(const PackedTernary&, int, const QuantizedActs&, int, int32_t*, size_t);
+
+template <int NB, int... NT>
+constexpr std::array<TileFn, sizeof...(NT)> tiles(std::integer_sequence<int, NT...>) {
+    return {gemm_tile<NB, NT + 1>...};
+}
+
+// Tiles of 8 tokens, then one tile of the 1..7 left (each unpacked plane feeds them all).
 template <int NB>
 void gemm_blocks(const PackedTernary& w, int b, const QuantizedActs& acts, int32_t* out,
                  size_t ld_out) {
+    static constexpr auto kTiles = tiles<NB>(std::make_integer_sequence<int, 8>{});
     int t = 0;
     for (; t + 8 <= acts.n_tokens; t += 8) gemm_tile<NB, 8>(w, b, acts, t, out, ld_out);
-    for (; t + 4 <= acts.n_tokens; t += 4) gemm_tile<NB, 4>(w, b, acts, t, out, ld_out);
-    for (; t < acts.n_tokens; ++t) gemm_tile<NB, 1>(w, b, acts, t, out, ld_out);
+    if (t < acts.n_tokens) kTiles[acts.n_tokens - t - 1](w, b, acts, t, out, ld_out);
+}
+
+// A few tokens (a batched decode step, 2..kMaxStreamTokens rows): the weights stream once,
+// as in gemv (one row block at a time, prefetch ahead), and each unpacked plane feeds every
+// token. Planes go to SPLIT separate accumulators per token so that, with few tokens, the
+// dependent vpdpbusd chains do not bound the stream (SPLIT * NT <= 16 registers). More tokens
+// take the register tiles below, which also reuse each broadcast activation across two blocks.
+constexpr int kMaxStreamTokens = 8;
+
+template <int NT>
+void gemm_stream(const PackedTernary& w, int block_begin, int block_end, const QuantizedActs& acts,
+                 int32_t* out, size_t ld_out) {
+    constexpr int SPLIT = NT <= 4 ? 4 : 2;
+    const int G = w.n_col_groups;
+    const size_t block_bytes = static_cast<size_t>(G) * kBlockBytes;
+    const __m512i mask = _mm512_set1_epi8(3);
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* w0 = w.codes + b * block_bytes;
+        __m512i acc[SPLIT][NT];
+        for (int s = 0; s < SPLIT; ++s) {
+            for (int t = 0; t < NT; ++t) acc[s][t] = _mm512_setzero_si512();
+        }
+        for (int g = 0; g < G; ++g) {
+            const uint8_t* grp = w0 + g * kBlockBytes;
+            _mm_prefetch(reinterpret_cast<const char*>(grp + kPrefetchBytes), _MM_HINT_T0);
+            const __m512i packed = _mm512_load_si512(grp);
+            for (int p = 0; p < 4; ++p) {
+                const __m512i plane = _mm512_and_si512(_mm512_srli_epi16(packed, 2 * p), mask);
+                for (int t = 0; t < NT; ++t) {
+                    const int8_t* xg = acts.x + t * acts.stride + g * kColGroup + 4 * p;
+                    acc[p % SPLIT][t] = _mm512_dpbusd_epi32(acc[p % SPLIT][t], plane,
+                                                            _mm512_set1_epi32(load_i32(xg)));
+                }
+            }
+        }
+        for (int t = 0; t < NT; ++t) {
+            __m512i total = acc[0][t];
+            for (int s = 1; s < SPLIT; ++s) total = _mm512_add_epi32(total, acc[s][t]);
+            store_rows(total, acts.sums[t], out + t * ld_out + b * kRowBlock);
+        }
+    }
+}
+
+using GemmFn = void (*)(const PackedTernary&, int, int, const QuantizedActs&, int32_t*, size_t);
+
+template <int... NT>
+constexpr std::array<GemmFn, sizeof...(NT)> stream_kernels(std::integer_sequence<int, NT...>) {
+    return {gemm_stream<NT + 1>...};
 }
 
 void ternary_gemm_avx512(const PackedTernary& w, int block_begin, int block_end,
                          const QuantizedActs& acts, int32_t* out, size_t ld_out) {
     if (acts.n_tokens == 1) {
         gemv(w, block_begin, block_end, acts.x, acts.sums[0], out);
+        return;
+    }
+    if (acts.n_tokens <= kMaxStreamTokens) {
+        static constexpr auto kStream =
+            stream_kernels(std::make_integer_sequence<int, kMaxStreamTokens>{});
+        kStream[acts.n_tokens - 1](w, block_begin, block_end, acts, out, ld_out);
         return;
     }
     int b = block_begin;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstring>
+#include <utility>
 
 #include "kernels.h"
 
@@ -95,6 +96,14 @@ void tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0, int3
     }
 }
 
+using TileFn = void (*)(const PackedTernary&, int, const QuantizedActs&, int, int32_t*, size_t,
+                        const DigitTables&);
+
+template <int... NT>
+constexpr std::array<TileFn, sizeof...(NT)> tiles(std::integer_sequence<int, NT...>) {
+    return {tile<NT + 1>...};
+}
+
 // One token: a separate accumulator per digit plane, two groups in flight, so the dependent
 // vpdpbusd chain does not bound the stream.
 void gemv5(const PackedTernary& w, int block_begin, int block_end, const int8_t* x, int32_t sum,
@@ -140,11 +149,13 @@ void ternary5_gemm(const PackedTernary& w, int block_begin, int block_end,
         gemv5(w, block_begin, block_end, acts.x, acts.sums[0], out, tb);
         return;
     }
+    // Tiles of 8 tokens, then one of the 1..7 left: unpacking base-3 digits is the costly
+    // part, so a batched decode step of a few tokens unpacks each group once for all of them.
+    static constexpr auto kTiles = tiles(std::make_integer_sequence<int, 8>{});
     for (int b = block_begin; b < block_end; ++b) {
         int t = 0;
         for (; t + 8 <= acts.n_tokens; t += 8) tile<8>(w, b, acts, t, out, ld_out, tb);
-        for (; t + 4 <= acts.n_tokens; t += 4) tile<4>(w, b, acts, t, out, ld_out, tb);
-        for (; t < acts.n_tokens; ++t) tile<1>(w, b, acts, t, out, ld_out, tb);
+        if (t < acts.n_tokens) kTiles[acts.n_tokens - t - 1](w, b, acts, t, out, ld_out, tb);
     }
 }
 

@@ -1,0 +1,30 @@
+// A batched step: one forward over the new tokens of several sequences at once (a decode
+// token each, or a prefill chunk of any length), so one pass over the weights serves them all.
+#pragma once
+
+#include <cstdint>
+
+namespace bitnet {
+
+class Session;
+
+// What a forward writes for its tokens. None and LastLogits both keep the last position's
+// logits for sampling; AllLogits also writes every position's, Hidden only final-normed states.
+enum class Output { None, LastLogits, AllLogits, Hidden };
+
+// One sequence's part of a batched step: `n` >= 1 tokens appended to `session` at its next
+// positions. `out` receives [n][vocab] logits (AllLogits) or [n][hidden] states (Hidden).
+struct BatchItem {
+    Session* session;
+    const int32_t* ids;
+    int n;
+    Output output;
+    float* out;
+};
+
+// The most rows (tokens of all items) one step runs: a longer batch runs as several steps,
+// cut anywhere (within an item too), which gives the same bits. Scratch memory stays bounded
+// for long prompts while each weight block is still reused across many rows.
+constexpr int kMaxStepRows = 128;
+
+}  // namespace bitnet
