@@ -20,7 +20,10 @@ from .settings import API_KEY_ENV, DEFAULT_MODEL_NAME, ServerSettings, parse_mod
 def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``serve`` on the ``bitnet`` command's subparsers."""
     p: argparse.ArgumentParser = sub.add_parser(
-        "serve", help="OpenAI-compatible HTTP server (needs the server extra)"
+        "serve",
+        help="OpenAI-compatible HTTP server (needs the server extra)",
+        description="Serve models over an OpenAI-compatible HTTP API (chat and text "
+        "completions, embeddings, models, health, Prometheus metrics).",
     )
     p.add_argument(
         "--model",
@@ -39,8 +42,15 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})",
     )
     p.add_argument("--backend", default="auto", help="backend name (default: auto)")
-    p.add_argument("--threads", type=int, metavar="N", help="engine threads per model")
-    p.add_argument("--ctx", type=int, metavar="N", help="context window in tokens")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="engine threads per model (default: the physical cores)",
+    )
+    p.add_argument(
+        "--ctx", type=int, metavar="N", help="context window in tokens (default: the model's)"
+    )
     p.add_argument(
         "--parallel",
         type=int,
@@ -62,7 +72,10 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
         help="largest request body (default: 8 MiB)",
     )
     p.add_argument(
-        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="server log level (default: info)",
     )
     ray = p.add_argument_group("Ray Serve (needs the ray extra)")
     ray.add_argument(
