@@ -404,3 +404,16 @@ def test_the_default_model_round_trips_through_an_i2s_gguf(tmp_path):
         assert got.apply_chat_template(chat) == want.apply_chat_template(chat)
         ids = want.tokenizer.encode(CORPUS[0])
         np.testing.assert_array_equal(got.logits(ids), want.logits(ids))
+
+
+def test_gguf_linears_are_decoded_on_read_and_not_kept(gguf_file):
+    with load_checkpoint(gguf_file(LLAMA_BITNET, "tq2_0")) as ckpt:
+        ref = ckpt.tensor("model.layers.0.mlp.up_proj.weight")
+        assert callable(ref.source)  # the checkpoint holds a decoder, not a second copy
+        first, second = ref.data, ref.data
+        assert first is not second
+        np.testing.assert_array_equal(first, second)
+        assert first.dtype == np.uint8 and first.shape == ref.shape
+        # Float tables stay views on the file mapping.
+        embed = ckpt.tensor("model.embed_tokens.weight")
+        assert not callable(embed.source) and not embed.data.flags.owndata
