@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "convert", help="save a checkpoint in the engine's kernel layout (fast later loads)"
     )
     convert.add_argument("source", metavar="SOURCE", help="checkpoint directory or hub id")
-    convert.add_argument("output", metavar="OUT", help="directory to write")
+    convert.add_argument("output", metavar="OUT", help="directory (with --to gguf: file) to write")
     convert.add_argument("--lm-head", choices=("auto", "int8", "q6", "q4", "f32"), default="auto")
     convert.add_argument("--layout", choices=("auto", "i2_r16", "i1_r16"), default="auto")
     convert.add_argument("--threads", type=int, metavar="N", default=1)
