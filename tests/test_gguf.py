@@ -417,3 +417,30 @@ def test_gguf_linears_are_decoded_on_read_and_not_kept(gguf_file):
         # Float tables stay views on the file mapping.
         embed = ckpt.tensor("model.embed_tokens.weight")
         assert not callable(embed.source) and not embed.data.flags.owndata
+
+
+def test_q6_k_embedding_loads_as_the_gguf_package_dequantizes_it(gguf_file, tmp_path):
+    import gguf
+
+    q6 = gguf.GGMLQuantizationType.Q6_K
+    rng = np.random.default_rng(11)
+
+    def edit(_: dict[str, Any], arrays: dict[str, Any]) -> None:
+        _, shape, _ = arrays["token_embd.weight"]
+        blocks = rng.integers(0, 256, size=(shape[0] * shape[1] // 256, 210), dtype=np.uint8)
+        # Small sub-block scales and block scale: embedding-sized values.
+        blocks[:, 192:208] = rng.integers(-8, 9, size=(blocks.shape[0], 16)).astype(np.int8)
+        blocks[:, 208:210] = np.array([0.001], dtype=np.float16).view(np.uint8)
+        arrays["token_embd.weight"] = (int(q6), shape, blocks.reshape(shape[0], -1))
+
+    path = _rewrite(gguf_file(BITNET_B158, "i2_s"), tmp_path / "q6.gguf", edit)
+    _, tensors = open_gguf(path)
+    raw = tensors["token_embd.weight"]
+    want = gguf.quants.dequantize(np.asarray(raw.data).reshape(raw.shape[0], -1), q6)
+    with load_checkpoint(path) as ckpt:
+        got = ckpt.tensor("model.embed_tokens.weight")
+        assert got.dtype == "F32"
+        np.testing.assert_array_equal(got.data, want)
+        assert 0 < np.abs(want).max() < 1
+    ids = ids_for(path)
+    assert np.isfinite(logits(path, "cpu", ids)).all()
