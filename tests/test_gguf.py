@@ -444,3 +444,15 @@ def test_q6_k_embedding_loads_as_the_gguf_package_dequantizes_it(gguf_file, tmp_
         assert 0 < np.abs(want).max() < 1
     ids = ids_for(path)
     assert np.isfinite(logits(path, "cpu", ids)).all()
+
+
+def test_export_refuses_what_it_cannot_write(hf_dir, gguf_file, make_checkpoint, tmp_path):
+    from bitnet_backend.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="--type"):
+        export_gguf(hf_dir(BITNET_B158), tmp_path / "x.gguf", "q4_0")
+    with pytest.raises(InvalidParameterError, match="already a GGUF"):
+        export_gguf(gguf_file(BITNET_B158, "i2_s"), tmp_path / "y.gguf")
+    # The default test shape has rows of 64: not whole TQ blocks.
+    with pytest.raises(UnsupportedModelError, match="multiple of 256"):
+        export_gguf(make_checkpoint(), tmp_path / "z.gguf", "tq2_0")
