@@ -456,3 +456,13 @@ def test_export_refuses_what_it_cannot_write(hf_dir, gguf_file, make_checkpoint,
     # The default test shape has rows of 64: not whole TQ blocks.
     with pytest.raises(UnsupportedModelError, match="multiple of 256"):
         export_gguf(make_checkpoint(), tmp_path / "z.gguf", "tq2_0")
+
+
+def test_special_token_ids_outside_the_vocabulary_are_refused(gguf_file, tmp_path):
+    def edit(meta: dict[str, Any], _: dict[str, Any]) -> None:
+        meta["tokenizer.ggml.eos_token_id"] = len(meta["tokenizer.ggml.tokens"]) + 5
+
+    bad = _rewrite(gguf_file(BITNET_B158, "i2_s"), tmp_path / "e.gguf", edit)
+    with pytest.raises(CheckpointError, match="eos_token_id") as info:
+        load_checkpoint(bad)
+    assert info.value.path == str(bad)

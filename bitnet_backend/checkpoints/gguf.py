@@ -195,6 +195,12 @@ def read_gguf(path: Path) -> GGUFContents:
     except VocabError as exc:
         raise UnsupportedModelError(path, str(exc)) from None
     tokens = meta["tokenizer.ggml.tokens"]
+    for key in ("bos", "eos", "eot", "padding"):
+        tid = meta.get(f"tokenizer.ggml.{key}_token_id")
+        if tid is not None and not 0 <= int(tid) < len(tokens):
+            raise CheckpointError(
+                path, f"tokenizer.ggml.{key}_token_id {tid} is not in the {len(tokens)} tokens"
+            )
     tok_cfg: dict[str, Any] = {
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", True))
     }
