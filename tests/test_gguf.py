@@ -466,3 +466,25 @@ def test_special_token_ids_outside_the_vocabulary_are_refused(gguf_file, tmp_pat
     with pytest.raises(CheckpointError, match="eos_token_id") as info:
         load_checkpoint(bad)
     assert info.value.path == str(bad)
+
+
+def test_corrupted_gguf_bytes_give_typed_errors_never_a_crash(gguf_file, tmp_path):
+    from bitnet_backend.errors import BitnetError
+
+    src = gguf_file(BITNET_B158, "i2_s").read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "f.gguf"
+    for i in range(45):
+        data = bytearray(src)
+        if i % 3 == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        else:
+            # Flip bytes in the header / metadata (first 20 kB) or anywhere.
+            span = 20000 if i % 3 == 1 else len(data)
+            for _ in range(int(rng.integers(1, 20))):
+                data[int(rng.integers(0, span))] = int(rng.integers(0, 256))
+        bad.write_bytes(data)
+        try:
+            load_checkpoint(bad).close()
+        except BitnetError as exc:
+            assert str(bad) in str(exc)

@@ -129,9 +129,12 @@ def open_gguf(path: Path) -> tuple[dict[str, Any], dict[str, GGUFTensor]]:
     except (ValueError, IndexError, OSError, UnicodeDecodeError, KeyError) as exc:
         raise CheckpointError(path, f"not a readable GGUF file: {exc}") from None
     meta: dict[str, Any] = {}
-    for key, field in reader.fields.items():
-        if not key.startswith("GGUF."):
-            meta[key] = field.contents()
+    try:
+        for key, field in reader.fields.items():
+            if not key.startswith("GGUF."):
+                meta[key] = field.contents()
+    except (UnicodeDecodeError, ValueError, IndexError) as exc:
+        raise CheckpointError(path, f"malformed GGUF metadata: {exc}") from None
     data = reader.data
     tensors: dict[str, GGUFTensor] = {}
     for name, ggml_type, shape, offset in reader.raw_tensors:
