@@ -180,8 +180,9 @@ def load(
 ) -> Model:
     """Load a BitNet b1.58 model.
 
-    ``source``: a local checkpoint directory (Hugging Face layout), a hub id, or None for the
-    default model bundled with the package. ``backend``: a backend name or "auto" (the
+    ``source``: a local checkpoint directory (Hugging Face layout), a GGUF file (or a
+    directory holding one), a hub id (``owner/name``, or ``owner/name/file.gguf``), or None
+    for the default model bundled with the package. ``backend``: a backend name or "auto" (the
     highest-priority available one; see ``bitnet plugins``). ``n_threads``: worker threads
     (default: the physical cores this process may use; at most 4 per usable CPU). ``n_ctx``:
     context window in tokens (default: the model's max_position_embeddings). ``progress``:

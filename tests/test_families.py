@@ -374,3 +374,16 @@ def test_converted_family_checkpoint_gives_the_same_logits(paths, tmp_path, name
         finally:
             got.close()
             want.close()
+
+
+def test_reference_silu_is_within_two_ulp_of_torch():
+    import torch
+
+    from bitnet_backend.backends.reference import ffn_activation
+
+    g = (np.random.default_rng(0).standard_normal(100_000) * 4).astype(np.float32)
+    got = ffn_activation("silu", g)
+    want = torch.nn.functional.silu(torch.from_numpy(g)).numpy()
+    # torch's vectorized exp (SLEEF, 1 ulp) is not correctly rounded; ours is.
+    ulps = np.abs(got.view(np.int32).astype(np.int64) - want.view(np.int32))
+    assert ulps.max() <= 2 and np.mean(ulps == 0) > 0.9

@@ -404,3 +404,87 @@ def test_the_default_model_round_trips_through_an_i2s_gguf(tmp_path):
         assert got.apply_chat_template(chat) == want.apply_chat_template(chat)
         ids = want.tokenizer.encode(CORPUS[0])
         np.testing.assert_array_equal(got.logits(ids), want.logits(ids))
+
+
+def test_gguf_linears_are_decoded_on_read_and_not_kept(gguf_file):
+    with load_checkpoint(gguf_file(LLAMA_BITNET, "tq2_0")) as ckpt:
+        ref = ckpt.tensor("model.layers.0.mlp.up_proj.weight")
+        assert callable(ref.source)  # the checkpoint holds a decoder, not a second copy
+        first, second = ref.data, ref.data
+        assert first is not second
+        np.testing.assert_array_equal(first, second)
+        assert first.dtype == np.uint8 and first.shape == ref.shape
+        # Float tables stay views on the file mapping.
+        embed = ckpt.tensor("model.embed_tokens.weight")
+        assert not callable(embed.source) and not embed.data.flags.owndata
+
+
+def test_q6_k_embedding_loads_as_the_gguf_package_dequantizes_it(gguf_file, tmp_path):
+    import gguf
+
+    q6 = gguf.GGMLQuantizationType.Q6_K
+    rng = np.random.default_rng(11)
+
+    def edit(_: dict[str, Any], arrays: dict[str, Any]) -> None:
+        _, shape, _ = arrays["token_embd.weight"]
+        blocks = rng.integers(0, 256, size=(shape[0] * shape[1] // 256, 210), dtype=np.uint8)
+        # Small sub-block scales and block scale: embedding-sized values.
+        blocks[:, 192:208] = rng.integers(-8, 9, size=(blocks.shape[0], 16)).astype(np.int8)
+        blocks[:, 208:210] = np.array([0.001], dtype=np.float16).view(np.uint8)
+        arrays["token_embd.weight"] = (int(q6), shape, blocks.reshape(shape[0], -1))
+
+    path = _rewrite(gguf_file(BITNET_B158, "i2_s"), tmp_path / "q6.gguf", edit)
+    _, tensors = open_gguf(path)
+    raw = tensors["token_embd.weight"]
+    want = gguf.quants.dequantize(np.asarray(raw.data).reshape(raw.shape[0], -1), q6)
+    with load_checkpoint(path) as ckpt:
+        got = ckpt.tensor("model.embed_tokens.weight")
+        assert got.dtype == "F32"
+        np.testing.assert_array_equal(got.data, want)
+        assert 0 < np.abs(want).max() < 1
+    ids = ids_for(path)
+    assert np.isfinite(logits(path, "cpu", ids)).all()
+
+
+def test_export_refuses_what_it_cannot_write(hf_dir, gguf_file, make_checkpoint, tmp_path):
+    from bitnet_backend.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="--type"):
+        export_gguf(hf_dir(BITNET_B158), tmp_path / "x.gguf", "q4_0")
+    with pytest.raises(InvalidParameterError, match="already a GGUF"):
+        export_gguf(gguf_file(BITNET_B158, "i2_s"), tmp_path / "y.gguf")
+    # The default test shape has rows of 64: not whole TQ blocks.
+    with pytest.raises(UnsupportedModelError, match="multiple of 256"):
+        export_gguf(make_checkpoint(), tmp_path / "z.gguf", "tq2_0")
+
+
+def test_special_token_ids_outside_the_vocabulary_are_refused(gguf_file, tmp_path):
+    def edit(meta: dict[str, Any], _: dict[str, Any]) -> None:
+        meta["tokenizer.ggml.eos_token_id"] = len(meta["tokenizer.ggml.tokens"]) + 5
+
+    bad = _rewrite(gguf_file(BITNET_B158, "i2_s"), tmp_path / "e.gguf", edit)
+    with pytest.raises(CheckpointError, match="eos_token_id") as info:
+        load_checkpoint(bad)
+    assert info.value.path == str(bad)
+
+
+def test_corrupted_gguf_bytes_give_typed_errors_never_a_crash(gguf_file, tmp_path):
+    from bitnet_backend.errors import BitnetError
+
+    src = gguf_file(BITNET_B158, "i2_s").read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "f.gguf"
+    for i in range(45):
+        data = bytearray(src)
+        if i % 3 == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        else:
+            # Flip bytes in the header / metadata (first 20 kB) or anywhere.
+            span = 20000 if i % 3 == 1 else len(data)
+            for _ in range(int(rng.integers(1, 20))):
+                data[int(rng.integers(0, span))] = int(rng.integers(0, 256))
+        bad.write_bytes(data)
+        try:
+            load_checkpoint(bad).close()
+        except BitnetError as exc:
+            assert str(bad) in str(exc)

@@ -211,15 +211,16 @@ class CpuEngine:
             "ffn_sub_norm": c.architecture.ffn_sub_norm or "",
             "prepacked_head": prepacked_head(c.extra, checkpoint.path),
             "weight_layout": prepacked_layout(c.extra, checkpoint.path) or layout,
-            # Repacked sources can leave RSS only if they are pages of a read-only file mapping.
-            "release_source_pages": all(
-                _is_file_mapped(ref.data) for ref in checkpoint.tensors.values()
-            ),
         }
+        # Each ref's data is read once: a decoded tensor (GGUF) is made anew on every read.
         tensors = {
             name: (ref.dtype, tuple(ref.shape), ref.data)
             for name, ref in checkpoint.tensors.items()
         }
+        # Repacked sources can leave RSS only if they are pages of a read-only file mapping.
+        native_config["release_source_pages"] = all(
+            _is_file_mapped(data) for _, _, data in tensors.values()
+        )
         table = "model.embed_tokens.weight" if c.tie_word_embeddings else "lm_head.weight"
         table_file, table_offset = _file_location(checkpoint, table)
         try:

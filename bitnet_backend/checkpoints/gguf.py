@@ -5,7 +5,8 @@
 the ``<arch>.*`` metadata, a tokenizer.json rebuilt from the vocabulary, and the tensors under
 their Hugging Face names. Float tensors (embedding, head, norms in F32 / F16 / BF16) stay views
 on the mapping; Q8_0 / Q6_K tables are dequantized to float32; ternary linears (TQ1_0, TQ2_0,
-I2_S) become packed uint8 + a multiplying weight_scale, which loses nothing. docs/formats.md
+I2_S) become packed uint8 + a multiplying weight_scale, which loses nothing; they are decoded
+when a backend reads them, so no second copy stays in memory. docs/formats.md
 describes the architectures and types read here.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,8 @@ class GGUFContents:
     """A GGUF file as the parts of a Hugging Face checkpoint."""
 
     config: dict[str, Any]
-    tensors: dict[str, tuple[str, tuple[int, ...], np.ndarray]]
+    # name -> (dtype, shape, array or a function that decodes it)
+    tensors: dict[str, tuple[str, tuple[int, ...], np.ndarray | Callable[[], np.ndarray]]]
     tokenizer_file: Path
     tokenizer_config: dict[str, Any]
     eos_token_ids: tuple[int, ...]
@@ -126,9 +129,12 @@ def open_gguf(path: Path) -> tuple[dict[str, Any], dict[str, GGUFTensor]]:
     except (ValueError, IndexError, OSError, UnicodeDecodeError, KeyError) as exc:
         raise CheckpointError(path, f"not a readable GGUF file: {exc}") from None
     meta: dict[str, Any] = {}
-    for key, field in reader.fields.items():
-        if not key.startswith("GGUF."):
-            meta[key] = field.contents()
+    try:
+        for key, field in reader.fields.items():
+            if not key.startswith("GGUF."):
+                meta[key] = field.contents()
+    except (UnicodeDecodeError, ValueError, IndexError) as exc:
+        raise CheckpointError(path, f"malformed GGUF metadata: {exc}") from None
     data = reader.data
     tensors: dict[str, GGUFTensor] = {}
     for name, ggml_type, shape, offset in reader.raw_tensors:
@@ -159,7 +165,7 @@ def read_gguf(path: Path) -> GGUFContents:
     }
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
 
-    tensors: dict[str, tuple[str, tuple[int, ...], np.ndarray]] = {}
+    tensors: dict[str, tuple[str, tuple[int, ...], np.ndarray | Callable[[], np.ndarray]]] = {}
     for gname, t in gtensors.items():
         if gname in GLOBAL_NAMES:
             tensors[GLOBAL_NAMES[gname]] = _float_tensor(path, t)
@@ -174,12 +180,17 @@ def read_gguf(path: Path) -> GGUFContents:
             tensors[prefix + str(sub_norms[rest])] = _float_tensor(path, t)
         elif rest.endswith(".weight") and rest[: -len(".weight")] in LINEAR_NAMES:
             role = rest[: -len(".weight")]
-            w_q, scale = _ternary(path, t)
-            if arch_name == "llama" and role in ("attn_q", "attn_k"):
-                # llama.cpp's converter permutes q/k rows for its NORM rope; undo it.
-                w_q = unpermute_rows(w_q, heads if role == "attn_q" else kv_heads)
+            # llama.cpp's converter permutes q/k rows for its NORM rope; undone at decode.
+            permuted = arch_name == "llama" and role in ("attn_q", "attn_k")
+            n_head = heads if role == "attn_q" else kv_heads
+            scale = _ternary_check(path, t)
             hf = prefix + LINEAR_NAMES[role]
-            tensors[hf + ".weight"] = ("U8", (w_q.shape[0] // 4, w_q.shape[1]), pack_ternary(w_q))
+            packed_shape = (t.shape[0] // 4, t.shape[1])
+            tensors[hf + ".weight"] = (
+                "U8",
+                packed_shape,
+                _packed_decoder(path, t, permuted, n_head),
+            )
             tensors[hf + ".weight_scale"] = ("F32", (1,), np.array([scale], dtype=np.float32))
 
     try:
@@ -187,6 +198,12 @@ def read_gguf(path: Path) -> GGUFContents:
     except VocabError as exc:
         raise UnsupportedModelError(path, str(exc)) from None
     tokens = meta["tokenizer.ggml.tokens"]
+    for key in ("bos", "eos", "eot", "padding"):
+        tid = meta.get(f"tokenizer.ggml.{key}_token_id")
+        if tid is not None and not 0 <= int(tid) < len(tokens):
+            raise CheckpointError(
+                path, f"tokenizer.ggml.{key}_token_id {tid} is not in the {len(tokens)} tokens"
+            )
     tok_cfg: dict[str, Any] = {
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", True))
     }
@@ -333,18 +350,33 @@ def _float_tensor(path: Path, t: GGUFTensor) -> tuple[str, tuple[int, ...], np.n
     )
 
 
-def _ternary(path: Path, t: GGUFTensor) -> tuple[np.ndarray, float]:
-    if t.ggml_type not in gguf_ternary.TYPE_NAMES or len(t.shape) != 2:
+def _ternary_check(path: Path, t: GGUFTensor) -> float:
+    """The multiplier of a ternary linear; UnsupportedModelError for any other tensor."""
+    if t.ggml_type not in gguf_ternary.TYPE_NAMES or len(t.shape) != 2 or t.shape[0] % 4:
         raise UnsupportedModelError(
             path,
             f"tensor {t.name!r} has type {type_name(t.ggml_type)}: linears must be TQ1_0, "
             "TQ2_0 or I2_S",
         )
-    shape = (t.shape[0], t.shape[1])
     try:
-        return gguf_ternary.decode(t.data, shape, t.ggml_type)
+        return gguf_ternary.multiplier(t.data, (t.shape[0], t.shape[1]), t.ggml_type)
     except gguf_ternary.TernaryFormatError as exc:
         raise UnsupportedModelError(path, f"tensor {t.name!r}: {exc}") from None
+
+
+def _packed_decoder(
+    path: Path, t: GGUFTensor, permuted: bool, n_head: int
+) -> Callable[[], np.ndarray]:
+    """A function giving the linear as packed uint8 (decoded on each call, not kept)."""
+
+    def decode() -> np.ndarray:
+        try:
+            w_q, _ = gguf_ternary.decode(t.data, (t.shape[0], t.shape[1]), t.ggml_type)
+        except gguf_ternary.TernaryFormatError as exc:
+            raise UnsupportedModelError(path, f"tensor {t.name!r}: {exc}") from None
+        return pack_ternary(unpermute_rows(w_q, n_head) if permuted else w_q)
+
+    return decode
 
 
 def _cache_tokenizer(text: str) -> Path:

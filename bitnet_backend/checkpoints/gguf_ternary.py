@@ -54,6 +54,41 @@ def encode(w_q: np.ndarray, multiplier: float, ggml_type: int) -> np.ndarray:
     return np.asarray(gguf.quants.quantize(values, gguf.GGMLQuantizationType(ggml_type)))
 
 
+def multiplier(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> float:
+    """The per-tensor multiplier of ternary GGUF bytes, without decoding the codes.
+
+    TernaryFormatError as ``decode`` raises it for a wrong size or several TQ block scales.
+    """
+    out_f, in_f = shape
+    raw = np.asarray(data, dtype=np.uint8).reshape(-1)
+    if ggml_type == I2_S:
+        n = out_f * in_f
+        if raw.size != i2s_nbytes(n) or n % _I2S_BLOCK:
+            raise TernaryFormatError(f"I2_S data has {raw.size} bytes, expected {i2s_nbytes(n)}")
+        return float(raw[n // 4 : n // 4 + 4].view("<f4")[0])
+    return _tq_scale(raw, shape, ggml_type)[1]
+
+
+def _tq_scale(raw: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np.ndarray, float]:
+    """(block scales, the one non-zero scale) of TQ bytes."""
+    import gguf
+
+    out_f, in_f = shape
+    qtype = gguf.GGMLQuantizationType(ggml_type)
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    if in_f % block_size or raw.size != out_f * in_f // block_size * type_size:
+        raise TernaryFormatError(
+            f"{qtype.name} data has {raw.size} bytes, not {out_f}x{in_f} values"
+        )
+    scales = raw.reshape(-1, type_size)[:, -2:].copy().view(np.float16).reshape(-1)
+    used = np.unique(scales[scales != 0])
+    if used.size > 1:
+        raise TernaryFormatError(
+            f"{qtype.name} blocks have {used.size} different scales: not one ternary scale"
+        )
+    return scales, float(used[0]) if used.size else 0.0
+
+
 def decode(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np.ndarray, float]:
     """``(w_q int8 [out, in], multiplier)`` from GGUF bytes of a ternary type.
 
@@ -76,23 +111,11 @@ def decode(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np
         return w, scale
     import gguf
 
-    qtype = gguf.GGMLQuantizationType(ggml_type)
-    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
-    if in_f % block_size or raw.size != out_f * in_f // block_size * type_size:
-        raise TernaryFormatError(
-            f"{qtype.name} data has {raw.size} bytes, not {out_f}x{in_f} values"
-        )
-    blocks = raw.reshape(-1, type_size)
-    scales = blocks[:, -2:].copy().view(np.float16).reshape(-1)
-    used = np.unique(scales[scales != 0])
-    if used.size > 1:
-        raise TernaryFormatError(
-            f"{qtype.name} blocks have {used.size} different scales: not one ternary scale"
-        )
+    scales, scale = _tq_scale(raw, shape, ggml_type)
     if ggml_type == TQ2_0:
         # Straight from the 2-bit fields (no float pass): byte m of 32-byte chunk j holds
         # values 128j + 32l + m at bits 2l.
-        qs = blocks[:, : QK_K // 4].reshape(-1, 2, 1, 32)
+        qs = raw.reshape(scales.size, -1)[:, : QK_K // 4].reshape(-1, 2, 1, 32)
         codes = (qs >> np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)) & np.uint8(3)
         if (codes == 3).any():
             raise TernaryFormatError("TQ2_0 data holds the unused code 3")
@@ -100,6 +123,6 @@ def decode(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np
         w[scales == 0] = 0  # a block with scale 0 is zero whatever its codes
         w = w.reshape(out_f, in_f)
     else:
-        values = gguf.quants.dequantize(raw.reshape(out_f, -1), qtype)
+        values = gguf.quants.dequantize(raw.reshape(out_f, -1), gguf.GGMLQuantizationType(TQ1_0))
         w = np.sign(values).astype(np.int8).reshape(out_f, in_f)
-    return w, float(used[0]) if used.size else 0.0
+    return w, scale

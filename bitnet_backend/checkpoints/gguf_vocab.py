@@ -63,7 +63,10 @@ def tokenizer_json(meta: Mapping[str, Any]) -> str:
         if not sep:
             raise VocabError(f"malformed merge {m!r}")
         pairs.append((a, b))
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, ignore_merges=True))
+    try:
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, ignore_merges=True))
+    except Exception as exc:  # tokenizers raises plain Exception
+        raise VocabError(f"the vocabulary and merges do not form a BPE model: {exc}") from None
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRE_TOKENIZERS[pre]), behavior="isolated", invert=False),

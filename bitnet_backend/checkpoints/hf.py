@@ -8,6 +8,7 @@ load with the name of the file at fault instead of deep inside the engine.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,23 @@ FLOAT_DTYPES = ("BF16", "F16", "F32")
 
 @dataclass(frozen=True, eq=False)
 class TensorRef:
-    """One tensor of a checkpoint: a zero-copy view on the mmap of ``file``."""
+    """One tensor of a checkpoint: a zero-copy view on the mmap of ``file``.
+
+    ``source`` is that view, or a function that decodes the tensor from the file (a GGUF
+    ternary type read as packed weights): each ``data`` access then decodes it anew, so a
+    backend's own copy is the only one kept after loading.
+    """
 
     name: str
     dtype: str  # safetensors dtype string: "U8", "BF16", "F16", "F32", ...
     shape: tuple[int, ...]
-    data: np.ndarray = field(repr=False)  # BF16 is stored as uint16
+    source: np.ndarray | Callable[[], np.ndarray] = field(repr=False)  # BF16 as uint16
     file: Path
+
+    @property
+    def data(self) -> np.ndarray:
+        """The tensor as an array (decoded now when ``source`` is a function)."""
+        return self.source() if callable(self.source) else self.source
 
     def to_float32(self) -> np.ndarray:
         """The values as float32 (a new array unless the tensor already is F32)."""
