@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, UnsupportedModelError
+from .validation import check_config_values, parse_json, read_text
 
 SUPPORTED_ARCHITECTURES = ("BitNetForCausalLM",)
 
@@ -48,6 +48,7 @@ class ModelConfig:
         """Validate a parsed config.json; raise CheckpointError / UnsupportedModelError."""
         if not isinstance(raw, dict):
             raise CheckpointError(path, "config.json must contain a JSON object")
+        check_config_values(raw, path)
         archs = raw.get("architectures") or []
         model_type = raw.get("model_type")
         if not (set(archs) & set(SUPPORTED_ARCHITECTURES)) and model_type != "bitnet":
@@ -130,12 +131,9 @@ class ModelConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> ModelConfig:
-        try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CheckpointError(path, "config.json is missing") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(path, f"malformed config.json: {exc}") from None
+        if not Path(path).exists() and not Path(path).is_symlink():
+            raise CheckpointError(path, "config.json is missing")
+        raw = parse_json(path, read_text(Path(path), "config.json"), "config.json")
         return cls.from_dict(raw, path)
 
     @property

@@ -94,6 +94,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -158,6 +159,12 @@ class Grammar:
         # deep_copy on a shared matcher from several threads at once is not documented safe.
         self._lock = threading.Lock()
 
+    @functools.cached_property
+    def first_tokens(self) -> np.ndarray:
+        """The ids allowed as the first token (computed once)."""
+        bits = np.unpackbits(self.start().mask().view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits)
+
     def start(self) -> GrammarState:
         """A fresh matcher at the start of the grammar plus its mask buffer."""
         with self._lock:
@@ -218,6 +225,7 @@ class ConstraintCompiler:
         n_tok = int(tokenizer.vocab_size)
         eos = [int(e) for e in eos_token_ids if 0 <= int(e) < n_tok]
         self.ll_tokenizer = llg.LLTokenizer(json.dumps(spec), eos_token=eos or None)
+        self.eos_token_ids = frozenset(eos)
         self.vocab_size = vocab_size
         self._cache: dict[str, Grammar] = {}
         self._lock = threading.Lock()
@@ -237,7 +245,16 @@ class ConstraintCompiler:
 
     def json_schema(self, schema: Any) -> Grammar:
         """Compile a JSON schema (see the module docstring for what is accepted)."""
-        return self.grammar(json_schema_grammar(schema))
+        grammar = self.grammar(json_schema_grammar(schema))
+        # A schema whose $ref only leads back to itself compiles to a grammar that allows
+        # nothing but end-of-sequence: the output would be an empty "complete" reply.
+        if not any(
+            t not in self.eos_token_ids for t in grammar.first_tokens[: len(self.eos_token_ids) + 1]
+        ):
+            raise InvalidParameterError(
+                "json_schema admits no JSON value (does a $ref only refer to itself?)"
+            )
+        return grammar
 
 
 _COMPILERS: weakref.WeakKeyDictionary[Tokenizer, dict[Any, ConstraintCompiler]] = (
@@ -285,6 +302,10 @@ def normalize_schema(schema: Any) -> dict[str, Any]:
         out = json.loads(json.dumps(schema, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"json_schema is not JSON data: {exc}") from None
+    except RecursionError:
+        raise InvalidParameterError(
+            "json_schema is nested too deeply (or contains itself)"
+        ) from None
     return dict(out)
 
 
@@ -589,9 +610,9 @@ def template_uses_tools(source: str | None) -> bool:
 
     try:
         ast = jinja2.Environment().parse(source)
-    except jinja2.TemplateError:
+        return "tools" in jinja2.meta.find_undeclared_variables(ast)
+    except (jinja2.TemplateError, RecursionError):
         return False  # rendering reports the template's error
-    return "tools" in jinja2.meta.find_undeclared_variables(ast)
 
 
 def _call_text(calls: Sequence[Mapping[str, Any]]) -> str:
@@ -605,7 +626,19 @@ def _call_text(calls: Sequence[Mapping[str, Any]]) -> str:
         name = fn.get("name") if isinstance(fn, Mapping) else None
         objs.append({"name": name, "arguments": args})
     payload: Any = objs[0] if len(objs) == 1 else objs
-    return json.dumps(payload, ensure_ascii=False)
+    return _json_text(payload, "tool call arguments")
+
+
+def _json_text(value: Any, what: str) -> str:
+    """json.dumps of caller data, with typed errors for what JSON cannot hold."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{what} are not JSON data: {exc}") from None
+    except RecursionError:
+        raise InvalidParameterError(
+            f"{what} are nested too deeply (or contain themselves)"
+        ) from None
 
 
 def render_tool_history(messages: Sequence[Any]) -> list[Any]:
@@ -634,7 +667,7 @@ def render_tool_history(messages: Sequence[Any]) -> list[Any]:
             name = m.get("name") or names.get(str(call_id), "")
             content = m.get("content")
             if not isinstance(content, str):
-                content = json.dumps(content, ensure_ascii=False)
+                content = _json_text(content, "tool message contents")
             what = " ".join(x for x in (str(call_id or ""), f"({name})" if name else "") if x)
             out.append(
                 {"role": "user", "content": f"Result of tool call {what}:\n{content}".strip()}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from . import plugins
+from . import plugins, validation
 from .completion import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -161,9 +161,14 @@ def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
         return DEFAULT_MODEL_DIR
     if not isinstance(source, (str, os.PathLike)):
         raise InvalidParameterError(f"source must be a path or a hub id, got {source!r}")
+    if not str(source).strip():
+        raise InvalidParameterError("source is an empty string: pass a path or a hub id")
     path = Path(source).expanduser()
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise CheckpointError(str(source)[:200], f"cannot access: {exc.strerror}") from None
     try:
         from .checkpoints.hub import resolve_source
     except ImportError:
@@ -177,7 +182,7 @@ def checkpoint_bytes(path: Path) -> int:
         return path.stat().st_size
     if not path.is_dir():
         return 0
-    return sum(f.stat().st_size for f in path.glob("*.safetensors"))
+    return sum(f.stat().st_size for f in validation.existing_weight_files(path))
 
 
 def load(
@@ -267,7 +272,7 @@ def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
     if tok_file is None or not Path(tok_file).is_file():
         return None
     cfg = ckpt.tokenizer_config or {}
-    return Tokenizer(
+    tokenizer = Tokenizer(
         tok_file,
         cfg,
         chat_template=find_chat_template(Path(tok_file).parent, cfg),
@@ -275,6 +280,8 @@ def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
         eos_token_ids=ckpt.eos_token_ids,
         vocab_size=ckpt.config.vocab_size,
     )
+    validation.check_tokenizer_fits(tok_file, tokenizer.tokenizer_size, ckpt.config.vocab_size)
+    return tokenizer
 
 
 class Model:
@@ -401,8 +408,16 @@ class Model:
         return out
 
     def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
+        validation.check_prompt_type(prompt)
         if isinstance(prompt, str):
-            ids = self._tok().encode(prompt, add_special=True)
+            tok = self._tok()
+            # A lower bound first, so a text far too long fails before it is tokenized.
+            floor = validation.min_token_count(
+                validation.utf8_length(prompt), tok.longest_token_bytes
+            )
+            if floor > self.n_ctx:
+                raise ContextOverflowError(floor, self.n_ctx)
+            ids = tok.encode(prompt, add_special=True)
         elif isinstance(prompt, (Sequence, np.ndarray)):
             ids = self._check_ids(list(prompt))  # type: ignore[arg-type]
         else:

@@ -7,7 +7,6 @@ load with the name of the file at fault instead of deep inside the engine.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,14 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, UnsupportedModelError
+from ..validation import (
+    check_finite,
+    check_layer_count,
+    check_nonzero_scale,
+    check_token_ids,
+    parse_json,
+    read_text,
+)
 from .safetensors_file import SafetensorsFile
 from .ternary import bf16_to_f32, is_packed
 
@@ -122,6 +129,8 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     gen_path = d / "generation_config.json"
     generation_config = _read_json(gen_path) if gen_path.exists() else {}
     eos = _eos_ids(gen_path, generation_config.get("eos_token_id"))
+    check_token_ids(config, config.eos_token_ids, config_path)
+    check_token_ids(config, eos, gen_path)
     eos_ids = tuple(dict.fromkeys((*eos, *config.eos_token_ids)))
 
     tokenizer_file = d / "tokenizer.json"
@@ -151,6 +160,7 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
                 info = st.tensors[name]
                 tensors[name] = TensorRef(name, info.dtype, info.shape, st.array(name), st.path)
         _validate_tensors(d, config, tensors)
+        _validate_values(config, tensors)
     except BaseException:
         for f in files:
             f.close()
@@ -230,6 +240,7 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
                 f"intermediate_size {config.intermediate_size} is not a multiple of 4: cannot "
                 "hold packed weights",
             )
+    check_layer_count(config, tensors, cfg_path)
     for name, (shape, dtypes) in required_tensors(config).items():
         ref = tensors.get(name)
         if ref is None:
@@ -245,10 +256,20 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
             )
 
 
+def _validate_values(config: ModelConfig, tensors: dict[str, TensorRef]) -> None:
+    """Every float the forward reads is finite and no weight scale is zero (one pass over
+    the float tensors; the packed ternary codes are checked by the engine)."""
+    for name in required_tensors(config):
+        ref = tensors[name]
+        check_finite(name, ref.dtype, ref.data, ref.file)
+        if name.endswith(".weight_scale"):
+            check_nonzero_scale(name, ref.dtype, ref.data, ref.file)
+
+
 def _shard_layout(d: Path) -> dict[str, list[str] | None]:
     """shard file name -> tensor names it must provide (None: every tensor in the file)."""
-    if (d / SINGLE_FILE).exists():
-        return {SINGLE_FILE: None}
+    if (d / SINGLE_FILE).exists() or (d / SINGLE_FILE).is_symlink():
+        return {SINGLE_FILE: None}  # a dangling or odd file is named when it is opened
     index_path = d / INDEX_FILE
     if not index_path.exists():
         others = sorted(p.name for p in d.glob("*.bin")) + sorted(p.name for p in d.glob("*.pt"))
@@ -266,18 +287,13 @@ def _shard_layout(d: Path) -> dict[str, list[str] | None]:
         assert names is not None
         names.append(name)
     for shard in layout:
-        if not (d / shard).is_file():
+        if not (d / shard).is_file() and not (d / shard).is_symlink():
             raise CheckpointError(d / shard, f"shard listed in {INDEX_FILE} is missing")
     return layout
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(path, "file is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(path, f"malformed JSON: {exc}") from None
+    raw = parse_json(path, read_text(path, path.name), "JSON")
     if not isinstance(raw, dict):
         raise CheckpointError(path, "must contain a JSON object")
     return raw
