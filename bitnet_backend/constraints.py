@@ -608,8 +608,12 @@ def template_uses_tools(source: str | None) -> bool:
     import jinja2
     import jinja2.meta
 
+    from .chat_template import BoundedSandbox
+
     try:
-        ast = jinja2.Environment().parse(source)
+        # The analysis compiles the template, folding constants: a sandbox that bounds them
+        # keeps '{{ 2 ** 2 ** 40 }}' from being computed here.
+        ast = BoundedSandbox().parse(source)
         return "tools" in jinja2.meta.find_undeclared_variables(ast)
     except (jinja2.TemplateError, RecursionError):
         return False  # rendering reports the template's error

@@ -38,3 +38,8 @@ class InvalidParameterError(BitnetError, ValueError):
 
 class BackendNotFoundError(BitnetError):
     """No backend plugin with the requested name is installed or available."""
+
+
+class NonFiniteOutputError(BitnetError):
+    """The model computed NaN or infinite logits: its weights or the engine are broken, so
+    no token can be chosen (greedy decoding would otherwise fall back to token 0)."""

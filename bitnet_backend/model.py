@@ -345,6 +345,11 @@ class Model:
         state = "closed" if self._closed else f"backend={self.backend_name!r}"
         return f"<Model {self.source!r} {state} n_ctx={self.n_ctx}>"
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise BitnetError("the model is closed")
@@ -407,17 +412,18 @@ class Model:
             out.append(int(i))
         return out
 
+    def _encode_prompt(self, text: str, add_special: bool) -> list[int]:
+        tok = self._tok()
+        # A lower bound first, so a text far too long fails before it is tokenized.
+        floor = validation.min_token_count(validation.utf8_length(text), tok.longest_token_bytes)
+        if floor > self.n_ctx:
+            raise ContextOverflowError(floor, self.n_ctx)
+        return tok.encode(text, add_special=add_special)
+
     def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
         validation.check_prompt_type(prompt)
         if isinstance(prompt, str):
-            tok = self._tok()
-            # A lower bound first, so a text far too long fails before it is tokenized.
-            floor = validation.min_token_count(
-                validation.utf8_length(prompt), tok.longest_token_bytes
-            )
-            if floor > self.n_ctx:
-                raise ContextOverflowError(floor, self.n_ctx)
-            ids = tok.encode(prompt, add_special=True)
+            ids = self._encode_prompt(prompt, add_special=True)
         elif isinstance(prompt, (Sequence, np.ndarray)):
             ids = self._check_ids(list(prompt))  # type: ignore[arg-type]
         else:
@@ -689,7 +695,7 @@ class Model:
         messages, tools = protocol.prompt(messages, template_uses_tools(source))
         text = self.apply_chat_template(messages, tools=tools, **kwargs)
         # The template writes the special tokens itself (BOS included), as in transformers.
-        return self._tok().encode(text, add_special=False)
+        return self._encode_prompt(text, add_special=False)
 
     def chat(
         self,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, NonFiniteOutputError
 
 _MASK64 = (1 << 64) - 1
 # top_k and repeat_last_n reach the engine as C ints.
@@ -129,6 +129,10 @@ def sample(
         vals = logits[recent]
         pen = np.float32(params.repeat_penalty)
         logits[recent] = np.where(vals > 0, vals / pen, vals * pen)
+    if not np.all(logits < np.inf):  # NaN or +inf: the model is broken (as sampler.cpp)
+        raise NonFiniteOutputError("the model produced NaN or infinite logits")
+    if not np.isfinite(logits.max()):
+        raise NonFiniteOutputError("no finite logit to sample from")
     if params.greedy:
         return int(np.argmax(logits))
     finite = np.isfinite(logits)

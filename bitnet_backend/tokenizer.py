@@ -23,8 +23,14 @@ import jinja2.ext
 import jinja2.nodes
 import jinja2.utils
 import numpy as np
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .chat_template import (
+    BoundedSandbox,
+    ChatTemplateError,
+    TemplateLimits,
+    bounded_filter,
+    render_bounded,
+)
 from .errors import CheckpointError, InvalidParameterError
 from .validation import parse_json, read_text
 
@@ -41,10 +47,6 @@ _SPECIAL_TOKEN_KEYS = (
 # and gpt-oss ones read "thinking" (transformers fills both the same way).
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-class ChatTemplateError(InvalidParameterError):
-    """A chat template is missing, malformed, or refused the messages it was given."""
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -130,6 +132,8 @@ class Tokenizer:
         self._bos_policy = self._resolve_bos_policy(cfg)
         self.chat_template = self._normalise_templates(chat_template, self.path)
         self._token_bytes: list[bytes] | None = None
+        # Bounds on every chat-template render (templates are untrusted code); assignable.
+        self.template_limits = TemplateLimits()
         self._longest: int | None = None
 
     @classmethod
@@ -373,7 +377,9 @@ class Tokenizer:
         variables = _plain_template_data({**self.special_tokens_map, **kwargs})
         try:
             compiled = _compile_template(template)
-            return compiled.render(
+            text = render_bounded(
+                compiled,
+                self.template_limits,
                 messages=chat,
                 tools=_plain_template_data(list(tools) if tools is not None else None),
                 documents=_plain_template_data(list(documents) if documents is not None else None),
@@ -382,10 +388,15 @@ class Tokenizer:
             )
         except ChatTemplateError:
             raise
+        except RecursionError:
+            raise ChatTemplateError("chat template recursed too deeply") from None
         except jinja2.TemplateError as exc:
             raise ChatTemplateError(f"chat template error: {exc}") from None
         except Exception as exc:  # foreign template code: any failure is the template's
             raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
+        if not text:
+            raise ChatTemplateError("the chat template rendered an empty prompt")
+        return text
 
 
 def find_chat_template(path: Path, tokenizer_config: Mapping[str, Any]) -> Any:
@@ -516,12 +527,12 @@ class _TemplateNamespace(jinja2.utils.Namespace):
 
 @lru_cache(maxsize=32)
 def _compile_template(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_GenerationTag, jinja2.ext.loopcontrols],
     )
-    env.filters["tojson"] = _tojson
+    env.filters["tojson"] = bounded_filter("tojson", _tojson)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     env.globals["dict"] = _TemplateDict()

@@ -11,7 +11,12 @@ import numpy as np
 import pluggy
 
 from ..convert import prepacked_head, prepacked_layout
-from ..errors import CheckpointError, ContextOverflowError, InvalidParameterError
+from ..errors import (
+    CheckpointError,
+    ContextOverflowError,
+    InvalidParameterError,
+    NonFiniteOutputError,
+)
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -142,6 +147,8 @@ class CpuSession:
                     None if mask is None else np.ascontiguousarray(mask, dtype=np.uint32),
                 )
             )
+        except self._engine._module.NonFiniteLogitsError as exc:
+            raise NonFiniteOutputError(str(exc)) from None
         except (ValueError, RuntimeError) as exc:
             raise InvalidParameterError(str(exc)) from None
 
