@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoints.hf import load_checkpoint
+from .checkpoints.integrity import METADATA_KEY as CHECKSUM_KEY
+from .checkpoints.integrity import checksums
 from .checkpoints.safetensors_file import TensorSpec, write_safetensors
 from .errors import CheckpointError, InvalidParameterError
 
@@ -60,10 +62,16 @@ def convert(
     for name, array in layout.items():
         tensors[name] = array
     out.mkdir(parents=True, exist_ok=True)
+    sums = checksums(layout, n_threads)
     write_safetensors(
         out / "model.safetensors",
         tensors,
-        metadata={"format": "pt", "bitnet_backend_layout": layout_format, "lm_head": lm_head},
+        metadata={
+            "format": "pt",
+            "bitnet_backend_layout": layout_format,
+            "lm_head": lm_head,
+            CHECKSUM_KEY: json.dumps(sums, sort_keys=True),
+        },
     )
     config = dict(ckpt.config.extra)
     config[LAYOUT_KEY] = {"format": layout_format, "lm_head": lm_head}

@@ -193,6 +193,7 @@ def load(
     progress: bool | None = None,
     *,
     cache_prompt: bool = True,
+    verify: bool = True,
     **options: Any,
 ) -> Model:
     """Load a BitNet b1.58 model.
@@ -204,7 +205,9 @@ def load(
     the model's max_position_embeddings). ``progress``: show a progress bar while reading
     weights (None: only for large checkpoints). ``cache_prompt`` (default True): reuse the
     KV cache of the previous call for a prompt that shares its prefix (multi-turn chat).
-    Other options go to the backend's ``load``.
+    ``verify`` (default True): check that every float weight is finite and, for a directory
+    written by ``bitnet convert``, its checksums (costs one read of those tensors; False
+    skips it for files known to be intact). Other options go to the backend's ``load``.
     """
     if n_threads is None:
         n_threads = default_threads()
@@ -219,7 +222,7 @@ def load(
 
     from .checkpoints.hf import load_checkpoint
 
-    ckpt = load_checkpoint(path, progress=bool(progress))
+    ckpt = load_checkpoint(path, progress=bool(progress), verify=bool(verify))
     try:
         max_pos = ckpt.config.max_position_embeddings
         if n_ctx is not None and n_ctx > max_pos:

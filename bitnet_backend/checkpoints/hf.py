@@ -7,6 +7,7 @@ load with the name of the file at fault instead of deep inside the engine.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ..validation import (
     parse_json,
     read_text,
 )
+from .integrity import verify
 from .safetensors_file import SafetensorsFile
 from .ternary import bf16_to_f32, is_packed
 
@@ -102,13 +104,15 @@ class Checkpoint:
         return f"Checkpoint({str(self.path)!r}, {len(self.tensors)} tensors)"
 
 
-def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
+def load_checkpoint(path: str | Path, progress: bool = False, verify: bool = True) -> Checkpoint:
     """Open a Hugging Face BitNet checkpoint directory and validate it.
 
     Needs config.json, tokenizer.json, tokenizer_config.json and either model.safetensors or
     model.safetensors.index.json with its shards; generation_config.json is optional.
     Raises CheckpointError (UnsupportedModelError for a readable but unsupported model)
     naming the file at fault. ``progress`` shows a bar while the shards are mapped.
+    ``verify`` (default True) scans the float tensors for NaN/Inf and checks the checksums
+    of a converted checkpoint: one read of those tensors (see docs/reliability.md).
     """
     d = Path(path)
     if not d.exists():
@@ -160,7 +164,10 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
                 info = st.tensors[name]
                 tensors[name] = TensorRef(name, info.dtype, info.shape, st.array(name), st.path)
         _validate_tensors(d, config, tensors)
-        _validate_values(config, tensors)
+        if verify:
+            _validate_values(config, tensors)
+            if "bitnet_backend_layout" in config.extra:
+                _verify_converted(tensors, files)
     except BaseException:
         for f in files:
             f.close()
@@ -264,6 +271,14 @@ def _validate_values(config: ModelConfig, tensors: dict[str, TensorRef]) -> None
         check_finite(name, ref.dtype, ref.data, ref.file)
         if name.endswith(".weight_scale"):
             check_nonzero_scale(name, ref.dtype, ref.data, ref.file)
+
+
+def _verify_converted(tensors: dict[str, TensorRef], files: list[SafetensorsFile]) -> None:
+    """The engine-layout tensors of a converted checkpoint match the checksums convert wrote."""
+    arena = tensors["bitnet.arena"]
+    metadata = next((f.metadata for f in files if f.path == arena.file), {})
+    own = {n: ref.data for n, ref in tensors.items() if n.startswith("bitnet.")}
+    verify(arena.file, metadata, own, n_threads=min(4, os.cpu_count() or 1))
 
 
 def _shard_layout(d: Path) -> dict[str, list[str] | None]:
