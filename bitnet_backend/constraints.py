@@ -161,7 +161,13 @@ class Grammar:
 
     @functools.cached_property
     def first_tokens(self) -> np.ndarray:
-        """The ids allowed as the first token (computed once)."""
+        """The ids allowed as the first token (computed once); InvalidParameterError when
+        the grammar cannot even start.
+
+        Computed twice: the matchers of one grammar share its lexer's expression budget, so
+        a pattern too large for it (``a{1000000}``) fails only in the second matcher.
+        """
+        self.start().mask()
         bits = np.unpackbits(self.start().mask().view(np.uint8), bitorder="little")
         return np.flatnonzero(bits)
 
@@ -193,12 +199,17 @@ class GrammarState:
     def mask(self) -> np.ndarray:
         """Fill and return the uint32 bitmask of tokens allowed next (a reused buffer)."""
         self._fill(self._matcher, self._bitmask)  # native, without the GIL
+        if self._matcher.is_error():  # the mask then allows only end-of-sequence
+            raise BitnetError(f"constrained decoding failed: {self._error()}")
         return self.mask_words
+
+    def _error(self) -> str:
+        return str(self._matcher.get_error()).split("\n<state>", 1)[0]
 
     def consume(self, token: int) -> None:
         """Advance past a sampled token (one the last mask allowed)."""
         if not self._matcher.consume_token(int(token)):
-            raise BitnetError(f"constrained decoding failed: {self._matcher.get_error()}")
+            raise BitnetError(f"constrained decoding failed: {self._error()}")
 
     @property
     def finished(self) -> bool:
@@ -248,12 +259,18 @@ class ConstraintCompiler:
         grammar = self.grammar(json_schema_grammar(schema))
         # A schema whose $ref only leads back to itself compiles to a grammar that allows
         # nothing but end-of-sequence: the output would be an empty "complete" reply.
-        if not any(
-            t not in self.eos_token_ids for t in grammar.first_tokens[: len(self.eos_token_ids) + 1]
-        ):
-            raise InvalidParameterError(
-                "json_schema admits no JSON value (does a $ref only refer to itself?)"
-            )
+        empty = InvalidParameterError(
+            "json_schema admits no JSON value (does a $ref only refer to itself?)"
+        )
+        try:
+            first = grammar.first_tokens[: len(self.eos_token_ids) + 1]
+        except BitnetError as exc:
+            reason = str(exc).removeprefix("constrained decoding failed: ")
+            if reason.startswith("NoExtensionBias"):  # llguidance: no token can start it
+                raise empty from None
+            raise InvalidParameterError(f"json_schema cannot be compiled: {reason}") from None
+        if not any(t not in self.eos_token_ids for t in first):
+            raise empty
         return grammar
 
 

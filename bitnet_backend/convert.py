@@ -61,7 +61,14 @@ def convert(
             tensors[name] = TensorSpec.of(ref.data, ref.dtype)
     for name, array in layout.items():
         tensors[name] = array
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        engine.close()
+        ckpt.close()
+        raise InvalidParameterError(
+            f"cannot create the output directory {out}: {exc.strerror or exc}"
+        ) from None
     sums = checksums(layout, n_threads)
     write_safetensors(
         out / "model.safetensors",

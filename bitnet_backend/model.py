@@ -442,6 +442,9 @@ class Model:
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """Fresh forward over ``ids``: float32 logits ``[len(ids), vocab]`` (no state kept)."""
         self._check_open()
+        validation.check_prompt_type(ids)
+        if not isinstance(ids, (Sequence, np.ndarray)) or isinstance(ids, str):
+            raise InvalidParameterError(f"ids must be a list of token ids, got {ids!r:.80}")
         ids = self._check_ids(list(ids))
         if not ids:
             raise InvalidParameterError("ids is empty")

@@ -79,3 +79,11 @@ def test_malformed_checksum_metadata_is_typed(converted: Path) -> None:
 def test_verify_false_skips_the_checks(converted: Path) -> None:
     flip_byte(converted / "model.safetensors", "bitnet.layers.0.qkv.scales", index=1)
     bb.load(converted, verify=False).close()
+
+
+def test_convert_into_a_file_is_typed(make_checkpoint: Callable[..., Path], tmp_path: Path) -> None:
+    from bitnet_backend.convert import convert
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(bb.InvalidParameterError, match="cannot create the output directory"):
+        convert(make_checkpoint(), tmp_path / "afile")

@@ -135,6 +135,16 @@ def test_self_referencing_schema_is_refused(model: bb.Model, schema: dict[str, A
         model.generate("Hi", json_schema=schema, max_tokens=5)
 
 
+@pytest.mark.parametrize("pattern", ["^a{1000000}$", "^((a{100}){100}){100}$"])
+def test_patterns_too_large_for_the_lexer_fail_before_generation(
+    model: bb.Model, pattern: str
+) -> None:
+    schema = {"type": "string", "pattern": pattern}
+    for _ in range(2):  # also once the grammar is cached
+        with pytest.raises(InvalidParameterError, match="json_schema cannot be compiled"):
+            model.generate("Hi", json_schema=schema, max_tokens=3)
+
+
 def _nested(depth: int) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object"}
     for _ in range(depth):
@@ -266,3 +276,16 @@ def test_closed_shared_model_is_replaced() -> None:
     second = load_shared(None, n_ctx=64)
     assert second is not first and not second.closed
     assert second.generate("Hi", max_tokens=1, temperature=0).usage["completion_tokens"] == 1
+
+
+@pytest.mark.parametrize("ids", [None, "abc", 5, b"\x01\x02"])
+def test_logits_of_something_not_ids_is_typed(model: bb.Model, ids: Any) -> None:
+    with pytest.raises(InvalidParameterError):
+        model.logits(ids)
+
+
+def test_empty_and_overlong_sources_are_typed() -> None:
+    with pytest.raises(InvalidParameterError, match="empty string"):
+        bb.load("")
+    with pytest.raises(bb.CheckpointError, match="cannot access"):
+        bb.load("x" * 10_000)
