@@ -229,3 +229,13 @@ def test_bad_weight_values_are_refused(
 def test_bf16_max_embedding_is_finite_and_loads(ckpt: Path) -> None:
     replace_tensor(ckpt, "model.embed_tokens.weight", _one(0x7F7F, 5))
     bb.load(ckpt).close()
+
+
+def test_released_pages_read_back_unchanged(ckpt: Path) -> None:
+    name = "model.embed_tokens.weight"
+    with SafetensorsFile(ckpt / "model.safetensors") as st:
+        view = st.array(name)
+        before = view.copy()
+        st.release_pages(name)
+        assert np.array_equal(view, before)
+        st.release_pages("no such tensor")  # ignored

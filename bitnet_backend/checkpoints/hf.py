@@ -31,6 +31,9 @@ from .ternary import bf16_to_f32, is_packed
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 FLOAT_DTYPES = ("BF16", "F16", "F32")
+# Scanned tensors from this size on are dropped from RSS again (the embedding of a
+# converted checkpoint is otherwise only read a row at a time).
+_RELEASE_AFTER_SCAN_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +168,7 @@ def load_checkpoint(path: str | Path, progress: bool = False, verify: bool = Tru
                 tensors[name] = TensorRef(name, info.dtype, info.shape, st.array(name), st.path)
         _validate_tensors(d, config, tensors)
         if verify:
-            _validate_values(config, tensors)
+            _validate_values(config, tensors, files)
             if "bitnet_backend_layout" in config.extra:
                 _verify_converted(tensors, files)
     except BaseException:
@@ -263,14 +266,19 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
             )
 
 
-def _validate_values(config: ModelConfig, tensors: dict[str, TensorRef]) -> None:
+def _validate_values(
+    config: ModelConfig, tensors: dict[str, TensorRef], files: list[SafetensorsFile]
+) -> None:
     """Every float the forward reads is finite and no weight scale is zero (one pass over
     the float tensors; the packed ternary codes are checked by the engine)."""
+    by_path = {f.path: f for f in files}
     for name in required_tensors(config):
         ref = tensors[name]
         check_finite(name, ref.dtype, ref.data, ref.file)
         if name.endswith(".weight_scale"):
             check_nonzero_scale(name, ref.dtype, ref.data, ref.file)
+        if ref.data.nbytes >= _RELEASE_AFTER_SCAN_BYTES:
+            by_path[ref.file].release_pages(name)
 
 
 def _verify_converted(tensors: dict[str, TensorRef], files: list[SafetensorsFile]) -> None:

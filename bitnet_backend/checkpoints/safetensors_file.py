@@ -118,6 +118,16 @@ class SafetensorsFile:
             info.shape
         )
 
+    def release_pages(self, name: str) -> None:
+        """Drop this process's pages of tensor ``name`` (the page cache keeps them; a later
+        read re-faults): a load-time scan must not leave a table the engine reads a row at
+        a time resident in RSS."""
+        info = self.tensors.get(name)
+        if info is None or self._mmap is None or info.nbytes == 0:
+            return
+        start = info.begin - info.begin % mmap.PAGESIZE
+        self._mmap.madvise(mmap.MADV_DONTNEED, start, info.end - start)
+
     def close(self) -> None:
         """Drop the mapping. Views still alive keep their pages mapped until they die."""
         mm, self._mmap = self._mmap, None
