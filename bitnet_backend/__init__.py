@@ -16,6 +16,7 @@ from .errors import (
     CheckpointError,
     ContextOverflowError,
     InvalidParameterError,
+    NonFiniteOutputError,
     UnsupportedModelError,
 )
 from .model import GenerationConfig, Model, load
@@ -39,6 +40,7 @@ __all__ = [
     "GenerationConfig",
     "InvalidParameterError",
     "Model",
+    "NonFiniteOutputError",
     "SamplingParams",
     "Tokenizer",
     "UnsupportedModelError",
