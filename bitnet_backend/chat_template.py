@@ -6,8 +6,8 @@ unbounded CPU or memory: ``'a' * 10**9``, ``2 ** 2 ** 40``, ``'a'|center(10**9)`
 
 - every string / list a template builds (``*``, ``+``, ``%``, ``~``, str methods and
   filters that pad, repeat, join or format) against ``TemplateLimits.max_chars``;
-- integer arguments of calls and filters (widths, counts) against the same bound, and the
-  size of integer powers;
+- the sizes given to padding methods and filters (widths, counts, format widths) against
+  the same bound, and the size of integer powers;
 - the render deadline (``max_seconds``) at every loop iteration, call and output chunk.
 
 The budget of the render in progress lives in a context variable, so one compiled template
@@ -55,6 +55,9 @@ class TemplateLimits:
 # Integer powers above this many bits are refused (str() of such numbers fails anyway).
 _MAX_INT_BITS = 1 << 16
 _NUMBERS = re.compile(r"\d+")
+_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?([#0\- +]*(?:\d+|\*)?(?:\.(?:\d+|\*)?)?)[a-zA-Z%]")
+_BRACE_SPEC = re.compile(r"\{[^{}:]*:([^{}]*)\}")
+_NESTED_SPEC = re.compile(r"\{[^{}]*:[^{}]*\{")
 
 
 class _Budget:
@@ -134,12 +137,15 @@ def _check_int_args(args: Iterable[Any], budget: _Budget) -> None:
 
 
 def _format_widths(fmt: str, budget: _Budget) -> None:
-    # Widths and precisions in a format string ('%0100000000d', '{:>1000000000}').
-    for m in _NUMBERS.finditer(fmt):
-        if len(m.group()) > 7:
-            budget.size(10 ** (len(m.group()) - 1), "formatted field")
-        else:
-            budget.size(int(m.group()), "formatted field")
+    # Widths and precisions of the fields in a format string ('%0100000000d',
+    # '{:>1000000000}'); other digits in the text are not sizes.
+    specs = [m.group(1) for m in _PERCENT_FIELD.finditer(fmt)]
+    specs += [m.group(1) for m in _BRACE_SPEC.finditer(fmt)]
+    for spec in specs:
+        for number in _NUMBERS.findall(spec):
+            # Digit count first: int() of a huge digit string is itself refused by Python.
+            size = 10 ** (len(number) - 1) if len(number) > 7 else int(number)
+            budget.size(size, "formatted field")
 
 
 def _check_str_method(obj: Any, args: tuple[Any, ...], budget: _Budget) -> None:
@@ -149,6 +155,8 @@ def _check_str_method(obj: Any, args: tuple[Any, ...], budget: _Budget) -> None:
         return
     name = getattr(obj, "__name__", "")
     n = len(owner)
+    if name in _PADDING_METHODS:
+        _check_int_args(args, budget)
     if name == "join" and args and isinstance(args[0], (list, tuple)):
         budget.size(sum(_length(x) for x in args[0]) + n * len(args[0]), "joined string")
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str):
@@ -158,12 +166,17 @@ def _check_str_method(obj: Any, args: tuple[Any, ...], budget: _Budget) -> None:
         budget.size(n * max(1, args[0]), "expanded string")
     elif name in ("format", "format_map"):
         _format_widths(owner, budget)
+        if _NESTED_SPEC.search(owner):
+            _check_int_args(args, budget)  # a width given as an argument: {:>{}}
     elif name == "translate" and args and isinstance(args[0], dict):
         longest = max((_length(v) for v in args[0].values()), default=1)
         budget.size(n * max(1, longest), "translated string")
 
 
 _PASSED_ARGS = (jinja2.runtime.Context, jinja2.Environment, nodes.EvalContext)
+# Filters and str methods whose integer arguments are sizes of what they build.
+_SIZING_FILTERS = frozenset({"center", "indent", "wordwrap", "slice", "batch", "tojson"})
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
 def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -173,8 +186,9 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         budget = _budget()
         budget.tick()
         values = [a for a in args if not isinstance(a, _PASSED_ARGS)]
-        # The first value is the filtered one; the rest (and keywords) are its arguments.
-        _check_int_args([*values[1:], *kwargs.values()], budget)
+        if name in _SIZING_FILTERS:
+            # The first value is the filtered one; the rest (and keywords) are its arguments.
+            _check_int_args([*values[1:], *kwargs.values()], budget)
         if name == "join" and values and isinstance(values[0], (list, tuple)):
             sep = _length(values[1]) if len(values) > 1 else 0
             budget.size(sum(_length(x) for x in values[0]) + sep * len(values[0]), "joined string")
@@ -246,11 +260,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 )
         elif operator == "%" and isinstance(left, str):
             _format_widths(left, budget)
+            if "*" in "".join(m.group(1) for m in _PERCENT_FIELD.finditer(left)):
+                _check_int_args(right if isinstance(right, tuple) else (right,), budget)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.tick()
-        _check_int_args([*args, *kwargs.values()], budget)
-        _check_str_method(__obj, args, budget)
+        _check_str_method(__obj, (*args, *kwargs.values()), budget)
         return guard_size(super().call(__context, __obj, *args, **kwargs))

@@ -200,6 +200,9 @@ RESOURCE_TEMPLATES = {
     "join": "{{ ''.join(['a' * 1000000] * 100) }}",
     "replace": "{{ 'abc'|replace('', 'x' * 1000000) }}",
     "tojson indent": "{{ messages|tojson(indent=10**9) }}",
+    "star width": "{{ '%*d' % (10**9, 1) }}",
+    "nested format width": "{{ '{:>{}}'.format('a', 10**9) }}",
+    "ljust": "{{ 'a'.ljust(10**9) }}",
 }
 
 
@@ -250,6 +253,23 @@ def test_every_template_failure_is_a_chat_template_error(
         model.apply_chat_template(HI, chat_template=template)
     with pytest.raises(ChatTemplateError, match=match):
         model.chat(HI, template_kwargs={"chat_template": template}, max_tokens=2)
+
+
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{{ 'Date 20240101: %s' % 'x' }}", "Date 20240101: x"),
+        ("{{ '{}'.format(1700000000) }}", "1700000000"),
+        ("{{ '%d' % 1700000000 }}", "1700000000"),
+        ("{{ '%5.2f|%-3s'|format(3.14159, 'ab') }}", " 3.14|ab "),
+        ("{{ '{:>{}}'.format('a', 5) }}", "    a"),
+        ("{{ 'abc'|truncate(10**9) }}", "abc"),
+    ],
+)
+def test_ordinary_numbers_and_widths_still_render(
+    model: bb.Model, template: str, text: str
+) -> None:
+    assert model.apply_chat_template(HI, chat_template=template) == text
 
 
 def test_template_limits_are_configurable(model: bb.Model) -> None:
