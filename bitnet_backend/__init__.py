@@ -27,6 +27,7 @@ _EXPORTS = {
     "CheckpointError": "errors",
     "ContextOverflowError": "errors",
     "InvalidParameterError": "errors",
+    "NonFiniteOutputError": "errors",
     "QueueTimeoutError": "errors",
     "UnsupportedModelError": "errors",
     "GenerationConfig": "model",
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         CheckpointError,
         ContextOverflowError,
         InvalidParameterError,
+        NonFiniteOutputError,
         QueueTimeoutError,
         UnsupportedModelError,
     )
@@ -96,6 +98,7 @@ __all__ = [
     "GenerationConfig",
     "InvalidParameterError",
     "Model",
+    "NonFiniteOutputError",
     "QueueTimeoutError",
     "SamplingParams",
     "Timings",

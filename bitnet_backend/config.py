@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from .architecture import (
     family_of,
 )
 from .errors import CheckpointError, UnsupportedModelError
+from .validation import check_config_values, parse_json, read_text
 
 SUPPORTED_ARCHITECTURES = ("BitNetForCausalLM", "BitnetForCausalLM", "LlamaForCausalLM")
 
@@ -66,6 +66,7 @@ class ModelConfig:
         """Validate a parsed config.json; raise CheckpointError / UnsupportedModelError."""
         if not isinstance(raw, dict):
             raise CheckpointError(path, "config.json must contain a JSON object")
+        check_config_values(raw, path)
         family = family_of(raw, path)
         act = raw.get("hidden_act", "relu2" if family == BITNET_B158 else "silu")
         if act not in ACTIVATIONS:
@@ -154,12 +155,9 @@ class ModelConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> ModelConfig:
-        try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CheckpointError(path, "config.json is missing") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(path, f"malformed config.json: {exc}") from None
+        if not Path(path).exists() and not Path(path).is_symlink():
+            raise CheckpointError(path, "config.json is missing")
+        raw = parse_json(path, read_text(Path(path), "config.json"), "config.json")
         return cls.from_dict(raw, path)
 
     @property

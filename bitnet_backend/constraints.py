@@ -159,6 +159,18 @@ class Grammar:
         # deep_copy on a shared matcher from several threads at once is not documented safe.
         self._lock = threading.Lock()
 
+    @functools.cached_property
+    def first_tokens(self) -> np.ndarray:
+        """The ids allowed as the first token (computed once); InvalidParameterError when
+        the grammar cannot even start.
+
+        Computed twice: the matchers of one grammar share its lexer's expression budget, so
+        a pattern too large for it (``a{1000000}``) fails only in the second matcher.
+        """
+        self.start().mask()
+        bits = np.unpackbits(self.start().mask().view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits)
+
     def start(self) -> GrammarState:
         """A fresh matcher at the start of the grammar plus its mask buffer."""
         with self._lock:
@@ -187,12 +199,17 @@ class GrammarState:
     def mask(self) -> np.ndarray:
         """Fill and return the uint32 bitmask of tokens allowed next (a reused buffer)."""
         self._fill(self._matcher, self._bitmask)  # native, without the GIL
+        if self._matcher.is_error():  # the mask then allows only end-of-sequence
+            raise BitnetError(f"constrained decoding failed: {self._error()}")
         return self.mask_words
+
+    def _error(self) -> str:
+        return str(self._matcher.get_error()).split("\n<state>", 1)[0]
 
     def consume(self, token: int) -> None:
         """Advance past a sampled token (one the last mask allowed)."""
         if not self._matcher.consume_token(int(token)):
-            raise BitnetError(f"constrained decoding failed: {self._matcher.get_error()}")
+            raise BitnetError(f"constrained decoding failed: {self._error()}")
 
     @property
     def finished(self) -> bool:
@@ -219,6 +236,7 @@ class ConstraintCompiler:
         n_tok = int(tokenizer.vocab_size)
         eos = [int(e) for e in eos_token_ids if 0 <= int(e) < n_tok]
         self.ll_tokenizer = llg.LLTokenizer(json.dumps(spec), eos_token=eos or None)
+        self.eos_token_ids = frozenset(eos)
         self.vocab_size = vocab_size
         self._cache: dict[str, Grammar] = {}
         self._lock = threading.Lock()
@@ -238,7 +256,22 @@ class ConstraintCompiler:
 
     def json_schema(self, schema: Any) -> Grammar:
         """Compile a JSON schema (see the module docstring for what is accepted)."""
-        return self.grammar(json_schema_grammar(schema))
+        grammar = self.grammar(json_schema_grammar(schema))
+        # A schema whose $ref only leads back to itself compiles to a grammar that allows
+        # nothing but end-of-sequence: the output would be an empty "complete" reply.
+        empty = InvalidParameterError(
+            "json_schema admits no JSON value (does a $ref only refer to itself?)"
+        )
+        try:
+            first = grammar.first_tokens[: len(self.eos_token_ids) + 1]
+        except BitnetError as exc:
+            reason = str(exc).removeprefix("constrained decoding failed: ")
+            if reason.startswith("NoExtensionBias"):  # llguidance: no token can start it
+                raise empty from None
+            raise InvalidParameterError(f"json_schema cannot be compiled: {reason}") from None
+        if not any(t not in self.eos_token_ids for t in first):
+            raise empty
+        return grammar
 
 
 _COMPILERS: weakref.WeakKeyDictionary[Tokenizer, dict[Any, ConstraintCompiler]] = (
@@ -286,6 +319,10 @@ def normalize_schema(schema: Any) -> dict[str, Any]:
         out = json.loads(json.dumps(schema, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"json_schema is not JSON data: {exc}") from None
+    except RecursionError:
+        raise InvalidParameterError(
+            "json_schema is nested too deeply (or contains itself)"
+        ) from None
     return dict(out)
 
 
@@ -590,11 +627,15 @@ def template_uses_tools(source: str | None) -> bool:
     import jinja2
     import jinja2.meta
 
+    from .chat_template import BoundedSandbox
+
     try:
-        ast = jinja2.Environment().parse(source)
-    except jinja2.TemplateError:
+        # The analysis compiles the template, folding constants: a sandbox that bounds them
+        # keeps '{{ 2 ** 2 ** 40 }}' from being computed here.
+        ast = BoundedSandbox().parse(source)
+        return "tools" in jinja2.meta.find_undeclared_variables(ast)
+    except (jinja2.TemplateError, RecursionError):
         return False  # rendering reports the template's error
-    return "tools" in jinja2.meta.find_undeclared_variables(ast)
 
 
 def _call_text(calls: Sequence[Mapping[str, Any]]) -> str:
@@ -608,7 +649,19 @@ def _call_text(calls: Sequence[Mapping[str, Any]]) -> str:
         name = fn.get("name") if isinstance(fn, Mapping) else None
         objs.append({"name": name, "arguments": args})
     payload: Any = objs[0] if len(objs) == 1 else objs
-    return json.dumps(payload, ensure_ascii=False)
+    return _json_text(payload, "tool call arguments")
+
+
+def _json_text(value: Any, what: str) -> str:
+    """json.dumps of caller data, with typed errors for what JSON cannot hold."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{what} are not JSON data: {exc}") from None
+    except RecursionError:
+        raise InvalidParameterError(
+            f"{what} are nested too deeply (or contain themselves)"
+        ) from None
 
 
 def render_tool_history(messages: Sequence[Any]) -> list[Any]:
@@ -637,7 +690,7 @@ def render_tool_history(messages: Sequence[Any]) -> list[Any]:
             name = m.get("name") or names.get(str(call_id), "")
             content = m.get("content")
             if not isinstance(content, str):
-                content = json.dumps(content, ensure_ascii=False)
+                content = _json_text(content, "tool message contents")
             what = " ".join(x for x in (str(call_id or ""), f"({name})" if name else "") if x)
             out.append(
                 {"role": "user", "content": f"Result of tool call {what}:\n{content}".strip()}

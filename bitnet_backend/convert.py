@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from .checkpoints.hf import load_checkpoint
+from .checkpoints.integrity import METADATA_KEY as CHECKSUM_KEY
+from .checkpoints.integrity import checksums
 from .checkpoints.safetensors_file import TensorSpec, write_safetensors
 from .errors import CheckpointError, InvalidParameterError
 
@@ -75,13 +77,26 @@ def convert(
             tensors[name] = TensorSpec.of(ref.data, ref.dtype)
     for name, array in layout.items():
         tensors[name] = TensorSpec.of(array)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        engine.close()
+        ckpt.close()
+        raise InvalidParameterError(
+            f"cannot create the output directory {out}: {exc.strerror or exc}"
+        ) from None
+    sums = checksums(layout, n_threads)
     total = sum(spec.nbytes for spec in tensors.values())
     with _bar(progress, total, "writing", "B") as bar:
         write_safetensors(
             out / "model.safetensors",
             {name: _pieces(spec, bar) for name, spec in tensors.items()},
-            metadata={"format": "pt", "bitnet_backend_layout": layout_format, "lm_head": lm_head},
+            metadata={
+                "format": "pt",
+                "bitnet_backend_layout": layout_format,
+                "lm_head": lm_head,
+                CHECKSUM_KEY: json.dumps(sums, sort_keys=True),
+            },
         )
     config = dict(ckpt.config.extra)
     config[LAYOUT_KEY] = {"format": layout_format, "lm_head": lm_head}

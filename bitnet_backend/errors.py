@@ -49,3 +49,8 @@ class QueueTimeoutError(BitnetError):
             f"the request waited {timeout:g} s in the queue without a free sequence "
             "(raise max_batch or kv_budget, or queue_timeout)"
         )
+
+
+class NonFiniteOutputError(BitnetError):
+    """The model computed NaN or infinite logits: its weights or the engine are broken, so
+    no token can be chosen (greedy decoding would otherwise fall back to token 0)."""

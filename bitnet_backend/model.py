@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import plugins
+from . import plugins, validation
 from .chat_results import ChatChunks, chat_chunks, chat_result
 from .completion import (
     ChatCompletion,
@@ -146,9 +146,14 @@ def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
         return DEFAULT_MODEL_DIR
     if not isinstance(source, (str, os.PathLike)):
         raise InvalidParameterError(f"source must be a path or a hub id, got {source!r}")
+    if not str(source).strip():
+        raise InvalidParameterError("source is an empty string: pass a path or a hub id")
     path = Path(source).expanduser()
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise CheckpointError(str(source)[:200], f"cannot access: {exc.strerror}") from None
     try:
         from .checkpoints.hub import resolve_source
     except ImportError:
@@ -162,7 +167,7 @@ def checkpoint_bytes(path: Path) -> int:
         return path.stat().st_size
     if not path.is_dir():
         return 0
-    return sum(f.stat().st_size for f in path.glob("*.safetensors"))
+    return sum(f.stat().st_size for f in validation.existing_weight_files(path))
 
 
 def load(
@@ -176,6 +181,7 @@ def load(
     max_batch: int | None = None,
     kv_budget: int | None = None,
     queue_timeout: float | None = None,
+    verify: bool = True,
     **options: Any,
 ) -> Model:
     """Load a BitNet b1.58 model.
@@ -196,7 +202,10 @@ def load(
     KV positions the running sequences may hold together (default: ``max(n_ctx, 1024 *
     max_batch)``); a call reserves min(n_ctx, prompt + max_tokens). Calls beyond either wait
     in the queue; ``queue_timeout`` (seconds, default None: wait as long as it takes) turns a
-    longer wait into QueueTimeoutError. Other options go to the backend's ``load``.
+    longer wait into QueueTimeoutError. ``verify`` (default True): check that every float
+    weight is finite and, for a directory written by ``bitnet convert``, its checksums (costs
+    one read of those tensors; False skips it for files known to be intact). Other options go
+    to the backend's ``load``.
 
     Every call reads and prepares the weights anew and holds its own copy: to share one
     loaded model within a process, use ``bitnet_backend.load_shared``. A large checkpoint
@@ -213,7 +222,7 @@ def load(
 
     from .checkpoints.hf import load_checkpoint
 
-    ckpt = load_checkpoint(path, progress=bool(progress))
+    ckpt = load_checkpoint(path, progress=bool(progress), verify=bool(verify))
     try:
         if large:
             suggest_convert(ckpt)
@@ -272,7 +281,7 @@ def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
     if tok_file is None or not Path(tok_file).is_file():
         return None
     cfg = ckpt.tokenizer_config or {}
-    return Tokenizer(
+    tokenizer = Tokenizer(
         tok_file,
         cfg,
         chat_template=find_chat_template(Path(tok_file).parent, cfg),
@@ -280,6 +289,8 @@ def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
         eos_token_ids=ckpt.eos_token_ids,
         vocab_size=ckpt.config.vocab_size,
     )
+    validation.check_tokenizer_fits(tok_file, tokenizer.tokenizer_size, ckpt.config.vocab_size)
+    return tokenizer
 
 
 class Model:
@@ -354,6 +365,11 @@ class Model:
         state = "closed" if self._closed else f"backend={self.backend_name!r}"
         return f"<Model {self.source!r} {state} n_ctx={self.n_ctx}>"
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise BitnetError("the model is closed")
@@ -426,9 +442,18 @@ class Model:
             out.append(int(i))
         return out
 
+    def _encode_prompt(self, text: str, add_special: bool) -> list[int]:
+        tok = self._tok()
+        # A lower bound first, so a text far too long fails before it is tokenized.
+        floor = validation.min_token_count(validation.utf8_length(text), tok.longest_token_bytes)
+        if floor > self.n_ctx:
+            raise ContextOverflowError(floor, self.n_ctx)
+        return tok.encode(text, add_special=add_special)
+
     def _prompt_ids(self, prompt: str | Sequence[int]) -> list[int]:
+        validation.check_prompt_type(prompt)
         if isinstance(prompt, str):
-            ids = self._tok().encode(prompt, add_special=True)
+            ids = self._encode_prompt(prompt, add_special=True)
         elif isinstance(prompt, (Sequence, np.ndarray)):
             ids = self._check_ids(list(prompt))  # type: ignore[arg-type]
         else:
@@ -444,6 +469,9 @@ class Model:
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """Fresh forward over ``ids``: float32 logits ``[len(ids), vocab]`` (no state kept)."""
         self._check_open()
+        validation.check_prompt_type(ids)
+        if not isinstance(ids, (Sequence, np.ndarray)) or isinstance(ids, str):
+            raise InvalidParameterError(f"ids must be a list of token ids, got {ids!r:.80}")
         ids = self._check_ids(list(ids))
         if not ids:
             raise InvalidParameterError("ids is empty")
@@ -605,7 +633,7 @@ class Model:
         messages, tools = protocol.prompt(messages, template_uses_tools(source))
         text = self.apply_chat_template(messages, tools=tools, **kwargs)
         # The template writes the special tokens itself (BOS included), as in transformers.
-        return self._tok().encode(text, add_special=False)
+        return self._encode_prompt(text, add_special=False)
 
     def tokenize_chat(
         self,

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, NonFiniteOutputError
 
 _MASK64 = (1 << 64) - 1
+# top_k and repeat_last_n reach the engine as C ints.
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,20 @@ class SamplingParams:
 
         if not _is_real(self.temperature) or self.temperature < 0:
             raise bad(f"temperature must be a finite number >= 0, got {self.temperature!r}")
-        if not _is_int(self.top_k) or self.top_k < 0:
-            raise bad(f"top_k must be an integer >= 0 (0 disables it), got {self.top_k!r}")
+        if not _is_int(self.top_k) or not 0 <= self.top_k <= _INT32_MAX:
+            raise bad(
+                f"top_k must be an integer in [0, {_INT32_MAX}] (0 disables it), got {self.top_k!r}"
+            )
         if not _is_real(self.top_p) or not 0 < self.top_p <= 1:
             raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
         if not _is_real(self.min_p) or not 0 <= self.min_p <= 1:
             raise bad(f"min_p must be in [0, 1], got {self.min_p!r}")
         if not _is_real(self.repeat_penalty) or self.repeat_penalty <= 0:
             raise bad(f"repeat_penalty must be a finite number > 0, got {self.repeat_penalty!r}")
-        if not _is_int(self.repeat_last_n) or self.repeat_last_n < 0:
-            raise bad(f"repeat_last_n must be an integer >= 0, got {self.repeat_last_n!r}")
+        if not _is_int(self.repeat_last_n) or not 0 <= self.repeat_last_n <= _INT32_MAX:
+            raise bad(
+                f"repeat_last_n must be an integer in [0, {_INT32_MAX}], got {self.repeat_last_n!r}"
+            )
 
     @property
     def greedy(self) -> bool:
@@ -123,6 +129,10 @@ def sample(
         vals = logits[recent]
         pen = np.float32(params.repeat_penalty)
         logits[recent] = np.where(vals > 0, vals / pen, vals * pen)
+    if not np.all(logits < np.inf):  # NaN or +inf: the model is broken (as sampler.cpp)
+        raise NonFiniteOutputError("the model produced NaN or infinite logits")
+    if not np.isfinite(logits.max()):
+        raise NonFiniteOutputError("no finite logit to sample from")
     if params.greedy:
         return int(np.argmax(logits))
     finite = np.isfinite(logits)

@@ -53,7 +53,8 @@ def load_shared(
 
     ``source`` is a checkpoint directory, a hub id, or None for the embedded default model;
     ``options`` go to the backend (``preset``, ``lm_head``, ...). Errors of ``load`` (e.g.
-    ``CheckpointError``) propagate and nothing is cached.
+    ``CheckpointError``) propagate and nothing is cached. A cached model that was closed is
+    replaced by a fresh load.
     """
     key = cache_key(source, backend, n_threads, n_ctx, options)
     # One lock for all loads: a second caller of the same settings waits for the first
@@ -61,7 +62,7 @@ def load_shared(
     # cores anyway.
     with _lock:
         model = _models.get(key)
-        if model is None:
+        if model is None or model.closed:  # a user closed it: the next caller gets a fresh one
             model = load(
                 source, backend=backend, n_threads=n_threads, n_ctx=n_ctx, **(options or {})
             )

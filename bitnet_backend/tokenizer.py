@@ -23,9 +23,16 @@ import jinja2.ext
 import jinja2.nodes
 import jinja2.utils
 import numpy as np
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .chat_template import (
+    BoundedSandbox,
+    ChatTemplateError,
+    TemplateLimits,
+    bounded_filter,
+    render_bounded,
+)
 from .errors import CheckpointError, InvalidParameterError
+from .validation import parse_json, read_text
 
 _SPECIAL_TOKEN_KEYS = (
     "bos_token",
@@ -40,10 +47,6 @@ _SPECIAL_TOKEN_KEYS = (
 # and gpt-oss ones read "thinking" (transformers fills both the same way).
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-class ChatTemplateError(InvalidParameterError):
-    """A chat template is missing, malformed, or refused the messages it was given."""
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -122,11 +125,16 @@ class Tokenizer:
         added = self._tok.get_added_tokens_decoder()
         self._added: dict[int, str] = {i: t.content for i, t in added.items()}
         self.special_ids: frozenset[int] = frozenset(i for i, t in added.items() if t.special)
-        self.vocab_size = max(vocab_size or 0, self._tok.get_vocab_size(with_added_tokens=True))
+        # One past the highest id the tokenizer can produce (ids may be sparse).
+        self.tokenizer_size: int = self._tok.get_vocab_size(with_added_tokens=True)
+        self.vocab_size = max(vocab_size or 0, self.tokenizer_size)
 
         self._bos_policy = self._resolve_bos_policy(cfg)
-        self.chat_template = self._normalise_templates(chat_template)
+        self.chat_template = self._normalise_templates(chat_template, self.path)
         self._token_bytes: list[bytes] | None = None
+        # Bounds on every chat-template render (templates are untrusted code); assignable.
+        self.template_limits = TemplateLimits()
+        self._longest: int | None = None
 
     @classmethod
     def from_dir(
@@ -142,10 +150,7 @@ class Tokenizer:
         cfg_file = path / "tokenizer_config.json"
         cfg: dict[str, Any] = {}
         if cfg_file.is_file():
-            try:
-                cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise CheckpointError(cfg_file, f"malformed tokenizer_config.json: {exc}") from None
+            cfg = parse_json(cfg_file, read_text(cfg_file, "tokenizer_config.json"), "JSON")
         tok_file = path / "tokenizer.json"
         if not tok_file.is_file():
             raise CheckpointError(path, "tokenizer.json is missing")
@@ -201,6 +206,17 @@ class Tokenizer:
         for i in ids:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
                 raise InvalidParameterError(f"token id {i!r} is outside the vocabulary [0, {n})")
+
+    @property
+    def longest_token_bytes(self) -> int | None:
+        """Bytes of text the longest token stands for (None when a normalizer may shrink
+        text first, so that no byte count bounds the token count)."""
+        if self._tok.normalizer is not None:
+            return None
+        if self._longest is None:
+            added = (len(c.encode("utf-8")) for c in self._added.values())
+            self._longest = max(max(map(len, self.token_bytes), default=0), *added, 1)
+        return self._longest
 
     def token_to_id(self, token: str) -> int | None:
         """The id of one token string, or None."""
@@ -278,13 +294,22 @@ class Tokenizer:
     @staticmethod
     def _normalise_templates(
         template: str | Mapping[str, str] | Sequence[Mapping[str, str]] | None,
+        tokenizer_file: Path,
     ) -> str | dict[str, str] | None:
         if template is None or isinstance(template, str):
             return template
         if isinstance(template, Mapping):
             return {str(k): str(v) for k, v in template.items()}
         # tokenizer_config.json may hold a list of {"name": ..., "template": ...}
-        return {str(t["name"]): str(t["template"]) for t in template}
+        if isinstance(template, list) and all(
+            isinstance(t, Mapping) and "name" in t and "template" in t for t in template
+        ):
+            return {str(t["name"]): str(t["template"]) for t in template}
+        raise CheckpointError(
+            tokenizer_file.with_name("tokenizer_config.json"),
+            "chat_template must be a string, an object or a list of {name, template} objects, "
+            f"got {type(template).__name__}",
+        )
 
     def _select_template(self, chat_template: str | None, tools: Any) -> str:
         templates = self.chat_template
@@ -335,7 +360,12 @@ class Tokenizer:
             # Drop None values: many templates render a literal "None" for them (OpenAI-style
             # content=None) but handle a missing key.
             chat.append({k: v for k, v in m.items() if v is not None})
-        chat = _alias_reasoning_fields(_plain_template_data(chat))
+        try:
+            chat = _alias_reasoning_fields(_plain_template_data(chat))
+        except RecursionError:
+            raise ChatTemplateError(
+                "messages are nested too deeply (or contain themselves)"
+            ) from None
         if tools is not None:
             for t in tools:
                 if not isinstance(t, Mapping):
@@ -347,7 +377,9 @@ class Tokenizer:
         variables = _plain_template_data({**self.special_tokens_map, **kwargs})
         try:
             compiled = _compile_template(template)
-            return compiled.render(
+            text = render_bounded(
+                compiled,
+                self.template_limits,
                 messages=chat,
                 tools=_plain_template_data(list(tools) if tools is not None else None),
                 documents=_plain_template_data(list(documents) if documents is not None else None),
@@ -356,23 +388,25 @@ class Tokenizer:
             )
         except ChatTemplateError:
             raise
+        except RecursionError:
+            raise ChatTemplateError("chat template recursed too deeply") from None
         except jinja2.TemplateError as exc:
             raise ChatTemplateError(f"chat template error: {exc}") from None
         except Exception as exc:  # foreign template code: any failure is the template's
             raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
+        if not text:
+            raise ChatTemplateError("the chat template rendered an empty prompt")
+        return text
 
 
 def find_chat_template(path: Path, tokenizer_config: Mapping[str, Any]) -> Any:
     """The chat template of a model directory: chat_template.jinja wins over the config."""
     jinja_file = path / "chat_template.jinja"
     if jinja_file.is_file():
-        return jinja_file.read_text(encoding="utf-8")
+        return read_text(jinja_file, "chat_template.jinja")
     json_file = path / "chat_template.json"
     if json_file.is_file():
-        try:
-            data = json.loads(json_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(json_file, f"malformed chat_template.json: {exc}") from None
+        data = parse_json(json_file, read_text(json_file, "chat_template.json"), "JSON")
         if isinstance(data, dict) and "chat_template" in data:
             return data["chat_template"]
     return tokenizer_config.get("chat_template")
@@ -493,12 +527,12 @@ class _TemplateNamespace(jinja2.utils.Namespace):
 
 @lru_cache(maxsize=32)
 def _compile_template(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_GenerationTag, jinja2.ext.loopcontrols],
     )
-    env.filters["tojson"] = _tojson
+    env.filters["tojson"] = bounded_filter("tojson", _tojson)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     env.globals["dict"] = _TemplateDict()

@@ -11,7 +11,13 @@ import numpy as np
 import pluggy
 
 from ..convert import prepacked_head, prepacked_layout
-from ..errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
+from ..errors import (
+    BitnetError,
+    CheckpointError,
+    ContextOverflowError,
+    InvalidParameterError,
+    NonFiniteOutputError,
+)
 from ..threads import check_n_threads
 from .batching import check_batch, check_texts
 
@@ -144,6 +150,8 @@ class CpuSession:
                     None if mask is None else np.ascontiguousarray(mask, dtype=np.uint32),
                 )
             )
+        except self._engine._module.NonFiniteLogitsError as exc:
+            raise NonFiniteOutputError(str(exc)) from None
         except (ValueError, RuntimeError) as exc:
             raise InvalidParameterError(str(exc)) from None
 

@@ -7,7 +7,7 @@ load with the name of the file at fault instead of deep inside the engine.
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,24 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, UnsupportedModelError
+from ..validation import (
+    check_finite,
+    check_layer_count,
+    check_nonzero_scale,
+    check_token_ids,
+    parse_json,
+    read_text,
+)
+from .integrity import verify
 from .safetensors_file import SafetensorsFile
 from .ternary import bf16_to_f32
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 FLOAT_DTYPES = ("BF16", "F16", "F32")
+# Scanned tensors from this size on are dropped from RSS again (the embedding of a
+# converted checkpoint is otherwise only read a row at a time).
+_RELEASE_AFTER_SCAN_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,13 +133,15 @@ class Checkpoint:
         return f"Checkpoint({str(self.path)!r}, {len(self.tensors)} tensors)"
 
 
-def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
+def load_checkpoint(path: str | Path, progress: bool = False, verify: bool = True) -> Checkpoint:
     """Open a Hugging Face BitNet checkpoint directory and validate it.
 
     Needs config.json, tokenizer.json, tokenizer_config.json and either model.safetensors or
     model.safetensors.index.json with its shards; generation_config.json is optional.
     Raises CheckpointError (UnsupportedModelError for a readable but unsupported model)
     naming the file at fault. ``progress`` shows a bar while the shards are mapped.
+    ``verify`` (default True) scans the float tensors for NaN/Inf and checks the checksums
+    of a converted checkpoint: one read of those tensors (see docs/reliability.md).
     """
     d = Path(path)
     if not d.exists():
@@ -156,6 +170,8 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
     gen_path = d / "generation_config.json"
     generation_config = _read_json(gen_path) if gen_path.exists() else {}
     eos = _eos_ids(gen_path, generation_config.get("eos_token_id"))
+    check_token_ids(config, config.eos_token_ids, config_path)
+    check_token_ids(config, eos, gen_path)
     eos_ids = tuple(dict.fromkeys((*eos, *config.eos_token_ids)))
 
     tokenizer_file = d / "tokenizer.json"
@@ -185,6 +201,10 @@ def load_checkpoint(path: str | Path, progress: bool = False) -> Checkpoint:
                 info = st.tensors[name]
                 tensors[name] = TensorRef(name, info.dtype, info.shape, st.array(name), st.path)
         _validate_tensors(d, config, tensors)
+        if verify:
+            _validate_values(config, tensors, files)
+            if "bitnet_backend_layout" in config.extra:
+                _verify_converted(tensors, files)
     except BaseException:
         for f in files:
             f.close()
@@ -292,6 +312,7 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
                 f"intermediate_size {config.intermediate_size} is not a multiple of 4: cannot "
                 "hold packed weights",
             )
+    check_layer_count(config, tensors, cfg_path)
     for name, (shape, dtypes) in required_tensors(config).items():
         ref = tensors.get(name)
         if ref is None:
@@ -309,10 +330,33 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
             )
 
 
+def _validate_values(
+    config: ModelConfig, tensors: dict[str, TensorRef], files: list[SafetensorsFile]
+) -> None:
+    """Every float the forward reads is finite and no weight scale is zero (one pass over
+    the float tensors; the packed ternary codes are checked by the engine)."""
+    by_path = {f.path: f for f in files}
+    for name in required_tensors(config):
+        ref = tensors[name]
+        check_finite(name, ref.dtype, ref.data, ref.file)
+        if name.endswith(".weight_scale"):
+            check_nonzero_scale(name, ref.dtype, ref.data, ref.file)
+        if ref.data.nbytes >= _RELEASE_AFTER_SCAN_BYTES:
+            by_path[ref.file].release_pages(name)
+
+
+def _verify_converted(tensors: dict[str, TensorRef], files: list[SafetensorsFile]) -> None:
+    """The engine-layout tensors of a converted checkpoint match the checksums convert wrote."""
+    arena = tensors["bitnet.arena"]
+    metadata = next((f.metadata for f in files if f.path == arena.file), {})
+    own = {n: ref.data for n, ref in tensors.items() if n.startswith("bitnet.")}
+    verify(arena.file, metadata, own, n_threads=min(4, os.cpu_count() or 1))
+
+
 def _shard_layout(d: Path) -> dict[str, list[str] | None]:
     """shard file name -> tensor names it must provide (None: every tensor in the file)."""
-    if (d / SINGLE_FILE).exists():
-        return {SINGLE_FILE: None}
+    if (d / SINGLE_FILE).exists() or (d / SINGLE_FILE).is_symlink():
+        return {SINGLE_FILE: None}  # a dangling or odd file is named when it is opened
     index_path = d / INDEX_FILE
     if not index_path.exists():
         others = sorted(p.name for p in d.glob("*.bin")) + sorted(p.name for p in d.glob("*.pt"))
@@ -330,18 +374,13 @@ def _shard_layout(d: Path) -> dict[str, list[str] | None]:
         assert names is not None
         names.append(name)
     for shard in layout:
-        if not (d / shard).is_file():
+        if not (d / shard).is_file() and not (d / shard).is_symlink():
             raise CheckpointError(d / shard, f"shard listed in {INDEX_FILE} is missing")
     return layout
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(path, "file is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(path, f"malformed JSON: {exc}") from None
+    raw = parse_json(path, read_text(path, path.name), "JSON")
     if not isinstance(raw, dict):
         raise CheckpointError(path, "must contain a JSON object")
     return raw

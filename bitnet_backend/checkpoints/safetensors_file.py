@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError
+from ..validation import check_regular_file
 
 # safetensors dtype -> the NumPy dtype its bytes are viewed as (little-endian).
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -84,6 +85,7 @@ class SafetensorsFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._mmap: mmap.mmap | None = None
+        check_regular_file(self.path)  # a FIFO or device would block open() or read forever
         try:
             with open(self.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -115,6 +117,16 @@ class SafetensorsFile:
         return np.frombuffer(self._mmap, dtype=dt, count=count, offset=info.begin).reshape(
             info.shape
         )
+
+    def release_pages(self, name: str) -> None:
+        """Drop this process's pages of tensor ``name`` (the page cache keeps them; a later
+        read re-faults): a load-time scan must not leave a table the engine reads a row at
+        a time resident in RSS."""
+        info = self.tensors.get(name)
+        if info is None or self._mmap is None or info.nbytes == 0:
+            return
+        start = info.begin - info.begin % mmap.PAGESIZE
+        self._mmap.madvise(mmap.MADV_DONTNEED, start, info.end - start)
 
     def close(self) -> None:
         """Drop the mapping. Views still alive keep their pages mapped until they die."""
@@ -153,6 +165,8 @@ def _read_header(
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(path, f"header is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CheckpointError(path, "header is not valid JSON: nested too deeply") from None
     if not isinstance(header, dict):
         raise CheckpointError(path, "header must be a JSON object")
 

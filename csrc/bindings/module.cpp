@@ -116,6 +116,7 @@ TensorView float_table(const float* data, int rows, int cols) {
 PYBIND11_MODULE(_engine, m) {
     m.doc() = "BitNet b1.58 CPU engine (C++).";
     py::register_exception<CheckpointContentError>(m, "CheckpointContentError", PyExc_ValueError);
+    py::register_exception<NonFiniteLogitsError>(m, "NonFiniteLogitsError", PyExc_RuntimeError);
 
     py::class_<Model, std::shared_ptr<Model>>(m, "Model")
         .def(py::init([](const py::dict& config, const py::dict& tensors, int n_threads,

@@ -40,18 +40,30 @@ int Sampler::sample(const float* logits, const SamplerParams& params, const int3
             l[t] = l[t] > 0.0f ? l[t] / params.repeat_penalty : l[t] * params.repeat_penalty;
         }
     }
+    // NaN fails every comparison, so without these checks greedy would keep token 0 and
+    // sampling would silently skip the broken logits. -inf is a masked token, not an error.
     if (params.temperature <= 0.0) {
         int best = 0;
-        for (int t = 1; t < vocab_; ++t) {
+        bool broken = false;
+        for (int t = 0; t < vocab_; ++t) {
+            broken |= !(l[t] < INFINITY);
             if (l[t] > l[best]) best = t;
         }
+        if (broken) throw NonFiniteLogitsError("the model produced NaN or infinite logits");
+        if (l[best] == -INFINITY) throw NonFiniteLogitsError("no finite logit to sample from");
         return best;
     }
     cand_.clear();
+    bool broken = false;
     for (int t = 0; t < vocab_; ++t) {
-        if (std::isfinite(l[t])) cand_.emplace_back(l[t], t);
+        if (std::isfinite(l[t])) {
+            cand_.emplace_back(l[t], t);
+        } else {
+            broken |= !(l[t] < INFINITY);
+        }
     }
-    if (cand_.empty()) throw std::invalid_argument("no finite logit to sample from");
+    if (broken) throw NonFiniteLogitsError("the model produced NaN or infinite logits");
+    if (cand_.empty()) throw NonFiniteLogitsError("no finite logit to sample from");
     const auto by_logit = [](const std::pair<float, int>& a, const std::pair<float, int>& b) {
         return a.first > b.first || (a.first == b.first && a.second < b.second);
     };

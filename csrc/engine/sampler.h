@@ -4,10 +4,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 namespace bitnet {
+
+// The logits hold a NaN or +inf, or nothing the mask allows is finite: the weights or the
+// forward are broken, and no token choice would mean anything.
+struct NonFiniteLogitsError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 struct SamplerParams {
     // Doubles where sampling.py computes in float64, float where it uses float32.
