@@ -39,23 +39,13 @@ _RELEASE_AFTER_SCAN_BYTES = 16 << 20
 
 @dataclass(frozen=True, eq=False)
 class TensorRef:
-    """One tensor of a checkpoint: a zero-copy view on the mmap of ``file``.
-
-    ``source`` is that view, or a function that decodes the tensor from the file (a GGUF
-    ternary type read as packed weights): each ``data`` access then decodes it anew, so a
-    backend's own copy is the only one kept after loading.
-    """
+    """One tensor of a checkpoint: a zero-copy view on the mmap of ``file``."""
 
     name: str
     dtype: str  # safetensors dtype string: "U8", "BF16", "F16", "F32", ...
     shape: tuple[int, ...]
-    source: np.ndarray | Callable[[], np.ndarray] = field(repr=False)  # BF16 as uint16
+    data: np.ndarray = field(repr=False)  # BF16 is stored as uint16
     file: Path
-
-    @property
-    def data(self) -> np.ndarray:
-        """The tensor as an array (decoded now when ``source`` is a function)."""
-        return self.source() if callable(self.source) else self.source
 
     def to_float32(self) -> np.ndarray:
         """The values as float32 (a new array unless the tensor already is F32)."""
@@ -64,6 +54,29 @@ class TensorRef:
         if self.dtype in ("F16", "F32"):
             return self.data.astype(np.float32, copy=False)
         raise CheckpointError(self.file, f"{self.name}: {self.dtype} is not a float dtype")
+
+
+class DecodedTensorRef(TensorRef):
+    """A TensorRef decoded from its file on each read of ``data`` (GGUF ternary linears, read
+    as packed weights), so that a backend's own copy is the only one kept after loading."""
+
+    def __init__(
+        self,
+        name: str,
+        dtype: str,
+        shape: tuple[int, ...],
+        data: np.ndarray | Callable[[], np.ndarray],
+        file: Path,
+    ) -> None:
+        for key, value in (("name", name), ("dtype", dtype), ("shape", shape), ("file", file)):
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_source", data)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The tensor, decoded now (an array given at construction is returned as is)."""
+        source = self._source  # type: ignore[attr-defined]
+        return source() if callable(source) else source
 
 
 class Checkpoint:
@@ -221,7 +234,9 @@ def _load_gguf(path: Path) -> Checkpoint:
     contents = read_gguf(path)
     config = ModelConfig.from_dict(contents.config, path)
     tensors = {
-        name: TensorRef(name, dtype, shape, data, path)
+        name: DecodedTensorRef(name, dtype, shape, data, path)
+        if callable(data)
+        else TensorRef(name, dtype, shape, data, path)
         for name, (dtype, shape, data) in contents.tensors.items()
     }
     _validate_tensors(path, config, tensors)
