@@ -7,6 +7,8 @@ seed always gives the same files. ``write_hub_cache`` lays a checkpoint out as a
 huggingface_hub cache entry, so hub ids can be loaded offline.
 
     python -m bitnet_backend.testing --shape 2b-4t OUT_DIR
+    python -m bitnet_backend.testing --family llama-bitnet --set hidden_size=256 \
+        --set intermediate_size=512 --gguf tq2_0 OUT.gguf
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from typing import Any
 import numpy as np
 
 from .architecture import BITNET_B158, FAMILIES, LLAMA_BITNET
+from .checkpoints.gguf_ternary import TERNARY_TYPES
 from .checkpoints.safetensors_file import TensorSpec, write_safetensors
 from .checkpoints.ternary import f32_to_bf16
 from .config import ModelConfig
+from .errors import BitnetError
 
 SHAPES: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -408,6 +412,21 @@ def write_checkpoint(
     return out
 
 
+def write_gguf(out_file: str | Path, *, ggml_type: str = "tq2_0", **checkpoint: Any) -> Path:
+    """A random checkpoint (``write_checkpoint``'s keywords) as one GGUF file of ``ggml_type``.
+
+    Written through ``bitnet convert --to gguf`` (gguf_export), so the file is what a user's
+    conversion gives; TQ types need rows of a multiple of 256, I2_S tensors of 128.
+    """
+    import tempfile
+
+    from .gguf_export import export_gguf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_checkpoint(Path(tmp) / "model", **checkpoint)
+        return export_gguf(src, out_file, ggml_type)
+
+
 def _tokenizer_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return tokenizer_config(cfg, _special_ids())
 
@@ -671,8 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--linear-class",
         choices=["bitlinear", "autobitlinear"],
         default=None,
-        help="quantization_config.linear_class written to config.json; online needs "
-        "autobitlinear (default: autobitlinear)",
+        help="quantization_config.linear_class written to config.json (default: "
+        "autobitlinear)",
     )
     parser.add_argument(
         "--dtype",
@@ -695,6 +714,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--gguf",
+        choices=tuple(TERNARY_TYPES),
+        default=None,
+        help="write one GGUF file of this ternary type, OUT being the file (default: a "
+        "Hugging Face directory)",
     )
     parser.add_argument(
         "--set",
@@ -723,6 +749,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             except json.JSONDecodeError:
                 overrides[key] = value
         shape = overrides
+    if args.gguf:
+        try:
+            out = write_gguf(
+                args.out,
+                ggml_type=args.gguf,
+                shape=shape,
+                mode=args.mode,
+                linear_class=args.linear_class,
+                seed=args.seed,
+                dtype=args.dtype,
+                family=args.family,
+            )
+        except (ValueError, BitnetError) as exc:
+            parser.error(str(exc))
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+        return 0
     try:
         out = write_checkpoint(
             args.out,

@@ -487,3 +487,15 @@ def test_corrupted_gguf_bytes_give_typed_errors_never_a_crash(gguf_file, tmp_pat
             load_checkpoint(bad).close()
         except BitnetError as exc:
             assert str(bad) in str(exc)
+
+
+def test_testing_writes_a_gguf_from_the_command_line(tmp_path, capsys):
+    from bitnet_backend.testing import main
+
+    out = tmp_path / "t.gguf"
+    argv = ["--family", LLAMA_BITNET, "--set", "hidden_size=256", "--set", "intermediate_size=512"]
+    assert main([*argv, "--gguf", "tq1_0", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    with load_checkpoint(out) as ckpt:
+        assert ckpt.config.architecture.family == LLAMA_BITNET
+        assert ckpt.format.startswith("GGUF TQ1_0 (llama;")
