@@ -37,8 +37,9 @@ def test_a_config_value_of_the_wrong_type(ckpt, tmp_path):
 def test_a_dangling_weights_symlink(ckpt, tmp_path):
     bad = tmp_path / "model"
     shutil.copytree(ckpt, bad)
-    (bad / "extra.safetensors").symlink_to(tmp_path / "nowhere")
-    assert_one_error_line(bitnet("run", "hi", "-m", str(bad)), "extra.safetensors")
+    (bad / "model.safetensors").unlink()
+    (bad / "model.safetensors").symlink_to(tmp_path / "nowhere")
+    assert_one_error_line(bitnet("run", "hi", "-m", str(bad)), "model.safetensors")
 
 
 def test_an_option_beyond_the_engine_range():
