@@ -385,6 +385,7 @@ class Model:
     @property
     def info(self) -> dict[str, Any]:
         """Architecture, parameter count, context length, weight format, backend, ISA, threads."""
+        self._check_open()
         cfg = self.config
         engine_info = dict(self.engine.info)
         weight_format = engine_info.get("weight_format") or (

@@ -690,8 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--linear-class",
         choices=["bitlinear", "autobitlinear"],
         default=None,
-        help="quantization_config.linear_class written to config.json (default: "
-        "autobitlinear)",
+        help="quantization_config.linear_class written to config.json (default: autobitlinear)",
     )
     parser.add_argument(
         "--dtype",

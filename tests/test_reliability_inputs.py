@@ -309,3 +309,22 @@ def test_empty_and_overlong_sources_are_typed() -> None:
         bb.load("")
     with pytest.raises(bb.CheckpointError, match="cannot access"):
         bb.load("x" * 10_000)
+
+
+def test_exact_logits_past_the_engine_range_is_typed() -> None:
+    with pytest.raises(InvalidParameterError, match="exact_logits"):
+        bb.load(exact_logits=2**31)
+
+
+def test_info_of_a_closed_model_is_typed() -> None:
+    m = bb.load()
+    m.close()
+    with pytest.raises(bb.BitnetError, match="closed"):
+        _ = m.info
+
+
+@pytest.mark.parametrize("source", ["a/b\n", "a/b@main\n", "a/b/model.gguf\n"])
+def test_a_hub_id_with_a_trailing_newline_is_not_one(source: str) -> None:
+    from bitnet_backend.checkpoints.hub import parse_repo_id
+
+    assert parse_repo_id(source) is None

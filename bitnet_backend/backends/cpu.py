@@ -396,9 +396,13 @@ class CpuBackend:
         if kv_cache not in _KV_CACHES:
             raise InvalidParameterError(f"kv_cache must be one of {_KV_CACHES}, got {kv_cache!r}")
         exact_logits = options.pop("exact_logits", DEFAULT_EXACT_LOGITS)
-        if isinstance(exact_logits, bool) or not isinstance(exact_logits, int) or exact_logits < 0:
+        if (
+            isinstance(exact_logits, bool)
+            or not isinstance(exact_logits, int)
+            or not 0 <= exact_logits < 2**31
+        ):
             raise InvalidParameterError(
-                f"exact_logits must be a non-negative integer, got {exact_logits!r}"
+                f"exact_logits must be an integer in [0, 2**31), got {exact_logits!r}"
             )
         if options:
             raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")

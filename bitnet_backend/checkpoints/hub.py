@@ -33,7 +33,7 @@ _REPO_ID = re.compile(
 
 def parse_repo_id(source: str) -> tuple[str, str | None] | None:
     """Split ``"owner/name[@revision]"`` into (repo_id, revision); None if not a hub id."""
-    m = _REPO_ID.match(source)
+    m = _REPO_ID.fullmatch(source)
     if m is None or ".." in m["repo"] or "--" in m["repo"] or m["repo"].endswith("."):
         return None
     return m["repo"], m["rev"]
@@ -86,7 +86,7 @@ def parse_repo_file(source: str) -> tuple[str, str, str | None] | None:
     """Split ``"owner/name/file.gguf[@revision]"`` into (repo_id, file, revision), else None."""
     head, sep, rev = source.partition("@")
     parts = head.split("/")
-    if len(parts) != 3 or not parts[2].endswith(".gguf") or not _GGUF_NAME.match(parts[2]):
+    if len(parts) != 3 or not parts[2].endswith(".gguf") or not _GGUF_NAME.fullmatch(parts[2]):
         return None
     parsed = parse_repo_id("/".join(parts[:2]) + (sep + rev if sep else ""))
     return None if parsed is None else (parsed[0], parts[2], parsed[1])
