@@ -98,20 +98,26 @@ class CpuSession:
 
     def __init__(self, engine: CpuEngine, n_ctx: int) -> None:
         self._engine = engine
-        self._native = engine._module.Session(engine._model, n_ctx)
+        self._native: Any = engine._module.Session(engine._model, n_ctx)
         self._vocab = engine.config.vocab_size
+
+    def _live(self) -> Any:
+        """The native session; a typed error once closed (as the reference session raises)."""
+        if self._native is None:
+            raise InvalidParameterError("the session is closed")
+        return self._native
 
     @property
     def n_past(self) -> int:
-        return int(self._native.n_past)
+        return int(self._live().n_past)
 
     @property
     def n_ctx(self) -> int:
-        return int(self._native.n_ctx)
+        return int(self._live().n_ctx)
 
     @property
     def tokens(self) -> list[int]:
-        return list(self._native.tokens)
+        return list(self._live().tokens)
 
     def eval(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray | None:
         arr = _as_ids(ids, self._vocab)
@@ -120,27 +126,27 @@ class CpuSession:
         if self.n_past + arr.size > self.n_ctx:
             raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
         if all_logits:
-            out = self._native.eval(arr, "all", self._vocab)
+            out = self._live().eval(arr, "all", self._vocab)
             return np.asarray(out)
-        self._native.eval(arr, "last", 0)
+        self._live().eval(arr, "last", 0)
         return None
 
     def hidden(self, ids: Sequence[int]) -> np.ndarray:
         arr = _as_ids(ids, self._vocab)
         if self.n_past + arr.size > self.n_ctx:
             raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
-        return np.asarray(self._native.eval(arr, "hidden", self._engine.config.hidden_size))
+        return np.asarray(self._live().eval(arr, "hidden", self._engine.config.hidden_size))
 
     def last_logits(self) -> np.ndarray:
         try:
-            return np.asarray(self._native.last_logits(self._vocab))
+            return np.asarray(self._live().last_logits(self._vocab))
         except RuntimeError as exc:
             raise InvalidParameterError(str(exc)) from None
 
     def sample(self, params: SamplingParams, mask: np.ndarray | None = None) -> int:
         try:
             return int(
-                self._native.sample(
+                self._live().sample(
                     float(params.temperature),
                     int(params.top_k),
                     float(params.top_p),
@@ -156,12 +162,12 @@ class CpuSession:
             raise InvalidParameterError(str(exc)) from None
 
     def set_seed(self, seed: int) -> None:
-        self._native.set_seed(int(seed) & ((1 << 64) - 1))
+        self._live().set_seed(int(seed) & ((1 << 64) - 1))
 
     def truncate(self, n: int) -> None:
         if not 0 <= n <= self.n_past:
             raise InvalidParameterError(f"truncate position {n} is outside [0, {self.n_past}]")
-        self._native.truncate(int(n))
+        self._live().truncate(int(n))
 
     def copy_prefix(self, src: CpuSession, n: int) -> None:
         """Hold the first ``n`` positions of ``src`` (a session of the same engine)."""
@@ -172,7 +178,7 @@ class CpuSession:
         if n > self.n_ctx:
             raise ContextOverflowError(n, self.n_ctx)
         try:
-            self._native.copy_prefix(src._native, n)
+            self._live().copy_prefix(src._live(), n)
         except (IndexError, ValueError) as exc:  # src changed meanwhile
             raise InvalidParameterError(str(exc)) from None
 

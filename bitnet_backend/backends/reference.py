@@ -441,6 +441,7 @@ class ReferenceSession:
         return out
 
     def last_logits(self) -> np.ndarray:
+        self._live()
         if self._last is None:
             raise InvalidParameterError("no logits yet: eval() some tokens first")
         return self._last.copy()
@@ -449,6 +450,7 @@ class ReferenceSession:
         return sample(self.last_logits(), params, self._rng, self._tokens, mask)
 
     def set_seed(self, seed: int) -> None:
+        self._live()
         self._rng = SplitMix64(int(seed))
 
     def truncate(self, n: int) -> None:
