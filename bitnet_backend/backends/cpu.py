@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pluggy
 
-from ..convert import prepacked_head, prepacked_layout
 from ..errors import (
     BitnetError,
     CheckpointError,
@@ -20,6 +19,7 @@ from ..errors import (
 )
 from ..threads import check_n_threads
 from .batching import check_batch, check_texts
+from .cpu_format import STORED_HEADS, prepacked_head, prepacked_layout
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -31,7 +31,7 @@ hookimpl = pluggy.HookimplMarker("bitnet_backend")
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
 # Output head storage: int8 per row, 6-bit with a 7-bit scale per 16 columns, 4-bit per row
 # (speed), f32 (exact reference); "auto" (default) picks per CPU, see default_head.
-_HEADS = ("auto", "int8", "q6", "q4", "f32")
+_HEADS = ("auto", *STORED_HEADS)
 # KV cache element type: float32 (exact), or bfloat16 (half the bytes decode reads per context
 # position; ~3 significant digits).
 _KV_CACHES = ("f32", "bf16")
