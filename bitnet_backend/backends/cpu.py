@@ -339,11 +339,9 @@ def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = 
 
     I2_R16 on every CPU measured: extracting 5 base-3 digits per byte costs more than the 20%
     of bytes it saves, except when decoding at 2 threads with AVX-512 VBMI, where prefill
-    still favours I2_R16 (2B-4T shape, tokens/s, decode / pp128, I1_R16 vs I2_R16 with the
-    4-bit head, three runs: VBMI 1 thread 28.9-30.4 vs 29.3-30.8 and 81-83 vs 88-91, 2
-    threads 43.8-50.0 vs 41.9-43.0 and 149-158 vs 162-174; AVX2 1 thread GEMV 2.4x and GEMM
-    1.3x slower; NEON runs I1_R16 with the scalar kernel). ``favour_decode`` (the ``speed``
-    preset) takes I1_R16 in that one case.
+    still favours I2_R16 (figures: benchmarks/README.md, "Measured design choices"; NEON
+    runs I1_R16 with the scalar kernel). ``favour_decode`` (the ``speed`` preset) takes
+    I1_R16 in that one case.
     """
     if not favour_decode or n_threads < 2:
         return "i2_r16"
@@ -356,10 +354,9 @@ def default_head(isa: str = "auto", n_threads: int = 1) -> str:
     """The output head for ``lm_head="auto"``: the faster of int8 and 6-bit on this CPU.
 
     6-bit at 2 or more threads where the AVX-512 VNNI kernels run: decode is bound by memory
-    there and the 6-bit head reads 25% fewer bytes (2B-4T decode 813 instead of 875 MB per
-    token; 2 threads, three rounds: 34.3-36.8 vs 30.0-32.4 tok/s). int8 at 1 thread (the
-    6-bit unpacking then costs more than the bytes saved: 24.5-25.4 vs 25.7-28.2 tok/s) and
-    on other CPUs (AVX2 without VNNI: 2B-4T head at 2 threads ~40 ms per token against ~15).
+    there and the 6-bit head reads 25% fewer bytes. int8 at 1 thread (the 6-bit unpacking
+    then costs more than the bytes saved) and on other CPUs (AVX2 without VNNI, where the
+    6-bit head is much slower). Figures: benchmarks/README.md, "Measured design choices".
     Either way the top logits are exact (``exact_logits``).
     """
     if n_threads < 2:
