@@ -1,8 +1,8 @@
 """The reference backend: the ternary model forward in plain NumPy, top to bottom.
 
 Slow and readable; it is the second implementation the C++ engine is checked against. It
-computes the math of FORMATS.md in float32 and follows transformers' BitNetForCausalLM
-operation by operation where the rounding decides int8 activation ties:
+computes the math of docs/formats.md#forward in float32 and follows transformers'
+BitNetForCausalLM operation by operation where the rounding decides int8 activation ties:
 
 * the activation scale is ``float32(1 / max(max|x|, 1e-5)) * 127``, because torch evaluates
   ``127 / t`` as ``t.reciprocal() * 127``;

@@ -395,7 +395,7 @@ void BatchStep::quantize(int t, const float* in, const TernaryMatrix& w) {
 }
 
 // BitLinear, step 2: ternary x int8 with exact int32 accumulation, then one float rescale per
-// output (see FORMATS.md for the two scale conventions).
+// output (docs/formats.md, "the weight-scale rule").
 void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     const KernelTable& k = model_.kernels();
     const QuantizedActs acts{xq_.as<int8_t>(), xsum_.data(), xq_stride_, n};
