@@ -71,7 +71,7 @@ def _rope_neox(x: np.ndarray, theta: float) -> np.ndarray:
 
 
 def numpy_forward(ckpt: Any, ids: list[int], *, act: str, act_quant: bool) -> np.ndarray:
-    """Logits [len(ids), vocab] of the BitNet forward (FORMATS.md), activation switchable."""
+    """Logits [len(ids), vocab] of the forward of docs/formats.md#forward, activation switchable."""
     from gguf_convert import ternary_multiplier
 
     from bitnet_backend.checkpoints.ternary import linear_ternary

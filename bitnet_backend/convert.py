@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from .backends.cpu_format import LAYOUT_FORMATS, LAYOUT_KEY, prepacked_head, prepacked_layout
 from .checkpoints.hf import load_checkpoint
 from .checkpoints.integrity import METADATA_KEY as CHECKSUM_KEY
 from .checkpoints.integrity import checksums
 from .checkpoints.safetensors_file import TensorSpec, write_safetensors
-from .errors import CheckpointError, InvalidParameterError
+from .errors import InvalidParameterError
+from .threads import default_threads
 
-LAYOUT_KEY = "bitnet_backend_layout"
-LAYOUT_FORMATS = ("i2_r16", "i1_r16")
+# Re-exported: the converted format is the cpu backend's; older code imports it from here.
+__all__ = ["LAYOUT_FORMATS", "LAYOUT_KEY", "convert", "prepacked_head", "prepacked_layout"]
 _PIECE_BYTES = 16 << 20  # written at a time: a progress bar that moves, bounded copies
 _COPIED_FILES = (
     "generation_config.json",
@@ -47,8 +49,8 @@ def convert(
 
     ``progress`` shows bars (on stderr) for the repacking and the writing.
     """
+    # Deferred: loading the cpu backend loads the native engine, which only convert needs.
     from .backends.cpu import BACKEND, default_head
-    from .model import default_threads
 
     src = Path(source)
     out = Path(out_dir)
@@ -93,7 +95,7 @@ def convert(
             {name: _pieces(spec, bar) for name, spec in tensors.items()},
             metadata={
                 "format": "pt",
-                "bitnet_backend_layout": layout_format,
+                LAYOUT_KEY: layout_format,
                 "lm_head": lm_head,
                 CHECKSUM_KEY: json.dumps(sums, sort_keys=True),
             },
@@ -143,29 +145,3 @@ def _pieces(spec: TensorSpec, bar: Any) -> TensorSpec:
                     bar.update(piece.nbytes)
 
     return TensorSpec(spec.dtype, spec.shape, chunks)
-
-
-def prepacked_head(config_extra: dict[str, Any], path: object) -> str:
-    """The head kind stored by ``convert`` ("" for an ordinary checkpoint)."""
-    layout = _layout_entry(config_extra, path)
-    if layout is None:
-        return ""
-    head = layout.get("lm_head")
-    if head not in ("int8", "q6", "q4", "f32"):
-        raise CheckpointError(path, f"unsupported {LAYOUT_KEY}.lm_head {head!r}")
-    return str(head)
-
-
-def prepacked_layout(config_extra: dict[str, Any], path: object) -> str:
-    """The ternary layout stored by ``convert`` ("" for an ordinary checkpoint)."""
-    layout = _layout_entry(config_extra, path)
-    return "" if layout is None else str(layout["format"])
-
-
-def _layout_entry(config_extra: dict[str, Any], path: object) -> dict[str, Any] | None:
-    layout = config_extra.get(LAYOUT_KEY)
-    if layout is None:
-        return None
-    if not isinstance(layout, dict) or layout.get("format") not in LAYOUT_FORMATS:
-        raise CheckpointError(path, f"unsupported {LAYOUT_KEY} {layout!r}")
-    return layout

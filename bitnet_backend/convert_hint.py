@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from .convert import LAYOUT_KEY
+from .backends.cpu_format import LAYOUT_KEY
 
 if TYPE_CHECKING:
     from .checkpoints.hf import Checkpoint

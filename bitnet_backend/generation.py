@@ -44,9 +44,6 @@ class Utf8Decoder:
         """Text completed by this token (may be empty while a character is incomplete)."""
         return str(self._dec.decode(self._token_bytes[token_id]))
 
-    def push_bytes(self, data: bytes) -> str:
-        return str(self._dec.decode(data))
-
     def flush(self) -> str:
         """End of stream: an incomplete trailing character becomes U+FFFD."""
         return str(self._dec.decode(b"", final=True))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .architecture import BITNET_1BITLLM, BITNET_B158, LLAMA_BITNET
+from .backends.cpu_format import LAYOUT_KEY
 from .checkpoints import gguf_ternary
 from .checkpoints.gguf import GLOBAL_NAMES, LAYER_NAMES, LINEAR_NAMES, permute_rows
 from .checkpoints.gguf_vocab import VocabError, vocab_metadata
@@ -59,7 +60,7 @@ def export_gguf(
     try:
         if not ckpt.path.is_dir():
             raise InvalidParameterError(f"{ckpt.path} is already a GGUF file")
-        if "bitnet_backend_layout" in ckpt.config.extra:
+        if LAYOUT_KEY in ckpt.config.extra:
             raise InvalidParameterError(
                 f"{ckpt.path} is in the engine's kernel layout: convert the original checkpoint"
             )

@@ -4,6 +4,12 @@ A RAG pipeline typically builds a chat model and an embedding model over the sam
 and frameworks (LangChain, LlamaIndex) copy model objects freely; loading the weights once per
 object would multiply memory and start-up time. A ``Model`` is safe to share between threads
 (each generation runs in its own session), so the cache hands out the same instance.
+
+The cache holds its models strongly, on purpose: integrations load a per-call ``model=``
+override through it without keeping a reference, and weak references would read those weights
+again on every call. A model leaves the cache when it is closed (its owner's way of saying it
+is no longer wanted): the next ``load_shared`` of any settings drops it, and the next one of
+its own settings loads it afresh.
 """
 
 from __future__ import annotations
@@ -61,10 +67,17 @@ def load_shared(
     # instead of reading the weights again, and concurrent loads would compete for the same
     # cores anyway.
     with _lock:
+        _drop_closed()
         model = _models.get(key)
-        if model is None or model.closed:  # a user closed it: the next caller gets a fresh one
+        if model is None:
             model = load(
                 source, backend=backend, n_threads=n_threads, n_ctx=n_ctx, **(options or {})
             )
             _models[key] = model
         return model
+
+
+def _drop_closed() -> None:
+    """Forget the models their users closed, so the cache does not keep them alive."""
+    for key in [key for key, model in _models.items() if model.closed]:
+        del _models[key]

@@ -1,10 +1,10 @@
 """transformers' models as the oracle, and the two checks every backend must pass.
 
-The oracle runs in float32 with eager attention (FORMATS.md, "Using transformers as the
-oracle"). TORCHDYNAMO_DISABLE must be set before torch is first imported (tests/conftest.py
-does it) so the torch.compile-decorated quant helpers run the documented math eagerly.
+The oracle runs in float32 with eager attention (docs/formats.md#comparing-with-transformers).
+TORCHDYNAMO_DISABLE must be set before torch is first imported (tests/conftest.py does it)
+so the torch.compile-decorated quant helpers run the documented math eagerly.
 
-Checks (FORMATS.md, "Comparing with the oracle"): activation quantization is discontinuous,
+Checks (docs/formats.md#comparing-with-transformers): activation quantization is discontinuous,
 so a one-ulp difference can flip an int8 value and move later logits. ``check_strict`` must
 hold on short prompts; ``check_loose`` must hold everywhere.
 """
@@ -107,8 +107,9 @@ def near_ties(path: str | Path, ids: Sequence[int], count: int = 3) -> list[Near
     """The ``count`` activations of the oracle's forward closest to an int8 rounding tie.
 
     When a strict comparison fails, a distance of about 1e-6 here means a one-ulp difference
-    flipped an int8 value (FORMATS.md); no near tie means a real error. Exact ties are left
-    out: they round half to even identically in every correct implementation.
+    flipped an int8 value (docs/formats.md#comparing-with-transformers); no near tie means a
+    real error. Exact ties are left out: they round half to even identically in every correct
+    implementation.
     """
     import torch
 

@@ -5,16 +5,17 @@ divides), packed autobitlinear (weight_scale multiplies), online float master we
 and f32), bitlinear with quantization_mode online (packed, divides: what transformers builds),
 a sharded checkpoint, and widths that are not multiples of 32 (head_dim 24).
 
-Tolerances are those of FORMATS.md and are never widened. Activation quantization is
-discontinuous: a one-ulp difference from a different but correct summation order (torch's
-AutoBitLinear multiplies dequantized activations in float32 where the spec's integer dot is
-exact; torch's SLEEF cos/sin/exp; MKL's reduction orders) can move x * s_x across a .5
-boundary. Measured over 200 random prompts per checkpoint, such a near-tie flip hits about
-1-3% of 8-token prompts and 5-10% of 24-token prompts for autobitlinear and online
-checkpoints (0-2% for bitlinear, whose torch linears are exact), on the reference and the
-C++ engine alike; argmax agreement stays above 99.7%. The strict check therefore runs on fixed short
-prompts; when it fails, its message lists the oracle's activations nearest to a tie
-(``oracle.near_ties``) so a flip is told from a real error at once.
+Tolerances are those of docs/formats.md#comparing-with-transformers and are never widened.
+Activation quantization is discontinuous: a one-ulp difference from a different but correct
+summation order (torch's AutoBitLinear multiplies dequantized activations in float32 where
+the spec's integer dot is exact; torch's SLEEF cos/sin/exp; MKL's reduction orders) can move
+x * s_x across a .5 boundary. Measured over 200 random prompts per checkpoint, such a
+near-tie flip hits about 1-3% of 8-token prompts and 5-10% of 24-token prompts for
+autobitlinear and online checkpoints (0-2% for bitlinear, whose torch linears are exact), on
+the reference and the C++ engine alike; argmax agreement stays above 99.7%. The strict check
+therefore runs on fixed short prompts; when it fails, its message lists the oracle's
+activations nearest to a tie (``oracle.near_ties``) so a flip is told from a real error at
+once.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,23 @@ def test_failed_loads_are_not_cached(tmp_path: Path) -> None:
         bb.load_shared(str(missing))
     write_checkpoint(missing, shape="tiny")
     assert bb.load_shared(str(missing)).vocab_size > 0
+
+
+def test_a_closed_model_is_no_longer_kept_alive_by_the_cache(tiny: Path) -> None:
+    model = bb.load_shared(str(tiny), n_threads=1, n_ctx=32)
+    ref = weakref.ref(model)
+    model.close()
+    del model
+    # Any later call (here of other settings) drops the closed entry.
+    other = bb.load_shared(str(tiny), n_threads=1, n_ctx=48)
+    gc.collect()
+    assert ref() is None
+    # Open models stay shared while nobody holds them (a per-call override reuses them).
+    other_ref = weakref.ref(other)
+    del other
+    gc.collect()
+    assert other_ref() is not None
+    assert bb.load_shared(str(tiny), n_threads=1, n_ctx=48) is other_ref()
 
 
 def test_closed_schemas_forbid_undeclared_keys() -> None:

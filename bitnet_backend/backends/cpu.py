@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pluggy
 
-from ..convert import prepacked_head, prepacked_layout
 from ..errors import (
     BitnetError,
     CheckpointError,
@@ -20,6 +19,7 @@ from ..errors import (
 )
 from ..threads import check_n_threads
 from .batching import check_batch, check_texts
+from .cpu_format import STORED_HEADS, prepacked_head, prepacked_layout
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -31,7 +31,7 @@ hookimpl = pluggy.HookimplMarker("bitnet_backend")
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
 # Output head storage: int8 per row, 6-bit with a 7-bit scale per 16 columns, 4-bit per row
 # (speed), f32 (exact reference); "auto" (default) picks per CPU, see default_head.
-_HEADS = ("auto", "int8", "q6", "q4", "f32")
+_HEADS = ("auto", *STORED_HEADS)
 # KV cache element type: float32 (exact), or bfloat16 (half the bytes decode reads per context
 # position; ~3 significant digits).
 _KV_CACHES = ("f32", "bf16")
@@ -98,20 +98,26 @@ class CpuSession:
 
     def __init__(self, engine: CpuEngine, n_ctx: int) -> None:
         self._engine = engine
-        self._native = engine._module.Session(engine._model, n_ctx)
+        self._native: Any = engine._module.Session(engine._model, n_ctx)
         self._vocab = engine.config.vocab_size
+
+    def _live(self) -> Any:
+        """The native session; a typed error once closed (as the reference session raises)."""
+        if self._native is None:
+            raise InvalidParameterError("the session is closed")
+        return self._native
 
     @property
     def n_past(self) -> int:
-        return int(self._native.n_past)
+        return int(self._live().n_past)
 
     @property
     def n_ctx(self) -> int:
-        return int(self._native.n_ctx)
+        return int(self._live().n_ctx)
 
     @property
     def tokens(self) -> list[int]:
-        return list(self._native.tokens)
+        return list(self._live().tokens)
 
     def eval(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray | None:
         arr = _as_ids(ids, self._vocab)
@@ -120,27 +126,27 @@ class CpuSession:
         if self.n_past + arr.size > self.n_ctx:
             raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
         if all_logits:
-            out = self._native.eval(arr, "all", self._vocab)
+            out = self._live().eval(arr, "all", self._vocab)
             return np.asarray(out)
-        self._native.eval(arr, "last", 0)
+        self._live().eval(arr, "last", 0)
         return None
 
     def hidden(self, ids: Sequence[int]) -> np.ndarray:
         arr = _as_ids(ids, self._vocab)
         if self.n_past + arr.size > self.n_ctx:
             raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
-        return np.asarray(self._native.eval(arr, "hidden", self._engine.config.hidden_size))
+        return np.asarray(self._live().eval(arr, "hidden", self._engine.config.hidden_size))
 
     def last_logits(self) -> np.ndarray:
         try:
-            return np.asarray(self._native.last_logits(self._vocab))
+            return np.asarray(self._live().last_logits(self._vocab))
         except RuntimeError as exc:
             raise InvalidParameterError(str(exc)) from None
 
     def sample(self, params: SamplingParams, mask: np.ndarray | None = None) -> int:
         try:
             return int(
-                self._native.sample(
+                self._live().sample(
                     float(params.temperature),
                     int(params.top_k),
                     float(params.top_p),
@@ -156,12 +162,12 @@ class CpuSession:
             raise InvalidParameterError(str(exc)) from None
 
     def set_seed(self, seed: int) -> None:
-        self._native.set_seed(int(seed) & ((1 << 64) - 1))
+        self._live().set_seed(int(seed) & ((1 << 64) - 1))
 
     def truncate(self, n: int) -> None:
         if not 0 <= n <= self.n_past:
             raise InvalidParameterError(f"truncate position {n} is outside [0, {self.n_past}]")
-        self._native.truncate(int(n))
+        self._live().truncate(int(n))
 
     def copy_prefix(self, src: CpuSession, n: int) -> None:
         """Hold the first ``n`` positions of ``src`` (a session of the same engine)."""
@@ -172,7 +178,7 @@ class CpuSession:
         if n > self.n_ctx:
             raise ContextOverflowError(n, self.n_ctx)
         try:
-            self._native.copy_prefix(src._native, n)
+            self._live().copy_prefix(src._live(), n)
         except (IndexError, ValueError) as exc:  # src changed meanwhile
             raise InvalidParameterError(str(exc)) from None
 
@@ -333,11 +339,9 @@ def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = 
 
     I2_R16 on every CPU measured: extracting 5 base-3 digits per byte costs more than the 20%
     of bytes it saves, except when decoding at 2 threads with AVX-512 VBMI, where prefill
-    still favours I2_R16 (2B-4T shape, tokens/s, decode / pp128, I1_R16 vs I2_R16 with the
-    4-bit head, three runs: VBMI 1 thread 28.9-30.4 vs 29.3-30.8 and 81-83 vs 88-91, 2
-    threads 43.8-50.0 vs 41.9-43.0 and 149-158 vs 162-174; AVX2 1 thread GEMV 2.4x and GEMM
-    1.3x slower; NEON runs I1_R16 with the scalar kernel). ``favour_decode`` (the ``speed``
-    preset) takes I1_R16 in that one case.
+    still favours I2_R16 (figures: benchmarks/README.md, "Measured design choices"; NEON
+    runs I1_R16 with the scalar kernel). ``favour_decode`` (the ``speed`` preset) takes
+    I1_R16 in that one case.
     """
     if not favour_decode or n_threads < 2:
         return "i2_r16"
@@ -350,10 +354,9 @@ def default_head(isa: str = "auto", n_threads: int = 1) -> str:
     """The output head for ``lm_head="auto"``: the faster of int8 and 6-bit on this CPU.
 
     6-bit at 2 or more threads where the AVX-512 VNNI kernels run: decode is bound by memory
-    there and the 6-bit head reads 25% fewer bytes (2B-4T decode 813 instead of 875 MB per
-    token; 2 threads, three rounds: 34.3-36.8 vs 30.0-32.4 tok/s). int8 at 1 thread (the
-    6-bit unpacking then costs more than the bytes saved: 24.5-25.4 vs 25.7-28.2 tok/s) and
-    on other CPUs (AVX2 without VNNI: 2B-4T head at 2 threads ~40 ms per token against ~15).
+    there and the 6-bit head reads 25% fewer bytes. int8 at 1 thread (the 6-bit unpacking
+    then costs more than the bytes saved) and on other CPUs (AVX2 without VNNI, where the
+    6-bit head is much slower). Figures: benchmarks/README.md, "Measured design choices".
     Either way the top logits are exact (``exact_logits``).
     """
     if n_threads < 2:

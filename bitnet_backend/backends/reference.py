@@ -1,8 +1,8 @@
 """The reference backend: the ternary model forward in plain NumPy, top to bottom.
 
 Slow and readable; it is the second implementation the C++ engine is checked against. It
-computes the math of FORMATS.md in float32 and follows transformers' BitNetForCausalLM
-operation by operation where the rounding decides int8 activation ties:
+computes the math of docs/formats.md#forward in float32 and follows transformers'
+BitNetForCausalLM operation by operation where the rounding decides int8 activation ties:
 
 * the activation scale is ``float32(1 / max(max|x|, 1e-5)) * 127``, because torch evaluates
   ``127 / t`` as ``t.reciprocal() * 127``;
@@ -441,6 +441,7 @@ class ReferenceSession:
         return out
 
     def last_logits(self) -> np.ndarray:
+        self._live()
         if self._last is None:
             raise InvalidParameterError("no logits yet: eval() some tokens first")
         return self._last.copy()
@@ -449,6 +450,7 @@ class ReferenceSession:
         return sample(self.last_logits(), params, self._rng, self._tokens, mask)
 
     def set_seed(self, seed: int) -> None:
+        self._live()
         self._rng = SplitMix64(int(seed))
 
     def truncate(self, n: int) -> None:

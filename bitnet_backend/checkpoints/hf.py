@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.cpu_format import LAYOUT_KEY
 from ..config import ModelConfig
 from ..errors import CheckpointError, UnsupportedModelError
 from ..validation import (
@@ -119,7 +120,7 @@ class Checkpoint:
             ternary = [t for t in ("TQ1_0", "TQ2_0", "I2_S") if t in types]
             others = ", ".join(f"{n} x{k}" for n, k in types.items() if n not in ternary)
             return f"GGUF {'/'.join(ternary)} ({gguf.get('architecture')}; {others})"
-        if "bitnet_backend_layout" in c.extra:
+        if LAYOUT_KEY in c.extra:
             return "safetensors, converted to the kernel layout"
         linears = "packed 2-bit linears" if c.packed_weights else f"{c.torch_dtype} linears"
         return f"safetensors, {linears} ({c.linear_class}, {c.quantization_mode})"
@@ -216,7 +217,7 @@ def load_checkpoint(path: str | Path, progress: bool = False, verify: bool = Tru
         _validate_tensors(d, config, tensors)
         if verify:
             _validate_values(config, tensors, files)
-            if "bitnet_backend_layout" in config.extra:
+            if LAYOUT_KEY in config.extra:
                 _verify_converted(tensors, files)
     except BaseException:
         for f in files:
@@ -276,7 +277,7 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
     }
     # A directory written by `bitnet convert` holds the linears already in the kernel layout
     # (sizes checked by the engine, which knows the layout); the rest is unchanged.
-    converted = "bitnet_backend_layout" in config.extra
+    converted = LAYOUT_KEY in config.extra
     if converted:
         need["bitnet.arena"] = ((-1,), ("U8",))
         need["bitnet.head.codes"] = ((-1,), ("U8",))
@@ -313,7 +314,7 @@ def _validate_tensors(d: Path, config: ModelConfig, tensors: dict[str, TensorRef
             cfg_path,
             f"num_attention_heads * head_dim = {q_out} must equal hidden_size {config.hidden_size}",
         )
-    converted = "bitnet_backend_layout" in config.extra
+    converted = LAYOUT_KEY in config.extra
     if config.packed_weights and not converted:
         kv_out = config.num_key_value_heads * config.head_dim
         for what, n in (("hidden_size", q_out), ("k/v width", kv_out)):

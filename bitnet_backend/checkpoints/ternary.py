@@ -2,7 +2,7 @@
 
 The packing layout and the quantization math follow transformers' ``integrations/bitnet.py``
 (``pack_weights`` / ``unpack_weights`` / ``WeightQuant``), which is the reference this package
-is checked against. See FORMATS.md for the layout.
+is checked against. See docs/formats.md#ternary-linears-in-safetensors.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 
 from ..checkpoints.safetensors_file import TensorSpec, write_safetensors
@@ -98,14 +97,3 @@ def export(model: BitNet, tokenizer_json: str, out_dir: Path, max_positions: int
         out_dir / "model.safetensors", dict(sorted(tensors.items())), {"format": "pt"}
     )
     return out_dir
-
-
-def round_to_checkpoint(model: BitNet) -> None:
-    """Round the float tensors the checkpoint stores as bf16, so evaluation in torch sees
-    the exported model."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if not any(name.endswith(f"{lin.split('.')[1]}.weight") for lin in LINEARS):
-                p.copy_(
-                    torch.from_numpy(np.asarray(p.detach().to(torch.bfloat16).to(torch.float32)))
-                )

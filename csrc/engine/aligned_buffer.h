@@ -1,6 +1,7 @@
 // Owned, 64-byte aligned memory for weights and scratch. Large buffers come from anonymous
 // mmap aligned to 2 MiB and ask for transparent huge pages: decode streams every weight once
-// per token and huge pages read ~1.4x faster here (fewer TLB misses).
+// per token and huge pages cut the TLB misses of that stream (benchmarks/README.md,
+// "Measured design choices").
 #pragma once
 
 #include <cstddef>

@@ -9,9 +9,9 @@ namespace bitnet {
 namespace {
 
 // Sixteen lanes as two 8-float GCC/Clang vectors: a 32-byte vector is a register in the
-// AVX2 and AVX-512 clones, where a 64-byte one has no register under AVX2 and lived on the
-// stack (2B-4T shape on a Zen 1 EPYC, decode after 1024 positions: 10.0 -> 11.9 tok/s at 2
-// threads, 5.7 -> 6.9 at 1). Each lane sees the same operations as in one 16-float vector.
+// AVX2 and AVX-512 clones, where a 64-byte one has no register under AVX2 and lives on the
+// stack (benchmarks/README.md, "Measured design choices"). Each lane sees the same
+// operations as in one 16-float vector.
 constexpr int kLanes = 16;
 typedef float F32x8 __attribute__((vector_size(8 * sizeof(float))));
 typedef uint16_t Bf16x8 __attribute__((vector_size(8 * sizeof(uint16_t))));
@@ -49,8 +49,7 @@ inline void mul_add(Lanes16& acc, float w, const Lanes16& b) {
 }
 
 // Cache rows are read in order with little work on each, and the hardware prefetchers do not
-// run far enough ahead: each loop asks for the row kRowsAhead on (one Zen 1 core, 1024
-// cached f32 positions: attention of one 2B-4T token 24.4-25.2 -> 23.3-23.9 ms).
+// run far enough ahead: each loop asks for the row kRowsAhead on.
 constexpr int kRowsAhead = 4;
 template <typename T>
 inline void prefetch_row(const T* row, int d) {
@@ -97,8 +96,7 @@ BITNET_FLOAT_CLONES void group_scores(const float* q, int d, const T* keys, size
 // out_i[c] = sum_j p_i[j] * v_j[c] in j order. Each value row is read whole, in order, and
 // the NQ running sums wait in `out` (L1): going one 16-column chunk at a time over all rows
 // would keep the sums in registers but read one line of every row per pass, a stride the
-// prefetchers follow badly (attention of one 2B-4T token over 1024 cached f32 positions on
-// one Zen 1 core: 27.5 ms in 16-column passes, 24 ms like this).
+// prefetchers follow badly.
 template <int NQ, typename T>
 BITNET_FLOAT_CLONES void group_values(const float* p, size_t ld, int n_keys, const T* values,
                                       size_t kv_stride, int d, float* out) {

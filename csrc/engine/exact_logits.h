@@ -34,9 +34,8 @@ class ExactLogits {
     // borrowed. When it is a mapping of a file, `file` and `offset` (bytes from the file's
     // start) name it: rows are then read with pread, because touching a few random rows of the
     // mapping per token costs a page fault of 64 KiB each and, to keep them out of RSS, a TLB
-    // shootdown each (64 rows of the 2B-4T table at 2 threads: ~1.7 ms per token that way,
-    // ~0.35 ms with pread; 16 rows ~0.17 ms). Throws CheckpointContentError if the file cannot
-    // be opened.
+    // shootdown each; pread avoids both (benchmarks/README.md, "Measured design choices").
+    // Throws CheckpointContentError if the file cannot be opened.
     ExactLogits(const TensorView& table, int vocab, int hidden, int top, const std::string& file,
                 int64_t offset);
     ~ExactLogits();

@@ -395,7 +395,7 @@ void BatchStep::quantize(int t, const float* in, const TernaryMatrix& w) {
 }
 
 // BitLinear, step 2: ternary x int8 with exact int32 accumulation, then one float rescale per
-// output (see FORMATS.md for the two scale conventions).
+// output (docs/formats.md, "the weight-scale rule").
 void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
     const KernelTable& k = model_.kernels();
     const QuantizedActs acts{xq_.as<int8_t>(), xsum_.data(), xq_stride_, n};
@@ -418,8 +418,8 @@ void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
 // Causal GQA attention of each row over its own sequence's cache (the same float order as the
 // sequence alone). The query heads that share a kv head form one task (read each cached row
 // once); the group is halved only while there are fewer tasks than threads: two threads
-// reading the same rows cost more than an uneven split (measured in decode: 5 kv heads on 2
-// threads). Softmax in float32.
+// reading the same rows cost more than an uneven split (e.g. 5 kv heads on 2 threads).
+// Softmax in float32.
 void BatchStep::attention(int layer, int m) {
     const auto& c = model_.config();
     const int Q = c.q_dim(), KV = c.kv_dim(), QKV = Q + 2 * KV, d = c.head_dim;

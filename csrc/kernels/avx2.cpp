@@ -22,8 +22,7 @@ inline int32_t load_i32(const int8_t* p) {
 // other cycle, an add every cycle), so the int16 pair sums of kWidenGroups groups are added
 // up before the widening madd, and each half-group is unpacked once per token tile. Each
 // maddubs pair is at most 2 * 2 * 128 = 512 in magnitude, a group's four (I2_R16) or five
-// (I1_R16) planes 2560, 8 groups 20480: inside int16. (2B-4T shapes on a 2-core Zen 1 EPYC,
-// against one madd per group and an unpack per token: decode GEMV +8%, prefill +10-15%.)
+// (I1_R16) planes 2560, 8 groups 20480: inside int16.
 constexpr int kWidenGroups = 8;
 
 inline __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
@@ -235,8 +234,7 @@ float quantize_row_avx2(const float* x, int n, int8_t* q, int32_t* sum) {
 // (the engine quantizes lo on 256x the scale of hi), and madd multiplies it by the codes
 // w + 128 zero-extended to int16: one madd per 16 weights, where int8 operands need a maddubs,
 // a madd and sign fixes per term, so the multiply µops that bound this GEMV on a Zen 1 core
-// halve (2B-4T head on a 2-core Zen 1 EPYC: 39.9 -> 29.4 ms at 1 thread, 19.4 -> 14.3 ms, near
-// the read bandwidth, at 2). The int32 sums wrap, but the true sum of one chunk
+// halve and it runs near the read bandwidth. The int32 sums wrap, but the true sum of one chunk
 // (127 * 32639 * 512 < 2^31) fits, so a chunk is exact once its bias 128 * sum(x) is removed;
 // it then goes out as out_hi += chunk >> 8, out_lo += chunk & 255, which keeps
 // 256 * out_hi + out_lo exact.

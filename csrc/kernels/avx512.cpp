@@ -20,8 +20,7 @@ namespace {
 #endif
 constexpr int kPrefetchBytes = BITNET_PREFETCH_BYTES;
 // The output-head kernels prefetch further: one head row block is a 30-40 KB stream and the
-// head is the largest read of a token. One core, 2B-4T int8 head (_engine.kernel_head_bench):
-// 13.8 ms per token with 2 KiB, 12.6 ms with 4 KiB.
+// head is the largest read of a token (measured with _engine.kernel_head_bench).
 constexpr int kHeadPrefetchBytes = 4096;
 
 inline int32_t load_i32(const int8_t* p) {
@@ -90,8 +89,8 @@ void gemv(const PackedTernary& w, int block_begin, int block_end, const int8_t* 
 
 // NB row blocks x NT tokens register tile: each unpacked weight plane feeds NT tokens, each
 // broadcast activation quad feeds NB row blocks. Planes are extracted one at a time just
-// before use (measured ~7% faster prefill than unpacking all four first: fewer live
-// registers). Wider tiles (2 x 10, 3 x 8) spill and run slower.
+// before use rather than all four first: fewer live registers. Wider tiles (2 x 10, 3 x 8)
+// spill.
 template <int NB, int NT>
 void gemm_tile(const PackedTernary& w, int b, const QuantizedActs& acts, int t0, int32_t* out,
                size_t ld_out) {

@@ -1,40 +1,31 @@
-"""Random BitNet b1.58 checkpoints in the exact on-disk format of microsoft/bitnet-b1.58-2B-4T.
-
-``write_checkpoint`` writes config.json, generation_config.json, a small byte-level BPE
-tokenizer (llama-3 style special tokens, a chat template shaped like 2B-4T's) and safetensors
-(one file or shards + index) with random weights whose logits are far from uniform. The same
-seed always gives the same files. ``write_hub_cache`` lays a checkpoint out as a
-huggingface_hub cache entry, so hub ids can be loaded offline.
-
-    python -m bitnet_backend.testing --shape 2b-4t OUT_DIR
-    python -m bitnet_backend.testing --family llama-bitnet --set hidden_size=256 \
-        --set intermediate_size=512 --gguf tq2_0 OUT.gguf
+"""Random checkpoints in the exact on-disk format of microsoft/bitnet-b1.58-2B-4T and the
+other supported families (config.json, generation_config.json, tokenizer, safetensors).
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
-import hashlib
 import itertools
 import json
-import os
-import re
-import shutil
-import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .architecture import BITNET_B158, FAMILIES, LLAMA_BITNET
-from .checkpoints.gguf_ternary import TERNARY_TYPES
-from .checkpoints.safetensors_file import TensorSpec, write_safetensors
-from .checkpoints.ternary import f32_to_bf16
-from .config import ModelConfig
-from .errors import BitnetError
+from ..architecture import BITNET_B158, FAMILIES, LLAMA_BITNET
+from ..checkpoints.safetensors_file import TensorSpec, write_safetensors
+from ..checkpoints.ternary import f32_to_bf16
+from ..config import ModelConfig
+from .tokenizer import (
+    BOS,
+    CHAT_TEMPLATE,
+    EOS,
+    EOT,
+    tokenizer_json,
+    tokenizer_size,
+    tokenizer_special_ids,
+)
 
 SHAPES: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -109,135 +100,7 @@ _1BITLLM_KEYS: dict[str, Any] = {
     "rope_scaling": None,
     "rope_theta": 10000.0,
 }
-BOS, EOS, EOT = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"
-# The chat template of microsoft/bitnet-b1.58-2B-4T.
-CHAT_TEMPLATE = (
-    "{% set loop_messages = messages %}{% for message in loop_messages %}"
-    "{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + "
-    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
-    "{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
-)
-# llama-3's pre-tokenizer split pattern.
-_SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-_BPE_VOCAB = 509  # + 3 special tokens = 512
 _CHUNK_ELEMENTS = 1 << 22  # values generated per step: bounds memory for the 2B shape
-
-_CORPUS = """\
-The sun rose slowly over the quiet valley, and the farmers walked out to their fields.
-A small river ran past the old mill, where children played in the shallow water.
-In the morning the market opened early. People bought bread, cheese, apples and fresh fish.
-She asked him whether he had finished the report, and he said that it would be ready soon.
-The library was full of students reading books about history, science and mathematics.
-Computers process information by following instructions written in programming languages.
-A function takes some input, does a little work, and returns a result to the caller.
-Good software is tested carefully, because small mistakes can cause large problems later.
-The weather today is cloudy with a chance of rain in the afternoon and strong winds tonight.
-Please remember to bring your umbrella, your keys and your phone when you leave the house.
-The cat sat on the warm windowsill and watched the birds in the garden below.
-Our team meets every Monday to discuss progress, plan the week and answer questions.
-Water boils at one hundred degrees Celsius at sea level, but at a lower temperature on a mountain.
-The train to the city leaves at eight o'clock and arrives a little after nine.
-He opened the window to let in the fresh air, then sat down to write a long letter.
-Language models predict the next word in a sentence from the words that came before it.
-Music, painting and poetry have helped people express their feelings for thousands of years.
-The recipe needs two cups of flour, one egg, a spoon of sugar and a pinch of salt.
-When you travel abroad, it is useful to learn a few words of the local language.
-The museum is open from ten in the morning until six in the evening, except on holidays.
-I think that we should start the meeting now, because everyone is already here.
-What time is it? It's almost noon, so let's have lunch together in the park.
-They've been working on the new bridge for two years, and it'll be finished next spring.
-Thank you very much for your help. You're welcome, it was a pleasure to assist you.
-Can you tell me how to get to the station? Walk straight ahead and turn left at the bank.
-The answer to the question is simple: read the instructions first, then try again.
-User: Hello, who are you?
-Assistant: I am a helpful assistant. How can I help you today?
-User: Write a short poem about the sea.
-Assistant: The sea is wide, the sea is deep, it sings the sailors off to sleep.
-Numbers such as 12, 345, 2024 and 3.14 appear in many kinds of text and tables.
-"""
-_SUBJECTS = ["The teacher", "A young girl", "My neighbour", "The old man", "Our doctor", "Everyone"]
-_VERBS = ["reads", "writes", "likes", "finds", "remembers", "explains", "builds", "shares"]
-_OBJECTS = [
-    "a good story",
-    "the new computer",
-    "simple answers",
-    "the morning news",
-    "a small garden",
-    "the history of science",
-]
-_ENDINGS = ["every day.", "with great care.", "at home.", "before dinner.", "in the library."]
-
-
-def corpus() -> list[str]:
-    """The built-in English text the test tokenizer is trained on (deterministic)."""
-    lines = _CORPUS.splitlines()
-    generated = [
-        f"{s} {v} {o} {e}"
-        for s, v, o, e in itertools.product(_SUBJECTS, _VERBS, _OBJECTS, _ENDINGS)
-    ]
-    return lines + generated[::7]
-
-
-@functools.lru_cache(maxsize=1)
-def tokenizer_json() -> str:
-    """The test tokenizer: ``train_tokenizer_json`` on the built-in corpus."""
-    return train_tokenizer_json(corpus(), _BPE_VOCAB)
-
-
-def train_tokenizer_json(lines: Iterable[str], bpe_vocab: int) -> str:
-    """A byte-level BPE tokenizer.json with llama-3 special tokens appended after the BPE vocab.
-
-    Every UTF-8 string round-trips (the 256 byte symbols are in the alphabet); encoding adds
-    <|begin_of_text|> like llama-3's TemplateProcessing.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=bpe_vocab,
-        min_frequency=2,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(lines, trainer)
-    tok.add_special_tokens([BOS, EOS, EOT])
-    bos = tok.token_to_id(BOS)
-    tok.post_processor = processors.Sequence(
-        [
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(
-                single=f"{BOS} $A",
-                pair=f"{BOS} $A {BOS}:1 $B:1",
-                special_tokens=[(BOS, bos)],
-            ),
-        ]
-    )
-    return str(tok.to_str(pretty=True))
-
-
-def special_ids(tokenizer: str) -> dict[str, int]:
-    """Special token -> id in a tokenizer.json text."""
-    added = json.loads(tokenizer)["added_tokens"]
-    return {t["content"]: int(t["id"]) for t in added}
-
-
-def _special_ids() -> dict[str, int]:
-    return special_ids(tokenizer_json())
-
-
-def tokenizer_size() -> int:
-    """Number of tokens of the test tokenizer (BPE vocab + special tokens)."""
-    return max(_special_ids().values()) + 1
 
 
 def build_config(
@@ -280,7 +143,7 @@ def build_config(
     if dtype not in ("bfloat16", "float32", "float16"):
         raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
 
-    ids = _special_ids()
+    ids = tokenizer_special_ids()
     n_tok = tokenizer_size()
     vocab = overrides.pop("vocab_size", -(-n_tok // 64) * 64)
     if vocab < n_tok:
@@ -367,7 +230,7 @@ def write_checkpoint(
         stale.unlink(missing_ok=True)
 
     write_json(out / "config.json", cfg)
-    ids = _special_ids()
+    ids = tokenizer_special_ids()
     write_json(
         out / "generation_config.json",
         {
@@ -420,7 +283,7 @@ def write_gguf(out_file: str | Path, *, ggml_type: str = "tq2_0", **checkpoint: 
     """
     import tempfile
 
-    from .gguf_export import export_gguf
+    from ..gguf_export import export_gguf
 
     with tempfile.TemporaryDirectory() as tmp:
         src = write_checkpoint(Path(tmp) / "model", **checkpoint)
@@ -428,7 +291,7 @@ def write_gguf(out_file: str | Path, *, ggml_type: str = "tq2_0", **checkpoint: 
 
 
 def _tokenizer_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return tokenizer_config(cfg, _special_ids())
+    return tokenizer_config(cfg, tokenizer_special_ids())
 
 
 def tokenizer_config(cfg: Mapping[str, Any], ids: Mapping[str, int]) -> dict[str, Any]:
@@ -610,179 +473,3 @@ def _tracked(group: list[tuple[str, TensorSpec]], bar: Any) -> dict[str, TensorS
         return TensorSpec(spec.dtype, spec.shape, chunks)
 
     return {n: wrap(s) for n, s in group}
-
-
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-def write_hub_cache(
-    cache_dir: str | Path, repo_id: str, checkpoint_dir: str | Path, revision: str = "main"
-) -> Path:
-    """Store ``checkpoint_dir`` in a huggingface_hub cache as ``repo_id`` at ``revision``.
-
-    ``cache_dir`` is the hub cache (``$HF_HUB_CACHE``, by default ``$HF_HOME/hub``). Writes
-    ``models--owner--name/{blobs,snapshots/<commit>,refs/<revision>}`` as huggingface_hub
-    does (snapshot files are relative symlinks to content-addressed blobs) and returns the
-    snapshot directory.
-    """
-    owner_name = repo_id.split("/")
-    if len(owner_name) != 2 or not all(owner_name):
-        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
-    storage = Path(cache_dir) / f"models--{owner_name[0]}--{owner_name[1]}"
-    blobs = storage / "blobs"
-    blobs.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in Path(checkpoint_dir).iterdir() if p.is_file())
-    digests: dict[str, str] = {}
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        digests[f.name] = h.hexdigest()
-        blob = blobs / digests[f.name]
-        if not blob.exists():
-            shutil.copyfile(f, blob)
-    if _COMMIT.match(revision):
-        commit = revision
-    else:
-        listing = "".join(f"{n}\0{d}\n" for n, d in digests.items())
-        commit = hashlib.sha1(listing.encode(), usedforsecurity=False).hexdigest()
-        ref = storage / "refs" / revision
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        ref.write_text(commit)
-    snapshot = storage / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    for name, digest in digests.items():
-        link = snapshot / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        try:
-            link.symlink_to(Path("..") / ".." / "blobs" / digest)
-        except OSError:
-            # Filesystems without symlinks: huggingface_hub then stores plain copies too.
-            shutil.copyfile(blobs / digest, link)
-    return snapshot
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m bitnet_backend.testing``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bitnet_backend.testing",
-        description="Write a random BitNet b1.58 checkpoint in the Hugging Face format "
-        "(random weights: for tests and benchmarks, its text is noise).",
-    )
-    parser.add_argument("out", type=Path, help="output directory")
-    parser.add_argument(
-        "--shape",
-        choices=sorted(SHAPES),
-        default="tiny",
-        help="model dimensions; 2b-4t is those of microsoft/bitnet-b1.58-2B-4T "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=["offline", "online"],
-        default="offline",
-        help="offline: packed ternary weights with scales, as published checkpoints store "
-        "them; online: float master weights quantized at load (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--linear-class",
-        choices=["bitlinear", "autobitlinear"],
-        default=None,
-        help="quantization_config.linear_class written to config.json (default: autobitlinear)",
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(_ST_DTYPES),
-        default="bfloat16",
-        help="type of the float tensors (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--family",
-        choices=FAMILIES,
-        default=None,
-        help="model family whose on-disk format to write (default: bitnet-b1.58, or the "
-        "shape's own family)",
-    )
-    parser.add_argument(
-        "--shards",
-        type=int,
-        default=1,
-        help="number of safetensors files, with an index when > 1 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--gguf",
-        choices=tuple(TERNARY_TYPES),
-        default=None,
-        help="write one GGUF file of this ternary type, OUT being the file (default: a "
-        "Hugging Face directory)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config.json field (VALUE is JSON), e.g. --set num_hidden_layers=4; "
-        "may be repeated (default: none)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: write a random checkpoint (see ``--help``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    shape: str | dict[str, Any] = args.shape
-    if args.set:
-        overrides: dict[str, Any] = {"base": args.shape}
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep:
-                parser.error(f"--set expects KEY=VALUE, got {item!r}")
-            try:
-                overrides[key] = json.loads(value)
-            except json.JSONDecodeError:
-                overrides[key] = value
-        shape = overrides
-    if args.gguf:
-        try:
-            out = write_gguf(
-                args.out,
-                ggml_type=args.gguf,
-                shape=shape,
-                mode=args.mode,
-                linear_class=args.linear_class,
-                seed=args.seed,
-                dtype=args.dtype,
-                family=args.family,
-            )
-        except (ValueError, BitnetError) as exc:
-            parser.error(str(exc))
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
-        return 0
-    try:
-        out = write_checkpoint(
-            args.out,
-            shape=shape,
-            mode=args.mode,
-            linear_class=args.linear_class,
-            shards=args.shards,
-            seed=args.seed,
-            dtype=args.dtype,
-            progress=sys.stderr.isatty(),
-            family=args.family,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-    print(f"wrote {out} ({total / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    raise SystemExit(main())
