@@ -94,8 +94,8 @@ def test_call_options_override_fields(llm: ChatBitnet) -> None:
 
 
 def test_every_sampling_field_reaches_the_model(tiny: str) -> None:
-    fields = {"max_tokens": 12, "temperature": 0.9, "top_k": 5, "top_p": 0.9, "min_p": 0.1}
-    fields |= {"repeat_penalty": 1.3, "seed": 7}
+    fields: dict[str, Any] = {"max_tokens": 12, "temperature": 0.9, "top_k": 5, "top_p": 0.9}
+    fields |= {"min_p": 0.1, "repeat_penalty": 1.3, "seed": 7}
     # The fields that name a generation option are exactly these (stop goes by call).
     assert set(OPTION_NAMES) & set(ChatBitnet.model_fields) == set(fields) | {"stop"}
     llm = ChatBitnet(model=tiny, **fields)
