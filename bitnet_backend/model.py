@@ -36,7 +36,7 @@ from .constraints import (
 from .convert_hint import suggest_convert
 from .engine_ops import InFlightCalls
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
-from .options import GenerationConfig
+from .options import OPTION_NAMES, GenerationConfig
 from .prefix_cache import PrefixCache
 from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
 from .requests import Plan as _Plan
@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default-model"
 # Above this many bytes of weights, loading shows a progress bar when asked to decide itself.
 LARGE_CHECKPOINT_BYTES = 256 * 1024 * 1024
+
+
+def _declared_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The generation options among a method's arguments (its ``locals()`` on entry)."""
+    return {name: arguments[name] for name in OPTION_NAMES}
 
 
 def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
@@ -467,18 +472,7 @@ class Model:
         bad options (and schemas) and ContextOverflowError when the prompt does not fit in
         n_ctx, both before any model work.
         """
-        options = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "min_p": min_p,
-            "repeat_penalty": repeat_penalty,
-            "repeat_last_n": repeat_last_n,
-            "seed": seed,
-            "stop": stop,
-            "json_schema": json_schema,
-        }
+        options = _declared_options(locals())
         return collect(self._chunks(self._start(prompt, options)))
 
     def stream(
@@ -500,18 +494,7 @@ class Model:
 
         The options and the prompt are checked by this call, before iteration starts.
         """
-        options = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "min_p": min_p,
-            "repeat_penalty": repeat_penalty,
-            "repeat_last_n": repeat_last_n,
-            "seed": seed,
-            "stop": stop,
-            "json_schema": json_schema,
-        }
+        options = _declared_options(locals())
         return self._chunks(self._start(prompt, options))
 
     # -- chat -----------------------------------------------------------------------------
