@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from .constraints import (
 from .convert_hint import suggest_convert
 from .engine_ops import InFlightCalls
 from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
-from .generation import normalize_stop
+from .options import OPTION_NAMES, GenerationConfig
 from .prefix_cache import PrefixCache
 from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
 from .requests import Plan as _Plan
@@ -55,84 +55,9 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default-model"
 LARGE_CHECKPOINT_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Defaults for generation options; any option passed to a call overrides them.
-
-    ``max_tokens=-1`` means no limit other than the context window. ``seed=None`` draws a
-    fresh seed per call. A model starts from these defaults, overridden by the sampling
-    settings its checkpoint's generation_config.json sets explicitly.
-    """
-
-    max_tokens: int = 256
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    repeat_last_n: int = 64
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check_max_tokens(self.max_tokens)
-        self.sampling_params()  # validates the sampling options
-        if self.seed is not None:
-            resolve_seed(self.seed)
-        object.__setattr__(self, "stop", normalize_stop(self.stop))
-
-    def sampling_params(self) -> SamplingParams:
-        return SamplingParams(
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            min_p=self.min_p,
-            repeat_penalty=self.repeat_penalty,
-            repeat_last_n=self.repeat_last_n,
-        )
-
-    @classmethod
-    def from_hf(cls, generation_config: Mapping[str, Any]) -> GenerationConfig:
-        """Defaults overridden by the keys a Hugging Face generation_config.json sets."""
-        g = generation_config
-        kw: dict[str, Any] = {}
-        for ours, theirs in (
-            ("temperature", "temperature"),
-            ("top_k", "top_k"),
-            ("top_p", "top_p"),
-            ("min_p", "min_p"),
-            ("repeat_penalty", "repetition_penalty"),
-            ("max_tokens", "max_new_tokens"),
-        ):
-            if g.get(theirs) is not None:
-                kw[ours] = g[theirs]
-        if g.get("do_sample") is False:
-            kw["temperature"] = 0.0
-        try:
-            return cls(**kw)
-        except InvalidParameterError:
-            return cls()  # a checkpoint's odd defaults must not make it unloadable
-
-
-def _check_max_tokens(v: object) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not (v >= 1 or v == -1):
-        raise InvalidParameterError(f"max_tokens must be an integer >= 1 or -1, got {v!r}")
-
-
-_OPTION_NAMES = frozenset(
-    (
-        "max_tokens",
-        "temperature",
-        "top_k",
-        "top_p",
-        "min_p",
-        "repeat_penalty",
-        "repeat_last_n",
-        "seed",
-        "stop",
-        "json_schema",
-    )
-)
+def _declared_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The generation options among a method's arguments (its ``locals()`` on entry)."""
+    return {name: arguments[name] for name in OPTION_NAMES}
 
 
 def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
@@ -485,30 +410,16 @@ class Model:
 
     def _plan(self, options: Mapping[str, Any]) -> _Plan:
         """Validate generation options (None = the generation_config default)."""
-        unknown = set(options) - _OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unexpected generation option(s): {', '.join(sorted(unknown))}")
-        o = {k: v for k, v in options.items() if v is not None}
-        g = self.generation_config
-        params = SamplingParams(
-            temperature=o.get("temperature", g.temperature),
-            top_k=o.get("top_k", g.top_k),
-            top_p=o.get("top_p", g.top_p),
-            min_p=o.get("min_p", g.min_p),
-            repeat_penalty=o.get("repeat_penalty", g.repeat_penalty),
-            repeat_last_n=o.get("repeat_last_n", g.repeat_last_n),
-        )
-        max_tokens = o.get("max_tokens", g.max_tokens)
-        _check_max_tokens(max_tokens)
-        stops = normalize_stop(o["stop"]) if "stop" in o else g.stop
+        o = self.generation_config.updated(options)
+        stops = o.stop
         grammar = None
-        if "json_schema" in o:
-            grammar = self._constraints().json_schema(o["json_schema"])
+        if o.json_schema is not None:
+            grammar = self._constraints().json_schema(o.json_schema)
             stops = ()  # the schema decides where the output ends (constraints.py)
         return _Plan(
-            params=params,
-            seed=resolve_seed(o.get("seed", g.seed)),
-            max_tokens=int(max_tokens),
+            params=SamplingParams.of(o),
+            seed=resolve_seed(o.seed),
+            max_tokens=o.max_tokens,
             stops=stops,
             grammar=grammar,
         )
@@ -562,18 +473,7 @@ class Model:
         bad options (and schemas) and ContextOverflowError when the prompt does not fit in
         n_ctx, both before any model work.
         """
-        options = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "min_p": min_p,
-            "repeat_penalty": repeat_penalty,
-            "repeat_last_n": repeat_last_n,
-            "seed": seed,
-            "stop": stop,
-            "json_schema": json_schema,
-        }
+        options = _declared_options(locals())
         return collect(self._chunks(self._start(prompt, options)))
 
     def stream(
@@ -595,18 +495,7 @@ class Model:
 
         The options and the prompt are checked by this call, before iteration starts.
         """
-        options = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "top_p": top_p,
-            "min_p": min_p,
-            "repeat_penalty": repeat_penalty,
-            "repeat_last_n": repeat_last_n,
-            "seed": seed,
-            "stop": stop,
-            "json_schema": json_schema,
-        }
+        options = _declared_options(locals())
         return self._chunks(self._start(prompt, options))
 
     # -- chat -----------------------------------------------------------------------------

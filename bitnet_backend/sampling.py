@@ -16,71 +16,53 @@ csrc/engine/sampler.cpp), so a seed means the same thing on every backend:
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from .errors import InvalidParameterError, NonFiniteOutputError
+from .options import OPTION_SPECS, GenerationOptions
+from .validation import check_seed
 
 _MASK64 = (1 << 64) - 1
-# top_k and repeat_last_n reach the engine as C ints.
-_INT32_MAX = 2**31 - 1
+_DEFAULTS = GenerationOptions()
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to pick each next token. ``temperature=0`` means greedy."""
+    """How to pick each next token. ``temperature=0`` means greedy.
 
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    repeat_last_n: int = 64
+    The sampling subset of the generation options (options.py declares their defaults and
+    checks).
+    """
+
+    temperature: float = _DEFAULTS.temperature
+    top_k: int = _DEFAULTS.top_k
+    top_p: float = _DEFAULTS.top_p
+    min_p: float = _DEFAULTS.min_p
+    repeat_penalty: float = _DEFAULTS.repeat_penalty
+    repeat_last_n: int = _DEFAULTS.repeat_last_n
 
     def __post_init__(self) -> None:
-        def bad(msg: str) -> InvalidParameterError:
-            return InvalidParameterError(msg)
+        for f in fields(self):
+            OPTION_SPECS[f.name].check(getattr(self, f.name))
 
-        if not _is_real(self.temperature) or self.temperature < 0:
-            raise bad(f"temperature must be a finite number >= 0, got {self.temperature!r}")
-        if not _is_int(self.top_k) or not 0 <= self.top_k <= _INT32_MAX:
-            raise bad(
-                f"top_k must be an integer in [0, {_INT32_MAX}] (0 disables it), got {self.top_k!r}"
-            )
-        if not _is_real(self.top_p) or not 0 < self.top_p <= 1:
-            raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if not _is_real(self.min_p) or not 0 <= self.min_p <= 1:
-            raise bad(f"min_p must be in [0, 1], got {self.min_p!r}")
-        if not _is_real(self.repeat_penalty) or self.repeat_penalty <= 0:
-            raise bad(f"repeat_penalty must be a finite number > 0, got {self.repeat_penalty!r}")
-        if not _is_int(self.repeat_last_n) or not 0 <= self.repeat_last_n <= _INT32_MAX:
-            raise bad(
-                f"repeat_last_n must be an integer in [0, {_INT32_MAX}], got {self.repeat_last_n!r}"
-            )
+    @classmethod
+    def of(cls, options: GenerationOptions) -> SamplingParams:
+        """The sampling part of validated generation options."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0
 
 
-def _is_real(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def resolve_seed(seed: int | None) -> int:
     """A 64-bit seed: the given one (validated) or a fresh random one."""
     if seed is None:
         return int.from_bytes(os.urandom(8), "little")
-    if not _is_int(seed):
-        raise InvalidParameterError(f"seed must be an integer or None, got {seed!r}")
-    return int(seed) & _MASK64
+    return int(check_seed(seed)) & _MASK64
 
 
 class SplitMix64:

@@ -257,3 +257,72 @@ def min_token_count(n_bytes: int, longest_token_bytes: int | None) -> int:
     if not longest_token_bytes:
         return 0
     return -(-n_bytes // longest_token_bytes)
+
+
+# -- generation options -----------------------------------------------------------------------
+# The checks options.py declares for each option: each returns the value to use.
+
+# top_k, repeat_last_n and max_tokens reach the engine as C ints.
+INT32_MAX = 2**31 - 1
+
+
+def check_max_tokens(v: Any) -> int:
+    if not _is_integer(v) or not (v >= 1 or v == -1):
+        raise InvalidParameterError(f"max_tokens must be an integer >= 1 or -1, got {v!r}")
+    return int(v)
+
+
+def check_temperature(v: Any) -> Any:
+    if not _is_real(v) or v < 0:
+        raise InvalidParameterError(f"temperature must be a finite number >= 0, got {v!r}")
+    return v
+
+
+def check_top_k(v: Any) -> Any:
+    if not _is_integer(v) or not 0 <= v <= INT32_MAX:
+        raise InvalidParameterError(
+            f"top_k must be an integer in [0, {INT32_MAX}] (0 disables it), got {v!r}"
+        )
+    return v
+
+
+def check_top_p(v: Any) -> Any:
+    if not _is_real(v) or not 0 < v <= 1:
+        raise InvalidParameterError(f"top_p must be in (0, 1], got {v!r}")
+    return v
+
+
+def check_min_p(v: Any) -> Any:
+    if not _is_real(v) or not 0 <= v <= 1:
+        raise InvalidParameterError(f"min_p must be in [0, 1], got {v!r}")
+    return v
+
+
+def check_repeat_penalty(v: Any) -> Any:
+    if not _is_real(v) or v <= 0:
+        raise InvalidParameterError(f"repeat_penalty must be a finite number > 0, got {v!r}")
+    return v
+
+
+def check_repeat_last_n(v: Any) -> Any:
+    if not _is_integer(v) or not 0 <= v <= INT32_MAX:
+        raise InvalidParameterError(
+            f"repeat_last_n must be an integer in [0, {INT32_MAX}], got {v!r}"
+        )
+    return v
+
+
+def check_seed(v: Any) -> Any:
+    """None (a fresh seed per call) or any integer (used modulo 2**64)."""
+    if v is not None and not _is_integer(v):
+        raise InvalidParameterError(f"seed must be an integer or None, got {v!r}")
+    return v
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_integer(v: object) -> bool:
+    """An int or a NumPy integer, not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ..options import OPTION_SPECS, GenerationConfig
 from .errors import EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -29,14 +31,11 @@ FROM_MODEL = f"(default: the model's generation_config.json, else {_MODEL_VALUE}
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples of a command's description as written; fills in the generation
-    defaults only when help is shown, so that building the parser does not import the model.
-    """
+    defaults (GenerationConfig's, which a model's generation_config.json may override)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help
         if text is not None and _MODEL_VALUE in text:
-            from ..model import GenerationConfig
-
             default = getattr(GenerationConfig(), action.dest)
             text = text.replace(_MODEL_VALUE, str(default))
         return text
@@ -164,52 +163,41 @@ def counts(text: str) -> list[int]:
     return values
 
 
+_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
+    "float": float,
+    "int32": int32,
+    "int": int,
+    "str": str,
+}
+
+
 def generation_options() -> argparse.ArgumentParser:
-    """Sampling options of ``run`` and ``chat``; their defaults come from the model."""
+    """Sampling options of ``run`` and ``chat``, one flag per option that declares one
+    (options.py); their defaults come from the model."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("generation")
-    g.add_argument(
-        "--max-tokens",
-        type=int32,
-        metavar="N",
-        help=f"tokens to generate, -1 for no limit but the context window {FROM_MODEL}",
-    )
-    g.add_argument(
-        "--temperature",
-        type=float,
-        metavar="T",
-        help=f"sampling temperature, 0 for greedy {FROM_MODEL}",
-    )
-    g.add_argument(
-        "--top-k", type=int32, metavar="K", help=f"sample among the K likeliest {FROM_MODEL}"
-    )
-    g.add_argument("--top-p", type=float, metavar="P", help=f"nucleus sampling mass {FROM_MODEL}")
-    g.add_argument(
-        "--min-p",
-        type=float,
-        metavar="P",
-        help=f"drop tokens below P times the likeliest one's probability {FROM_MODEL}",
-    )
-    g.add_argument(
-        "--repeat-penalty",
-        type=float,
-        metavar="R",
-        help=f"penalty for recently used tokens, 1 for none {FROM_MODEL}",
-    )
-    g.add_argument(
-        "--seed",
-        type=int,
-        metavar="S",
-        help="random seed for reproducible sampling (default: a fresh seed per reply)",
-    )
-    g.add_argument(
-        "--stop",
-        action="append",
-        metavar="TEXT",
-        help="stop string, may be repeated (default: none; the model's end-of-sequence "
-        "token always stops)",
-    )
+    for name, spec in OPTION_SPECS.items():
+        flag = spec.cli
+        if flag is None:
+            continue
+        text = f"{flag.help} {FROM_MODEL}" if flag.model_default else flag.help
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_FLAG_TYPES[flag.type],
+            action="append" if flag.repeated else "store",
+            metavar=flag.metavar,
+            help=text,
+        )
     return p
+
+
+def sampling_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation options given on the command line (the model's defaults fill the rest)."""
+    return {
+        name: getattr(args, name)
+        for name, spec in OPTION_SPECS.items()
+        if spec.cli is not None and getattr(args, name, None) is not None
+    }
 
 
 def progress_wanted(args: argparse.Namespace) -> bool | None:
@@ -247,12 +235,3 @@ def load_model(
         **options,
     )
     return model, (time.perf_counter() - start) * 1e3
-
-
-def sampling_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The generation options given on the command line (the model's defaults fill the rest)."""
-    keys = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed")
-    settings = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    if args.stop is not None:
-        settings["stop"] = args.stop
-    return settings

@@ -2,8 +2,9 @@
 
 Unknown fields are ignored (clients send newer or vendor-specific fields all the time); known
 fields are type-checked, and a wrong type is a 400 naming the field. Values are checked
-against what the Model API supports in ``translate``. ``top_k``, ``min_p`` and
-``repeat_penalty`` are accepted as extensions (openai-python: ``extra_body``).
+against what the Model API supports in ``translate``. ``top_k``, ``min_p``,
+``repeat_penalty`` and ``repeat_last_n`` are accepted as extensions (openai-python:
+``extra_body``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class _Sampling(_Request):
     top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
     min_p: float | None = None
     repeat_penalty: float | None = None
+    repeat_last_n: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class ChatCompletionRequest(_Sampling):

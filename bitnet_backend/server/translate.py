@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..completion import ChatCompletion, Completion
+from ..options import OPTION_NAMES
 from .errors import ApiError, unsupported
 from .schema import ChatCompletionRequest, CompletionRequest, _Sampling
 
@@ -33,18 +34,18 @@ def choices(req: _Sampling) -> int:
     return 1 if req.n is None else req.n
 
 
+# Options a request does not carry under their own name: max_tokens is one of two fields
+# (max_completion_tokens wins on chat), json_schema comes from response_format.
+_MAPPED_OPTIONS = frozenset(("max_tokens", "json_schema"))
+# Every other option is a request field of the same name (schema.py).
+REQUEST_OPTIONS = tuple(sorted(OPTION_NAMES - _MAPPED_OPTIONS))
+
+
 def sampling_options(req: _Sampling, max_tokens: int | None) -> dict[str, Any]:
     """The generate()/chat() options of a request (None: the model's default)."""
-    return {
-        "max_tokens": max_tokens,
-        "temperature": req.temperature,
-        "top_p": req.top_p,
-        "top_k": req.top_k,
-        "min_p": req.min_p,
-        "repeat_penalty": req.repeat_penalty,
-        "stop": req.stop,
-        "seed": req.seed,
-    }
+    options = {name: getattr(req, name) for name in REQUEST_OPTIONS}
+    options["max_tokens"] = max_tokens
+    return options
 
 
 def choice_options(options: Mapping[str, Any], index: int) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def test_malformed_json_is_a_400(server: LiveServer) -> None:
         ({**CHAT, "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         ({**CHAT, "messages": [{"role": "user", "content": {"a": 1}}]}, "messages[0].content"),
         ({**CHAT, "top_k": 10**30}, "top_k"),
+        ({**CHAT, "repeat_last_n": -1}, "repeat_last_n"),
         ({**CHAT, "response_format": {"type": "xml"}}, "response_format"),
     ],
 )

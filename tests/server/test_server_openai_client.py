@@ -12,6 +12,8 @@ import pytest
 from live_server import LiveServer
 
 import bitnet_backend as bb
+from bitnet_backend.server.schema import CompletionRequest
+from bitnet_backend.server.translate import REQUEST_OPTIONS
 
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 WEATHER_TOOL = {
@@ -55,6 +57,31 @@ def test_greedy_chat_over_http_equals_the_python_api(
     assert got.usage.completion_tokens == want.usage["completion_tokens"]
     assert got.model == name
     assert got.id.startswith("chatcmpl-")
+
+
+def test_every_request_option_reaches_the_model(
+    server: LiveServer, models: dict[str, bb.Model]
+) -> None:
+    # Every generation option but max_tokens and json_schema is a request field of its own
+    # name; the extensions go in extra_body.
+    assert set(REQUEST_OPTIONS) <= set(CompletionRequest.model_fields)
+    extensions = {"top_k": 5, "min_p": 0.1, "repeat_penalty": 1.3, "repeat_last_n": 8}
+    assert set(REQUEST_OPTIONS) == set(extensions) | {"temperature", "top_p", "stop", "seed"}
+    prompt = "The capital of France is"
+    want = models["tiny"].generate(
+        prompt, max_tokens=12, temperature=0.9, top_p=0.9, stop=["zzz"], seed=7, **extensions
+    )
+    got = client(server).completions.create(
+        model="tiny",
+        prompt=prompt,
+        max_tokens=12,
+        temperature=0.9,
+        top_p=0.9,
+        stop=["zzz"],
+        seed=7,
+        extra_body=extensions,
+    )
+    assert got.choices[0].text == want.text
 
 
 @pytest.mark.parametrize("name", ["bitnet", "tiny"])

@@ -9,10 +9,12 @@ from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 import bitnet_backend as bb
+from bitnet_backend.options import OPTION_SPECS
 
 from ._version import __version__
 
 DEFAULT_MODEL_NAME = "bitnet-default"
+OPTION_NAMES_IN_ORDER = tuple(name for name in OPTION_SPECS if name != "stop")
 
 
 class BitnetParams(BaseModel):
@@ -99,16 +101,13 @@ class BitnetParams(BaseModel):
         return self._load(source), str(source)
 
     def _sampling(self) -> dict[str, Any]:
-        """The sampling fields as generation options (None: the model's default)."""
-        return {
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_k": self.top_k,
-            "top_p": self.top_p,
-            "min_p": self.min_p,
-            "repeat_penalty": self.repeat_penalty,
-            "seed": self.seed,
-        }
+        """The sampling fields as generation options (None: the model's default).
+
+        Every generation option this class has a field for, in declaration order; ``stop``
+        is left to ``_generation_options``, where LangChain's per-call stop overrides it.
+        """
+        fields = type(self).model_fields
+        return {name: getattr(self, name) for name in OPTION_NAMES_IN_ORDER if name in fields}
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

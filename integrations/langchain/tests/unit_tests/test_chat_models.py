@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
 import bitnet_backend as bb
+from bitnet_backend.options import OPTION_NAMES
 
 
 @pytest.fixture
@@ -90,6 +91,16 @@ def test_call_options_override_fields(llm: ChatBitnet) -> None:
     result = llm.invoke("Hello", max_tokens=5)
     assert result.usage_metadata is not None and result.usage_metadata["output_tokens"] == 5
     assert result.response_metadata["finish_reason"] == "length"
+
+
+def test_every_sampling_field_reaches_the_model(tiny: str) -> None:
+    fields: dict[str, Any] = {"max_tokens": 12, "temperature": 0.9, "top_k": 5, "top_p": 0.9}
+    fields |= {"min_p": 0.1, "repeat_penalty": 1.3, "seed": 7}
+    # The fields that name a generation option are exactly these (stop goes by call).
+    assert set(OPTION_NAMES) & set(ChatBitnet.model_fields) == set(fields) | {"stop"}
+    llm = ChatBitnet(model=tiny, **fields)
+    want = llm.loaded_model.chat([{"role": "user", "content": "Hello"}], **fields)
+    assert llm.invoke("Hello").content == want.content
 
 
 def test_stop_string_cuts_the_reply(tiny: str) -> None:

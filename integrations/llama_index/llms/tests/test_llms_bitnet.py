@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.llms.bitnet import Bitnet
@@ -47,3 +49,12 @@ def test_serializes_settings_not_the_model(llm: Bitnet, model_source: str | None
 def test_tokenizer_is_the_models_own_without_special_tokens(llm: Bitnet) -> None:
     text = "The library opened early."
     assert llm.tokenizer(text) == llm.loaded_model.tokenize(text, add_special=False)
+
+
+def test_every_sampling_field_reaches_the_model(model_source: str | None) -> None:
+    fields: dict[str, Any] = {"temperature": 0.9, "top_k": 5, "top_p": 0.9, "min_p": 0.1}
+    fields |= {"repeat_penalty": 1.3, "seed": 7}
+    llm = Bitnet(model=model_source, max_new_tokens=12, **fields)
+    assert llm._options({}) == {"max_tokens": 12, **fields}
+    want = llm.loaded_model.generate("Hello", max_tokens=12, **fields)
+    assert llm.complete("Hello", formatted=True).text == want.text

@@ -30,6 +30,7 @@ from llama_index.core.prompts import BasePromptTemplate
 from llama_index.core.types import PydanticProgramMode
 
 import bitnet_backend as bb
+from bitnet_backend.options import OPTION_SPECS
 
 from . import messages as msg
 from . import structured
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 dispatcher = get_dispatcher(__name__)
 
 DEFAULT_MODEL_NAME = "bitnet-default"
+# LlamaIndex calls the reply budget max_new_tokens (LLMMetadata.num_output reads it).
+_FIELD_OF_OPTION = {"max_tokens": "max_new_tokens"}
 
 
 class Bitnet(FunctionCallingLLM):
@@ -143,16 +146,15 @@ class Bitnet(FunctionCallingLLM):
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Generation options: the fields, then ``generate_kwargs``, then the call's kwargs."""
+        return {**self._field_options(), **self.generate_kwargs, **kwargs}
+
+    def _field_options(self) -> dict[str, Any]:
+        """Every generation option this class has a field for (under its LlamaIndex name)."""
+        fields = type(self).model_fields
         return {
-            "max_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "top_k": self.top_k,
-            "top_p": self.top_p,
-            "min_p": self.min_p,
-            "repeat_penalty": self.repeat_penalty,
-            "seed": self.seed,
-            **self.generate_kwargs,
-            **kwargs,
+            name: getattr(self, field)
+            for name in OPTION_SPECS
+            if (field := _FIELD_OF_OPTION.get(name, name)) in fields
         }
 
     def _custom_prompt(self, messages: Sequence[ChatMessage]) -> str | None:
