@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace bitnet::bindings {
 
@@ -13,6 +14,21 @@ namespace py = pybind11;
 
 // Token ids as the engine reads them: contiguous int32 (other integer arrays are converted).
 using IdArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+// Runs engine work with the GIL released, so other Python threads run meanwhile (several
+// threads can drive separate sessions). Every call into the network goes through here.
+template <class Work>
+decltype(auto) without_gil(Work&& work) {
+    py::gil_scoped_release release;
+    return std::forward<Work>(work)();
+}
+
+// Calls back into Python from engine work that runs without the GIL (e.g. a progress report).
+template <class Work>
+decltype(auto) with_gil(Work&& work) {
+    py::gil_scoped_acquire gil;
+    return std::forward<Work>(work)();
+}
 
 // Exception types and the one translator from engine exceptions to Python ones.
 void bind_errors(py::module_& m);

@@ -86,14 +86,12 @@ std::shared_ptr<Model> make_model(const py::dict& config, const py::dict& tensor
     }
     std::function<void(int, int)> report;
     if (!progress.is_none()) {
-        report = [&progress](int done, int total) {
-            py::gil_scoped_acquire gil;
-            progress(done, total);
-        };
+        report = [&progress](int done, int total) { with_gil([&] { progress(done, total); }); };
     }
-    py::gil_scoped_release release;
     const ExactLogitsOptions exact{exact_logits, exact_logits_file, exact_logits_offset};
-    return std::make_shared<Model>(c, views, n_threads, isa, lm_head, report, kv_cache, exact);
+    return without_gil([&] {
+        return std::make_shared<Model>(c, views, n_threads, isa, lm_head, report, kv_cache, exact);
+    });
 }
 
 // Views of the engine's own memory, each keeping the engine alive: `bitnet convert` writes
@@ -123,8 +121,7 @@ void eval_batch(Model& mdl, const std::vector<std::pair<Session*, IdArray>>& bat
         items.push_back({entry.first, entry.second.data(), static_cast<int>(entry.second.size()),
                          Output::LastLogits, nullptr});
     }
-    py::gil_scoped_release release;
-    mdl.eval_batch(items.data(), static_cast<int>(items.size()));
+    without_gil([&] { mdl.eval_batch(items.data(), static_cast<int>(items.size())); });
 }
 
 // Fresh forwards of several texts in shared steps: [len, hidden] each.
@@ -140,10 +137,7 @@ std::vector<py::array_t<float>> hidden_states_batch(const std::shared_ptr<Model>
         items.push_back(
             {sessions.back().get(), ids.data(), n, Output::Hidden, outs.back().mutable_data()});
     }
-    {
-        py::gil_scoped_release release;
-        mdl->eval_batch(items.data(), static_cast<int>(items.size()));
-    }
+    without_gil([&] { mdl->eval_batch(items.data(), static_cast<int>(items.size())); });
     return outs;
 }
 

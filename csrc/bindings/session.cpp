@@ -43,10 +43,7 @@ py::object eval(Session& s, const IdArray& ids, Output output) {
         out = result.mutable_data();
     }
     const int32_t* ptr = ids.data();
-    {
-        py::gil_scoped_release release;
-        s.eval(ptr, n, output, out);
-    }
+    without_gil([&] { s.eval(ptr, n, output, out); });
     if (out == nullptr) return py::none();
     return std::move(result);
 }
@@ -68,15 +65,11 @@ int sample(Session& s, double temperature, int top_k, double top_p, double min_p
     p.min_p = min_p;
     p.repeat_penalty = repeat_penalty;
     p.repeat_last_n = repeat_last_n;
-    if (mask.is_none()) {
-        py::gil_scoped_release release;
-        return s.sample(p, nullptr, 0);
-    }
+    if (mask.is_none()) return without_gil([&] { return s.sample(p, nullptr, 0); });
     const auto words = mask.cast<MaskArray>();
     const uint32_t* ptr = words.data();
     const size_t n = static_cast<size_t>(words.size());
-    py::gil_scoped_release release;
-    return s.sample(p, ptr, n);
+    return without_gil([&] { return s.sample(p, ptr, n); });
 }
 
 }  // namespace
@@ -97,8 +90,12 @@ void bind_session(py::module_& m) {
              py::arg("mask") = py::none())
         .def("set_seed", &Session::set_seed)
         .def("truncate", &Session::truncate)
-        .def("copy_prefix", &Session::copy_prefix, py::arg("src"), py::arg("n"),
-             py::call_guard<py::gil_scoped_release>());
+        .def(
+            "copy_prefix",
+            [](Session& s, const Session& src, int n) {
+                without_gil([&] { s.copy_prefix(src, n); });
+            },
+            py::arg("src"), py::arg("n"));
 }
 
 }  // namespace bitnet::bindings

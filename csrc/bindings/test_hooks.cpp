@@ -64,13 +64,12 @@ py::array_t<int32_t> kernel_gemm(const std::string& isa, const Array<int8_t>& we
     std::vector<int32_t> out(static_cast<size_t>(n) * mat.padded_rows());
     const QuantizedActs qa{x.data(), sums.data(), stride, n};
     const PackedTernary packed = mat.packed();
-    {
-        py::gil_scoped_release release;
+    without_gil([&] {
         pool.parallel_for(mat.n_row_blocks(), [&](int b0, int b1) {
             (base3 ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, qa, out.data(),
                                                        mat.padded_rows());
         });
-    }
+    });
     py::array_t<int32_t> result({n, rows});
     for (int t = 0; t < n; ++t) {
         std::copy(out.begin() + static_cast<size_t>(t) * mat.padded_rows(),
@@ -97,14 +96,13 @@ double kernel_bench(const std::string& isa, int rows, int cols, int n_tokens, in
     std::vector<int32_t> sums(n_tokens, 0), out(static_cast<size_t>(n_tokens) * mat.padded_rows());
     const QuantizedActs qa{x.data(), sums.data(), stride, n_tokens};
     const PackedTernary packed = mat.packed();
-    py::gil_scoped_release release;
     auto run = [&] {
         pool.parallel_for(mat.n_row_blocks(), [&](int b0, int b1) {
             (base3 ? k.ternary5_gemm : k.ternary_gemm)(packed, b0, b1, qa, out.data(),
                                                        mat.padded_rows());
         });
     };
-    return seconds_per_call(run, iters);
+    return without_gil([&] { return seconds_per_call(run, iters); });
 }
 
 // Seconds per output-head call (one token) on a random Gaussian table; the head is built
@@ -124,9 +122,8 @@ double kernel_head_bench(const std::string& isa, HeadKind kind, int vocab, int h
     for (auto& v : h) v = gauss(rng);
     std::vector<int8_t> xq(2 * head.padded_cols() + 64);
     std::vector<int32_t> acc(2 * head.padded_rows());
-    py::gil_scoped_release release;
     auto run = [&] { head.logits(h.data(), out.data(), k, pool, xq.data(), acc.data()); };
-    return seconds_per_call(run, iters);
+    return without_gil([&] { return seconds_per_call(run, iters); });
 }
 
 py::array_t<float> kernel_head_logits(const std::string& isa, HeadKind kind,
@@ -145,10 +142,7 @@ py::array_t<float> kernel_head_logits(const std::string& isa, HeadKind kind,
     py::array_t<float> out(vocab);
     float* out_ptr = out.mutable_data();
     const float* h_ptr = h.data();
-    {
-        py::gil_scoped_release release;
-        head.logits(h_ptr, out_ptr, k, pool, xq.data(), acc.data());
-    }
+    without_gil([&] { head.logits(h_ptr, out_ptr, k, pool, xq.data(), acc.data()); });
     return out;
 }
 
