@@ -346,9 +346,10 @@ def machine() -> dict[str, Any]:
     }
     try:
         from bitnet_backend import _engine  # type: ignore[attr-defined]
+        from bitnet_backend.backends.cpu import resolve_choices
 
         info["engine_isas"] = list(_engine.available_isas())
-        info["engine_default_isa"] = _engine.default_isa()
+        info["engine_default_isa"] = resolve_choices().isa
     except (ImportError, AttributeError):
         pass
     return info

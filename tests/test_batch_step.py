@@ -22,9 +22,9 @@ GREEDY = SamplingParams(temperature=0.0)
 
 
 def _native_isa() -> str:
-    from bitnet_backend import _engine  # type: ignore[attr-defined]
+    from bitnet_backend.backends.cpu import resolve_choices
 
-    return str(_engine.default_isa())
+    return resolve_choices().isa
 
 
 def _cpu_configs() -> list[Any]:

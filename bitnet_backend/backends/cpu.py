@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +31,7 @@ hookimpl = pluggy.HookimplMarker("bitnet_backend")
 
 _ISAS = ("auto", "ref", "avx2", "avx512", "neon")
 # Output head storage: int8 per row, 6-bit with a 7-bit scale per 16 columns, 4-bit per row
-# (speed), f32 (exact reference); "auto" (default) picks per CPU, see default_head.
+# (speed), f32 (exact reference); "auto" (default) picks per CPU, see resolve_choices.
 _HEADS = ("auto", *STORED_HEADS)
 # KV cache element type: float32 (exact), or bfloat16 (half the bytes decode reads per context
 # position; ~3 significant digits).
@@ -39,7 +40,7 @@ _KV_CACHES = ("f32", "bf16")
 _LAYOUTS = ("auto", "i2_r16", "i1_r16")
 # Named option sets: "quality" (default) and "speed" (4-bit head: ~45% fewer bytes per token
 # for the head, at a measured quality cost; see README; and the dense ~1.6-bit layout where it
-# decodes faster, see default_layout). "memory" always stores the ternary weights densely,
+# decodes faster, see resolve_choices). "memory" always stores the ternary weights densely,
 # which saves 20% of their memory; its speed depends on how cheaply the CPU extracts base-3
 # digits.
 _PRESETS = {
@@ -125,21 +126,21 @@ class CpuSession:
             raise InvalidParameterError("eval needs at least one token")
         if self.n_past + arr.size > self.n_ctx:
             raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
+        output = self._engine._module.Output
         if all_logits:
-            out = self._live().eval(arr, "all", self._vocab)
-            return np.asarray(out)
-        self._live().eval(arr, "last", 0)
+            return np.asarray(self._live().eval(arr, output.all))
+        self._live().eval(arr, output.last)
         return None
 
     def hidden(self, ids: Sequence[int]) -> np.ndarray:
         arr = _as_ids(ids, self._vocab)
         if self.n_past + arr.size > self.n_ctx:
             raise ContextOverflowError(self.n_past + int(arr.size), self.n_ctx)
-        return np.asarray(self._live().eval(arr, "hidden", self._engine.config.hidden_size))
+        return np.asarray(self._live().eval(arr, self._engine._module.Output.hidden))
 
     def last_logits(self) -> np.ndarray:
         try:
-            return np.asarray(self._live().last_logits(self._vocab))
+            return np.asarray(self._live().last_logits())
         except RuntimeError as exc:
             raise InvalidParameterError(str(exc)) from None
 
@@ -224,8 +225,8 @@ class CpuEngine:
             "attn_sub_norm": c.architecture.attn_sub_norm or "",
             "ffn_sub_norm": c.architecture.ffn_sub_norm or "",
             "prepacked_head": prepacked_head(c.extra, checkpoint.path),
-            "weight_layout": prepacked_layout(c.extra, checkpoint.path) or layout,
         }
+        weight_layout = prepacked_layout(c.extra, checkpoint.path) or layout
         # Each ref's data is read once: a decoded tensor (GGUF) is made anew on every read.
         tensors = {
             name: (ref.dtype, tuple(ref.shape), ref.data)
@@ -242,13 +243,14 @@ class CpuEngine:
                 native_config,
                 tensors,
                 n_threads,
-                isa,
-                lm_head,
-                progress,
-                kv_cache,
-                exact_logits,
-                table_file,
-                table_offset,
+                isa=isa,
+                lm_head=self._module.HeadKind.__members__[lm_head],
+                progress=progress,
+                kv_cache=self._module.KVType.__members__[kv_cache],
+                weight_layout=self._module.WeightLayout.__members__[weight_layout],
+                exact_logits=exact_logits,
+                exact_logits_file=table_file,
+                exact_logits_offset=table_offset,
             )
         except self._module.CheckpointContentError as exc:
             raise CheckpointError(checkpoint.path, str(exc)) from None
@@ -260,10 +262,10 @@ class CpuEngine:
         return {
             "isa": self._model.isa,
             "n_threads": self._model.n_threads,
-            "weight_format": self._model.weight_layout,
-            "lm_head": self._model.lm_head,
+            "weight_format": self._model.weight_layout.name,
+            "lm_head": self._model.lm_head.name,
             "exact_logits": int(self._model.exact_logits),
-            "kv_dtype": self._model.kv_cache,
+            "kv_dtype": self._model.kv_cache.name,
             "weight_bytes": int(self._model.weight_bytes),
         }
 
@@ -334,36 +336,64 @@ class CpuEngine:
         self._checkpoint = None
 
 
-def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = False) -> str:
-    """The ternary layout for ``weight_layout="auto"``: the faster one on this CPU.
+@dataclass(frozen=True)
+class EngineChoices:
+    """The kernel family, output head and ternary layout an engine runs with (no "auto")."""
 
-    I2_R16 on every CPU measured: extracting 5 base-3 digits per byte costs more than the 20%
-    of bytes it saves, except when decoding at 2 threads with AVX-512 VBMI, where prefill
-    still favours I2_R16 (figures: benchmarks/README.md, "Measured design choices"; NEON
-    runs I1_R16 with the scalar kernel). ``favour_decode`` (the ``speed`` preset) takes
-    I1_R16 in that one case.
+    isa: str
+    lm_head: str
+    weight_layout: str
+
+
+def resolve_choices(
+    isa: str | None = "auto",
+    n_threads: int = 1,
+    *,
+    lm_head: str = "auto",
+    weight_layout: str = "auto",
+    favour_decode: bool = False,
+    stored_head: str = "",
+) -> EngineChoices:
+    """Resolve the ``BITNET_ISA`` override and every "auto" choice, here and nowhere else.
+
+    ``isa`` None, "" or "auto" takes ``BITNET_ISA`` when set, else the fastest kernel family
+    built in that runs on this CPU; a named family is kept as given (loading checks that it
+    runs here).
+
+    ``lm_head="auto"``: the head a converted checkpoint stores (``stored_head``: it loads
+    without requantizing the table), else 6-bit at 2 or more threads where the AVX-512 VNNI
+    kernels run (decode is bound by memory there and the 6-bit head reads 25% fewer bytes),
+    else int8 (at 1 thread the 6-bit unpacking costs more than the bytes saved; AVX2 lacks
+    VNNI). Either way the top logits are exact (``exact_logits``).
+
+    ``weight_layout="auto"``: I2_R16, whose 2-bit weights decode faster than 5 base-3 digits
+    per byte on every CPU measured, except decoding at 2 or more threads with AVX-512 VBMI,
+    where I1_R16 is faster; ``favour_decode`` (the ``speed`` preset) takes it in that case.
+    Figures: benchmarks/README.md, "Measured design choices".
     """
-    if not favour_decode or n_threads < 2:
-        return "i2_r16"
     engine = _engine_module()
-    runs = engine.default_isa() if isa == "auto" else isa
-    return "i1_r16" if runs == "avx512" and engine.base3_uses_vbmi() else "i2_r16"
+    if isa in (None, "", "auto"):
+        isa = os.environ.get("BITNET_ISA", "") or "auto"
+    if isa not in _ISAS:
+        raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
+    runs = str(engine.best_isa()) if isa == "auto" else isa
+    if lm_head == "auto":
+        lm_head = stored_head or ("q6" if n_threads >= 2 and runs == "avx512" else "int8")
+    if weight_layout == "auto":
+        dense = favour_decode and n_threads >= 2 and runs == "avx512"
+        weight_layout = "i1_r16" if dense and engine.base3_uses_vbmi() else "i2_r16"
+    return EngineChoices(isa=runs, lm_head=lm_head, weight_layout=weight_layout)
+
+
+def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = False) -> str:
+    """The ternary layout for ``weight_layout="auto"`` (see ``resolve_choices``)."""
+    return resolve_choices(isa, n_threads, favour_decode=favour_decode).weight_layout
 
 
 def default_head(isa: str = "auto", n_threads: int = 1) -> str:
-    """The output head for ``lm_head="auto"``: the faster of int8 and 6-bit on this CPU.
-
-    6-bit at 2 or more threads where the AVX-512 VNNI kernels run: decode is bound by memory
-    there and the 6-bit head reads 25% fewer bytes. int8 at 1 thread (the 6-bit unpacking
-    then costs more than the bytes saved) and on other CPUs (AVX2 without VNNI, where the
-    6-bit head is much slower). Figures: benchmarks/README.md, "Measured design choices".
-    Either way the top logits are exact (``exact_logits``).
-    """
-    if n_threads < 2:
-        return "int8"
-    engine = _engine_module()
-    runs = engine.default_isa() if isa == "auto" else isa
-    return "q6" if runs == "avx512" else "int8"
+    """The output head for ``lm_head="auto"`` on a checkpoint without one (see
+    ``resolve_choices``)."""
+    return resolve_choices(isa, n_threads).lm_head
 
 
 class CpuBackend:
@@ -381,7 +411,7 @@ class CpuBackend:
         return True, ""
 
     def load(self, checkpoint: Checkpoint, *, n_threads: int, **options: Any) -> CpuEngine:
-        isa = options.pop("isa", None) or os.environ.get("BITNET_ISA", "") or "auto"
+        isa = options.pop("isa", None)
         progress = options.pop("progress", None)
         preset_name = options.pop("preset", "quality")
         if preset_name not in _PRESETS:
@@ -409,21 +439,21 @@ class CpuBackend:
             )
         if options:
             raise InvalidParameterError(f"unknown cpu backend options: {sorted(options)}")
-        if isa not in _ISAS:
-            raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
         check_n_threads(n_threads)
-        if layout == "auto":
-            layout = default_layout(isa, n_threads, favour_decode=preset_name == "speed")
-        if lm_head == "auto":
-            # A converted checkpoint's own head loads without requantizing the table.
-            stored = prepacked_head(checkpoint.config.extra, checkpoint.path)
-            lm_head = stored or default_head(isa, n_threads)
+        choices = resolve_choices(
+            isa,
+            n_threads,
+            lm_head=lm_head,
+            weight_layout=layout,
+            favour_decode=preset_name == "speed",
+            stored_head=prepacked_head(checkpoint.config.extra, checkpoint.path),
+        )
         return CpuEngine(
             checkpoint,
             n_threads,
-            "" if isa == "auto" else isa,
-            lm_head,
-            layout,
+            choices.isa,
+            choices.lm_head,
+            choices.weight_layout,
             progress,
             kv_cache,
             exact_logits,

@@ -1,0 +1,175 @@
+// bitnet_backend._engine.Model: a checkpoint repacked into the kernel layout.
+#include "../engine/model.h"
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings.h"
+#include "layout.h"
+
+namespace bitnet::bindings {
+
+namespace {
+
+ModelConfig config_from_dict(const py::dict& d) {
+    ModelConfig c;
+    c.hidden_size = d["hidden_size"].cast<int>();
+    c.intermediate_size = d["intermediate_size"].cast<int>();
+    c.num_layers = d["num_hidden_layers"].cast<int>();
+    c.num_heads = d["num_attention_heads"].cast<int>();
+    c.num_kv_heads = d["num_key_value_heads"].cast<int>();
+    c.head_dim = d["head_dim"].cast<int>();
+    c.vocab_size = d["vocab_size"].cast<int>();
+    c.rms_norm_eps = d["rms_norm_eps"].cast<float>();
+    c.rope_theta = d["rope_theta"].cast<float>();
+    c.max_position_embeddings = d["max_position_embeddings"].cast<int>();
+    c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
+    c.scale_divides = d["scale_divides"].cast<bool>();
+    if (d.contains("activation")) {
+        const auto act = d["activation"].cast<std::string>();
+        if (act != "relu2" && act != "silu") {
+            throw std::invalid_argument("activation must be 'relu2' or 'silu'");
+        }
+        c.activation = act == "silu" ? FfnActivation::Silu : FfnActivation::Relu2;
+    }
+    if (d.contains("attn_sub_norm")) c.attn_sub_norm = d["attn_sub_norm"].cast<std::string>();
+    if (d.contains("ffn_sub_norm")) c.ffn_sub_norm = d["ffn_sub_norm"].cast<std::string>();
+    if (d.contains("release_source_pages")) {
+        c.release_source_pages = d["release_source_pages"].cast<bool>();
+    }
+    if (d.contains("prepacked_head")) c.prepacked_head = d["prepacked_head"].cast<std::string>();
+    return c;
+}
+
+// tensors: {name: (dtype string, shape tuple, array)}; arrays stay owned by Python.
+std::map<std::string, TensorView> views_from_dict(const py::dict& tensors) {
+    std::map<std::string, TensorView> views;
+    for (auto item : tensors) {
+        const auto name = item.first.cast<std::string>();
+        const auto entry = item.second.cast<py::tuple>();
+        TensorView v;
+        v.dtype = parse_dtype(entry[0].cast<std::string>());
+        v.shape = entry[1].cast<std::vector<int64_t>>();
+        const py::buffer_info info = entry[2].cast<py::buffer>().request();
+        if (static_cast<size_t>(info.size) * info.itemsize != v.numel() * dtype_size(v.dtype)) {
+            throw CheckpointContentError(name + ": buffer size does not match dtype and shape");
+        }
+        v.data = info.ptr;
+        views.emplace(name, std::move(v));
+    }
+    return views;
+}
+
+std::shared_ptr<Model> make_model(const py::dict& config, const py::dict& tensors, int n_threads,
+                                  const std::string& isa, HeadKind lm_head,
+                                  const py::object& progress, KVType kv_cache,
+                                  WeightLayout weight_layout, int exact_logits,
+                                  const std::string& exact_logits_file,
+                                  int64_t exact_logits_offset) {
+    ModelConfig c = config_from_dict(config);
+    c.base3_layout = weight_layout == WeightLayout::I1R16;
+    const auto views = views_from_dict(tensors);
+    if (exact_logits < 0) {
+        throw std::invalid_argument("exact_logits must be >= 0, got " +
+                                    std::to_string(exact_logits));
+    }
+    std::function<void(int, int)> report;
+    if (!progress.is_none()) {
+        report = [&progress](int done, int total) { with_gil([&] { progress(done, total); }); };
+    }
+    const ExactLogitsOptions exact{exact_logits, exact_logits_file, exact_logits_offset};
+    return without_gil([&] {
+        return std::make_shared<Model>(c, views, n_threads, isa, lm_head, report, kv_cache, exact);
+    });
+}
+
+// Views of the engine's own memory, each keeping the engine alive: `bitnet convert` writes
+// them out without a second copy of the weights in memory.
+py::dict export_layout(const py::object& self) {
+    const Model& mdl = self.cast<const Model&>();
+    py::dict out;
+    for (const auto& item : mdl.export_layout()) {
+        const TensorView& v = item.second;
+        if (v.dtype == DType::F32) {
+            out[py::str(item.first)] =
+                py::array_t<float>({v.numel()}, {static_cast<py::ssize_t>(sizeof(float))},
+                                   static_cast<const float*>(v.data), self);
+        } else {
+            out[py::str(item.first)] =
+                py::array_t<uint8_t>({v.numel()}, {static_cast<py::ssize_t>(1)},
+                                     static_cast<const uint8_t*>(v.data), self);
+        }
+    }
+    return out;
+}
+
+// One step for every (session, ids): only the last logits of each are kept.
+void eval_batch(Model& mdl, const std::vector<std::pair<Session*, IdArray>>& batch) {
+    std::vector<BatchItem> items;
+    for (const auto& entry : batch) {
+        items.push_back({entry.first, entry.second.data(), static_cast<int>(entry.second.size()),
+                         Output::LastLogits, nullptr});
+    }
+    without_gil([&] { mdl.eval_batch(items.data(), static_cast<int>(items.size())); });
+}
+
+// Fresh forwards of several texts in shared steps: [len, hidden] each.
+std::vector<py::array_t<float>> hidden_states_batch(const std::shared_ptr<Model>& mdl,
+                                                    const std::vector<IdArray>& batch) {
+    std::vector<std::unique_ptr<Session>> sessions;
+    std::vector<py::array_t<float>> outs;
+    std::vector<BatchItem> items;
+    for (const auto& ids : batch) {
+        const int n = static_cast<int>(ids.size());
+        sessions.push_back(std::make_unique<Session>(mdl, std::max(n, 1)));
+        outs.emplace_back(std::vector<py::ssize_t>{n, mdl->config().hidden_size});
+        items.push_back(
+            {sessions.back().get(), ids.data(), n, Output::Hidden, outs.back().mutable_data()});
+    }
+    without_gil([&] { mdl->eval_batch(items.data(), static_cast<int>(items.size())); });
+    return outs;
+}
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+    py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+        .def(py::init(&make_model), py::arg("config"), py::arg("tensors"), py::arg("n_threads"),
+             py::arg("isa") = "", py::arg("lm_head") = HeadKind::Q8,
+             py::arg("progress") = py::none(), py::arg("kv_cache") = KVType::F32,
+             py::arg("weight_layout") = WeightLayout::I2R16, py::arg("exact_logits") = 0,
+             py::arg("exact_logits_file") = "", py::arg("exact_logits_offset") = 0)
+        .def_property_readonly("kv_cache", &Model::kv_type)
+        .def_property_readonly("lm_head", [](const Model& mdl) { return mdl.head().kind(); })
+        .def_property_readonly("exact_logits",
+                               [](const Model& mdl) { return mdl.exact_logits().top(); })
+        .def_property_readonly("isa",
+                               [](const Model& mdl) { return std::string(mdl.kernels().isa); })
+        .def_property_readonly("n_threads", &Model::n_threads)
+        .def_property_readonly("weight_layout",
+                               [](const Model& mdl) {
+                                   return mdl.config().base3_layout ? WeightLayout::I1R16
+                                                                    : WeightLayout::I2R16;
+                               })
+        .def_property_readonly("vocab_size",
+                               [](const Model& mdl) { return mdl.config().vocab_size; })
+        .def_property_readonly("hidden_size",
+                               [](const Model& mdl) { return mdl.config().hidden_size; })
+        .def("export_layout", &export_layout)
+        .def_property_readonly("weight_bytes", &Model::weight_bytes)
+        .def("eval_batch", &eval_batch, py::arg("items"))
+        .def("hidden_states_batch", &hidden_states_batch, py::arg("batch"));
+}
+
+}  // namespace bitnet::bindings

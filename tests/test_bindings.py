@@ -1,0 +1,133 @@
+"""The extension's Python surface: enums named as `info` spells them, widths taken from the
+engine, engine exceptions translated, test hooks apart, and one resolver for BITNET_ISA and
+every "auto" choice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitnet_backend.checkpoints.hf import load_checkpoint
+from bitnet_backend.errors import InvalidParameterError
+
+_engine = pytest.importorskip("bitnet_backend._engine")
+from bitnet_backend.backends.cpu import BACKEND, resolve_choices  # noqa: E402
+
+IDS = [5, 17, 99, 3, 250]
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(make_checkpoint: Callable[..., Path]) -> Path:
+    return make_checkpoint(shape={"hidden_size": 96, "intermediate_size": 200}, seed=3)
+
+
+def test_enum_members_are_spelled_as_the_load_options() -> None:
+    assert set(_engine.HeadKind.__members__) == {"int8", "q6", "q4", "f32"}
+    assert set(_engine.KVType.__members__) == {"f32", "bf16"}
+    assert set(_engine.WeightLayout.__members__) == {"i2_r16", "i1_r16"}
+    assert set(_engine.Output.__members__) == {"none", "last", "all", "hidden"}
+
+
+@pytest.mark.parametrize(
+    ("lm_head", "kv_cache", "layout"), [("q6", "bf16", "i1_r16"), ("f32", "f32", "i2_r16")]
+)
+def test_info_reports_the_engine_enums_by_name(
+    ckpt_dir: Path, lm_head: str, kv_cache: str, layout: str
+) -> None:
+    engine = BACKEND.load(
+        load_checkpoint(ckpt_dir),
+        n_threads=1,
+        lm_head=lm_head,
+        kv_cache=kv_cache,
+        weight_layout=layout,
+    )
+    native = engine._model
+    assert native.lm_head == _engine.HeadKind.__members__[lm_head]
+    assert native.kv_cache == _engine.KVType.__members__[kv_cache]
+    assert native.weight_layout == _engine.WeightLayout.__members__[layout]
+    info = engine.info
+    assert (info["lm_head"], info["kv_dtype"], info["weight_format"]) == (lm_head, kv_cache, layout)
+
+
+def test_session_outputs_take_their_width_from_the_engine(ckpt_dir: Path) -> None:
+    ckpt = load_checkpoint(ckpt_dir)
+    engine = BACKEND.load(ckpt, n_threads=1, lm_head="f32")
+    vocab, hidden = ckpt.config.vocab_size, ckpt.config.hidden_size
+    assert (engine._model.vocab_size, engine._model.hidden_size) == (vocab, hidden)
+    ids = np.asarray(IDS, dtype=np.int32)
+    out = _engine.Output
+    session = _engine.Session(engine._model, 16)
+    assert session.eval(ids, out.all).shape == (len(IDS), vocab)
+    assert session.eval(ids[:2], out.hidden).shape == (2, hidden)
+    assert session.eval(ids[:1], out.last) is None
+    assert session.last_logits().shape == (vocab,)
+    with pytest.raises(TypeError):
+        session.eval(ids[:1], "all")  # mode strings no longer cross the boundary
+
+
+def test_kernel_hooks_live_in_the_testing_submodule() -> None:
+    for name in ("kernel_gemm", "kernel_quantize", "kernel_head_logits", "kernel_bench"):
+        assert hasattr(_engine.testing, name)
+        assert not hasattr(_engine, name)
+
+
+def test_a_buffer_of_the_wrong_size_raises_the_translated_checkpoint_error() -> None:
+    config = {
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 4,
+        "vocab_size": 4,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": 8,
+        "tie_word_embeddings": True,
+        "scale_divides": False,
+    }
+    tensors = {"model.norm.weight": ("F32", (8,), np.zeros(7, dtype=np.float32))}
+    with pytest.raises(_engine.CheckpointContentError, match=r"model\.norm\.weight") as exc:
+        _engine.Model(config, tensors, 1)
+    assert isinstance(exc.value, ValueError)
+
+
+def test_bitnet_isa_is_resolved_once_and_reported(
+    ckpt_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BITNET_ISA", "ref")
+    choices = resolve_choices(None, 2)
+    # The 6-bit head is only the default where the AVX-512 kernels run.
+    assert choices == resolve_choices("ref", 2)
+    assert (choices.isa, choices.lm_head, choices.weight_layout) == ("ref", "int8", "i2_r16")
+    info = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=2).info
+    assert (info["isa"], info["lm_head"], info["weight_format"]) == ("ref", "int8", "i2_r16")
+
+
+def test_an_unknown_bitnet_isa_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BITNET_ISA", "sse9")
+    with pytest.raises(InvalidParameterError, match="sse9"):
+        resolve_choices()
+
+
+def test_without_an_override_auto_is_the_best_isa_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BITNET_ISA", raising=False)
+    assert resolve_choices().isa == _engine.best_isa()
+    assert _engine.best_isa() in _engine.available_isas()
+
+
+@pytest.mark.parametrize("isa", _engine.available_isas())
+def test_auto_choices_follow_the_isa_and_threads(isa: str) -> None:
+    assert resolve_choices(isa, 1).lm_head == "int8"
+    assert resolve_choices(isa, 2).lm_head == ("q6" if isa == "avx512" else "int8")
+    assert resolve_choices(isa, 2, stored_head="q4").lm_head == "q4"
+    assert resolve_choices(isa, 2, lm_head="f32").lm_head == "f32"
+    dense = isa == "avx512" and _engine.base3_uses_vbmi()
+    assert resolve_choices(isa, 2, favour_decode=True).weight_layout == (
+        "i1_r16" if dense else "i2_r16"
+    )
+    assert resolve_choices(isa, 1, favour_decode=True).weight_layout == "i2_r16"
+    assert resolve_choices(isa, 2).weight_layout == "i2_r16"
