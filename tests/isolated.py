@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 from typing import Any
 
@@ -40,6 +41,9 @@ def run_isolated(
     )
     proc = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", code],
+        # Not the checkout: `-c` puts the working directory first on sys.path, and the
+        # source tree has no compiled engine; the installed package must be imported.
+        cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ for path in sys.argv[1:]:
 def _load_in_a_fresh_process(*paths: Path) -> str:
     r = subprocess.run(
         [sys.executable, "-c", HINTED_LOADS, *map(str, paths)],
+        cwd=tempfile.gettempdir(),  # not the checkout: the installed package must be imported
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -184,6 +185,7 @@ print("closed cleanly")
 def test_close_under_load_ends_every_request_and_never_hangs(ckpt, backend):
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(CLOSE_UNDER_LOAD), str(ckpt), backend],
+        cwd=tempfile.gettempdir(),  # not the checkout: the installed package must be imported
         capture_output=True,
         text=True,
         timeout=120,
