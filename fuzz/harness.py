@@ -14,7 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("safetensors_header", "config_json", "converted_checkpoint", "chat_template", "schema")
+TARGETS = (
+    "safetensors_header",
+    "config_json",
+    "converted_checkpoint",
+    "gguf_file",
+    "chat_template",
+    "schema",
+)
 
 
 def seeds_dir(target: str) -> Path:

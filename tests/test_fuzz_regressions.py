@@ -12,7 +12,14 @@ import pytest
 from isolated import run_isolated
 
 FUZZ_DIR = Path(__file__).resolve().parents[1] / "fuzz"
-TARGETS = ("safetensors_header", "config_json", "converted_checkpoint", "chat_template", "schema")
+TARGETS = (
+    "safetensors_header",
+    "config_json",
+    "converted_checkpoint",
+    "gguf_file",
+    "chat_template",
+    "schema",
+)
 
 
 @pytest.mark.parametrize("target", TARGETS)
