@@ -726,15 +726,11 @@ class Model:
         **options: Any,
     ) -> list[ChatCompletion]:
         """``chat`` for each conversation (same tools and options), run together, in order."""
-        started = [
-            self._start_chat(m, tools, template_kwargs, options, tool_choice, parallel_tool_calls)
-            for m in _batch_items(conversations, "conversations")
-        ]
+        started = self._start_chats(
+            conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        )
         results = self._run_batch([request for request, _ in started])
-        return [
-            chat_result(c, tool_stream)
-            for c, (_, tool_stream) in zip(results, started, strict=True)
-        ]
+        return _chat_results(results, started)
 
     async def achat_batch(
         self,
@@ -747,14 +743,25 @@ class Model:
         **options: Any,
     ) -> list[ChatCompletion]:
         """``chat_batch`` for an event loop."""
-        started = [
+        started = self._start_chats(
+            conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        )
+        results = await self._arun_batch([request for request, _ in started])
+        return _chat_results(results, started)
+
+    def _start_chats(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, Any]]],
+        tools: Sequence[Mapping[str, Any]] | None,
+        template_kwargs: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
+        tool_choice: str | Mapping[str, Any],
+        parallel_tool_calls: bool,
+    ) -> list[tuple[GenerationRequest, ToolCallStream | None]]:
+        """Validate every conversation of a chat batch before any of them is queued."""
+        return [
             self._start_chat(m, tools, template_kwargs, options, tool_choice, parallel_tool_calls)
             for m in _batch_items(conversations, "conversations")
-        ]
-        results = await self._arun_batch([request for request, _ in started])
-        return [
-            chat_result(c, tool_stream)
-            for c, (_, tool_stream) in zip(results, started, strict=True)
         ]
 
     def _run_batch(self, requests: list[GenerationRequest]) -> list[Completion]:
@@ -780,3 +787,13 @@ def _batch_items(items: Any, name: str) -> list[Any]:
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise InvalidParameterError(f"{name} must be a list, got {type(items).__name__}")
     return list(items)
+
+
+def _chat_results(
+    results: Sequence[Completion],
+    started: Sequence[tuple[GenerationRequest, ToolCallStream | None]],
+) -> list[ChatCompletion]:
+    """The ChatCompletions of a chat batch, in order (each with its tool calls parsed)."""
+    return [
+        chat_result(c, tool_stream) for c, (_, tool_stream) in zip(results, started, strict=True)
+    ]
