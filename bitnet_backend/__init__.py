@@ -21,6 +21,7 @@ _EXPORTS = {
     "Completion": "completion",
     "CompletionChunk": "completion",
     "Timings": "completion",
+    "TokenLogprob": "completion",
     "Usage": "completion",
     "BackendNotFoundError": "errors",
     "BitnetError": "errors",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         Completion,
         CompletionChunk,
         Timings,
+        TokenLogprob,
         Usage,
     )
     from .errors import (
@@ -102,6 +104,7 @@ __all__ = [
     "QueueTimeoutError",
     "SamplingParams",
     "Timings",
+    "TokenLogprob",
     "Tokenizer",
     "UnsupportedModelError",
     "Usage",

@@ -28,6 +28,7 @@ def chat_result(c: Completion, tool_stream: ToolCallStream | None = None) -> Cha
         finish_reason=finish,
         usage=c.usage,
         timings=c.timings,
+        logprobs=c.logprobs,
     )
 
 
@@ -66,7 +67,9 @@ class ChatChunks:
         if self._first:
             delta = {"role": "assistant", **delta}
             self._first = False
-        return ChatCompletionChunk(delta, c.token_ids, finish, c.usage, tool_calls, c.timings)
+        return ChatCompletionChunk(
+            delta, c.token_ids, finish, c.usage, tool_calls, c.timings, c.logprobs
+        )
 
 
 def _merge_deltas(deltas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

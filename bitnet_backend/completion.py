@@ -76,13 +76,33 @@ def _rate(tokens: int, ms: float) -> float:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one generated token, and of its likeliest alternatives.
+
+    ``logprob`` is the natural log of the token's probability under the model's distribution
+    at that position (see ``logprobs.py`` for exactly which logits). ``token`` is its text
+    (its bytes decoded with replacement characters; a special token's text is empty) and
+    ``bytes`` its raw bytes. ``top_logprobs`` lists the ``logprobs`` likeliest tokens of the
+    position, likeliest first (ties: lower id first); the chosen token is among them unless
+    sampling picked a less likely one. An alternative's own ``top_logprobs`` is empty.
+    """
+
+    token_id: int
+    token: str
+    bytes: bytes
+    logprob: float
+    top_logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
 class Completion:
     """The result of ``Model.generate``.
 
     ``token_ids`` are the generated tokens (an end-of-sequence token is not included; the
     tokens of a matched stop string are, although its text is cut from ``text``).
     ``finish_reason`` is "stop" (end-of-sequence token, stop string, or complete JSON under a
-    json_schema) or "length" (max_tokens or the context window reached).
+    json_schema) or "length" (max_tokens or the context window reached). ``logprobs`` (when
+    the call asked for them) holds one entry per token of ``token_ids``.
     """
 
     text: str
@@ -90,6 +110,7 @@ class Completion:
     finish_reason: FinishReason
     usage: Usage
     timings: Timings | None = field(default=None, compare=False)
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,7 @@ class CompletionChunk:
 
     ``text`` is always whole UTF-8 characters and never part of a stop string. The last chunk
     of a stream has ``finish_reason``, ``usage`` and ``timings`` set (its text may be empty).
+    ``logprobs`` (when the call asked for them) holds one entry per token of ``token_ids``.
     """
 
     text: str
@@ -105,6 +127,7 @@ class CompletionChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     timings: Timings | None = field(default=None, compare=False)
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +136,7 @@ class ChatCompletion:
 
     When the model called tools, ``message`` is ``{"role": "assistant", "content": None,
     "tool_calls": [{"id", "type": "function", "function": {"name", "arguments": dict}}]}`` and
-    ``finish_reason`` is "tool_calls".
+    ``finish_reason`` is "tool_calls". ``logprobs``: as in ``Completion``.
     """
 
     message: dict[str, Any]
@@ -121,6 +144,7 @@ class ChatCompletion:
     finish_reason: FinishReason
     usage: Usage
     timings: Timings | None = field(default=None, compare=False)
+    logprobs: list[TokenLogprob] | None = None
 
     @property
     def content(self) -> str:
@@ -140,7 +164,8 @@ class ChatCompletionChunk:
     ``timings``. A
     tool call streams as ``delta["tool_calls"]`` pieces (OpenAI style: ``index``, then ``id``,
     ``type`` and ``function.name`` once, then ``function.arguments`` JSON text fragments); the
-    last chunk's ``tool_calls`` holds the complete calls with parsed arguments.
+    last chunk's ``tool_calls`` holds the complete calls with parsed arguments. ``logprobs``:
+    as in ``CompletionChunk``.
     """
 
     delta: dict[str, Any]
@@ -149,6 +174,7 @@ class ChatCompletionChunk:
     usage: Usage | None = None
     tool_calls: list[dict[str, Any]] | None = None
     timings: Timings | None = field(default=None, compare=False)
+    logprobs: list[TokenLogprob] | None = None
 
     @property
     def content(self) -> str:

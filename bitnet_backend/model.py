@@ -422,6 +422,7 @@ class Model:
             max_tokens=o.max_tokens,
             stops=stops,
             grammar=grammar,
+            logprobs=o.logprobs,
         )
 
     def _constraints(self) -> ConstraintCompiler:
@@ -462,6 +463,7 @@ class Model:
         json_schema: Any = None,
         *,
         repeat_last_n: int | None = None,
+        logprobs: int | None = None,
     ) -> Completion:
         """Complete ``prompt`` (text, or token ids used as is).
 
@@ -469,9 +471,10 @@ class Model:
         until the context window is full). ``temperature=0`` is greedy. ``stop`` strings end
         the generation and are not part of the text. ``json_schema`` constrains the output to
         JSON valid against the schema (see ``constraints.py``; stop strings do not apply then,
-        finish_reason "length" means the JSON is incomplete). Raises InvalidParameterError for
-        bad options (and schemas) and ContextOverflowError when the prompt does not fit in
-        n_ctx, both before any model work.
+        finish_reason "length" means the JSON is incomplete). ``logprobs=N`` (0 to 20) fills
+        ``Completion.logprobs``: each token's log-probability and its N likeliest alternatives
+        (see ``logprobs.py``). Raises InvalidParameterError for bad options (and schemas) and
+        ContextOverflowError when the prompt does not fit in n_ctx, both before any model work.
         """
         options = _declared_options(locals())
         return collect(self._chunks(self._start(prompt, options)))
@@ -490,6 +493,7 @@ class Model:
         json_schema: Any = None,
         *,
         repeat_last_n: int | None = None,
+        logprobs: int | None = None,
     ) -> Iterator[CompletionChunk]:
         """Like ``generate``, as an iterator of CompletionChunk.
 

@@ -176,6 +176,18 @@ class GenerationOptions:
         },
     )
 
+    logprobs: int | None = field(
+        default=None,
+        metadata={
+            _SPEC: OptionSpec(
+                validation.check_logprobs,
+                "Report each generated token's log-probability and its N likeliest "
+                "alternatives (0 to 20; 0: the token's own only); None reports none.",
+                per_call=True,
+            )
+        },
+    )
+
     def __post_init__(self) -> None:
         for name, spec in OPTION_SPECS.items():
             object.__setattr__(self, name, spec.check(getattr(self, name)))

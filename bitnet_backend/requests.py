@@ -17,9 +17,10 @@ import numpy as np
 
 from .async_bridge import Channel
 from .clock import GenerationClock
-from .completion import Completion, CompletionChunk, FinishReason, make_usage
+from .completion import Completion, CompletionChunk, FinishReason, TokenLogprob, make_usage
 from .errors import BitnetError
 from .generation import TextAssembler
+from .logprobs import token_logprob
 
 if TYPE_CHECKING:
     from .backend import Session
@@ -44,6 +45,7 @@ class Plan:
     max_tokens: int
     stops: tuple[str, ...]
     grammar: Grammar | None = None  # constrains every sampled token (json_schema, tools)
+    logprobs: int | None = None  # alternatives per token entry; None: no entries
 
 
 class Request(Generic[T]):
@@ -96,6 +98,8 @@ class GenerationRequest(Request[CompletionChunk]):
         self._guide: GrammarState | None = None
         self._generated: list[int] = []
         self._unsent: list[int] = []
+        # The entries of the unsent tokens; None when the call asked for none.
+        self._unsent_logprobs: list[TokenLogprob] | None = [] if plan.logprobs is not None else None
         # From the call on: time to first token includes the wait in the queue.
         self._clock = GenerationClock()
         self._sampled = False
@@ -143,10 +147,12 @@ class GenerationRequest(Request[CompletionChunk]):
             guide.consume(tok)
         self._generated.append(tok)
         self._unsent.append(tok)
+        if self._unsent_logprobs is not None:
+            self._unsent_logprobs.append(self._logprob_of(tok))
         if self._token_bytes is not None:
             text = self._assembler.push(tok)
             if text:
-                self.emit(CompletionChunk(text, self._unsent))
+                self.emit(CompletionChunk(text, self._unsent, logprobs=self._take_logprobs()))
                 self._unsent = []
             if self._assembler.stopped:
                 return self.finish("stop")
@@ -155,6 +161,18 @@ class GenerationRequest(Request[CompletionChunk]):
         if len(self._generated) >= self.room:
             return self.finish("length")
         return False
+
+    def _logprob_of(self, tok: int) -> TokenLogprob:
+        """``tok``'s entry from the logits it was sampled from (still the session's last)."""
+        assert self.session is not None and self.plan.logprobs is not None
+        return token_logprob(self.session.last_logits(), tok, self.plan.logprobs, self._token_bytes)
+
+    def _take_logprobs(self) -> list[TokenLogprob] | None:
+        """The unsent tokens' entries, handed to a chunk (None when none were asked for)."""
+        taken = self._unsent_logprobs
+        if taken is not None:
+            self._unsent_logprobs = []
+        return taken
 
     def finish(self, finish: FinishReason) -> bool:
         self.emit(self.final_chunk(finish))
@@ -171,6 +189,7 @@ class GenerationRequest(Request[CompletionChunk]):
             finish_reason=finish,
             usage=make_usage(len(self.prompt), len(self._generated), self.cached_tokens),
             timings=self._clock.timings(len(self._generated)),
+            logprobs=self._take_logprobs(),
         )
 
     # -- the caller's side ---------------------------------------------------------------------
@@ -253,11 +272,18 @@ class _CompletionBuilder:
     def __init__(self) -> None:
         self._texts: list[str] = []
         self._ids: list[int] = []
+        self._logprobs: list[TokenLogprob] | None = None
 
     def add(self, c: CompletionChunk) -> Completion | None:
         self._texts.append(c.text)
         self._ids.extend(c.token_ids)
+        if c.logprobs is not None:
+            if self._logprobs is None:
+                self._logprobs = []
+            self._logprobs.extend(c.logprobs)
         if c.finish_reason is None:
             return None
         assert c.usage is not None
-        return Completion("".join(self._texts), self._ids, c.finish_reason, c.usage, c.timings)
+        return Completion(
+            "".join(self._texts), self._ids, c.finish_reason, c.usage, c.timings, self._logprobs
+        )

@@ -319,6 +319,20 @@ def check_seed(v: Any) -> Any:
     return v
 
 
+# Alternatives a generated token's log-probability entry may list (OpenAI's chat limit).
+MAX_TOP_LOGPROBS = 20
+
+
+def check_logprobs(v: Any) -> Any:
+    """None (no log-probabilities) or how many alternatives to list, 0 to 20."""
+    if v is not None and (not _is_integer(v) or not 0 <= v <= MAX_TOP_LOGPROBS):
+        raise InvalidParameterError(
+            f"logprobs must be None or an integer in [0, {MAX_TOP_LOGPROBS}] (alternatives "
+            f"listed per token), got {v!r}"
+        )
+    return None if v is None else int(v)
+
+
 def _is_real(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

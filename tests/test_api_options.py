@@ -83,4 +83,6 @@ def test_every_declared_flag_reaches_the_options():
 
 
 def test_options_without_a_flag_are_per_call_only():
-    assert {n for n, s in OPTION_SPECS.items() if s.cli is None} == {"json_schema"}
+    no_flag = {n for n, s in OPTION_SPECS.items() if s.cli is None}
+    assert no_flag == {"json_schema", "logprobs"}
+    assert all(OPTION_SPECS[n].per_call for n in no_flag)

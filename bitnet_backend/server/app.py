@@ -39,9 +39,10 @@ from .translate import (
     chat_response,
     choice_options,
     choices,
+    completion_options,
     completion_prompts,
     completion_response,
-    sampling_options,
+    text_offset,
 )
 
 R = TypeVar("R", bound=BaseModel)
@@ -238,9 +239,10 @@ def create_app(
                 code="invalid_value",
             )
         n = choices(req)
-        options = sampling_options(req, req.max_tokens)
+        options = completion_options(req)
         model = served.model
         runs = [(p, choice_options(options, i)) for p in prompts for i in range(n)]
+        offsets = [text_offset(p) for p, _ in runs]
         async with _Slot(served) as slot:
             if req.stream:
                 streams = [model.astream(p, **o) for p, o in runs]
@@ -249,6 +251,7 @@ def create_app(
                 body = completion_events(
                     primed,
                     n,
+                    offsets,
                     _head("text_completion", served.name),
                     include_usage,
                     lambda u: metrics.count_usage(served.name, u),
@@ -258,7 +261,7 @@ def create_app(
                 request, gather_all([model.agenerate(p, **o) for p, o in runs])
             )
         head = _head("text_completion", served.name)
-        out = completion_response(head["id"], head["created"], served.name, results, n)
+        out = completion_response(head["id"], head["created"], served.name, results, n, offsets)
         metrics.count_usage(served.name, out["usage"])
         return JSONResponse(out)
 

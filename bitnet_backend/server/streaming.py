@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..completion import ChatCompletionChunk, CompletionChunk
+from ..completion import ChatCompletionChunk, CompletionChunk, TokenLogprob
+from ..logprobs import openai_chat_logprobs, openai_completion_logprobs
 from .errors import as_api_error
 from .translate import wire_usage
 
@@ -151,21 +152,31 @@ async def chat_events(
     include_usage: bool,
     on_usage: Callable[[dict[str, Any]], None],
 ) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed chat completion with ``len(streams)`` choices."""
+    """The SSE body of a streamed chat completion with ``len(streams)`` choices.
+
+    Each chunk carries the log-probabilities (when asked for) of the tokens since the last
+    chunk sent: those of a skipped chunk go with the next one.
+    """
     usages: list[Any] = [None] * len(streams)
+    held: list[list[TokenLogprob]] = [[] for _ in streams]
     extra = {"usage": None} if include_usage else {}
     merged = merge(streams)
     try:
         async for i, chunk in merged:
             delta = _delta(chunk)
+            if chunk.logprobs:
+                held[i].extend(chunk.logprobs)
             if not delta and chunk.finish_reason is None:
                 continue  # nothing to say yet (e.g. the tool-call JSON before its name)
             if chunk.usage is not None:
                 usages[i] = chunk.usage
+            logprobs = None
+            if chunk.logprobs is not None:
+                logprobs, held[i] = openai_chat_logprobs(held[i]), []
             choice = {
                 "index": i,
                 "delta": delta,
-                "logprobs": None,
+                "logprobs": logprobs,
                 "finish_reason": chunk.finish_reason,
             }
             yield sse({**head, "choices": [choice], **extra})
@@ -184,24 +195,33 @@ async def chat_events(
 async def completion_events(
     streams: Sequence[AsyncIterator[CompletionChunk]],
     per_prompt: int,
+    text_offsets: Sequence[int],
     head: dict[str, Any],
     include_usage: bool,
     on_usage: Callable[[dict[str, Any]], None],
 ) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed text completion (``per_prompt`` choices per prompt)."""
+    """The SSE body of a streamed text completion (``per_prompt`` choices per prompt).
+
+    ``text_offsets[i]``: where choice i's text starts (its logprobs' ``text_offset``).
+    """
     usages: list[Any] = [None] * len(streams)
+    offsets = list(text_offsets)
     extra = {"usage": None} if include_usage else {}
     merged = merge(streams)
     try:
         async for i, chunk in merged:
-            if not chunk.text and chunk.finish_reason is None:
+            if not chunk.text and not chunk.logprobs and chunk.finish_reason is None:
                 continue
             if chunk.usage is not None:
                 usages[i] = chunk.usage
+            logprobs = None
+            if chunk.logprobs is not None:
+                logprobs = openai_completion_logprobs(chunk.logprobs, offsets[i])
+                offsets[i] += sum(len(e.token) for e in chunk.logprobs)
             choice = {
                 "index": i,
                 "text": chunk.text,
-                "logprobs": None,
+                "logprobs": logprobs,
                 "finish_reason": chunk.finish_reason,
             }
             yield sse({**head, "choices": [choice], **extra})

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..completion import ChatCompletion, Completion
+from ..logprobs import openai_chat_logprobs, openai_completion_logprobs
 from ..options import OPTION_NAMES
+from ..validation import MAX_TOP_LOGPROBS
 from .errors import ApiError, unsupported
 from .schema import ChatCompletionRequest, CompletionRequest, _Sampling
 
@@ -35,8 +37,11 @@ def choices(req: _Sampling) -> int:
 
 
 # Options a request does not carry under their own name: max_tokens is one of two fields
-# (max_completion_tokens wins on chat), json_schema comes from response_format.
-_MAPPED_OPTIONS = frozenset(("max_tokens", "json_schema"))
+# (max_completion_tokens wins on chat), json_schema comes from response_format, logprobs
+# from chat's logprobs + top_logprobs or the completions' logprobs count.
+_MAPPED_OPTIONS = frozenset(("max_tokens", "json_schema", "logprobs"))
+# OpenAI's limit on the completions endpoint's logprobs (chat allows MAX_TOP_LOGPROBS).
+MAX_COMPLETION_LOGPROBS = 5
 # Every other option is a request field of the same name (schema.py).
 REQUEST_OPTIONS = tuple(sorted(OPTION_NAMES - _MAPPED_OPTIONS))
 
@@ -46,6 +51,43 @@ def sampling_options(req: _Sampling, max_tokens: int | None) -> dict[str, Any]:
     options = {name: getattr(req, name) for name in REQUEST_OPTIONS}
     options["max_tokens"] = max_tokens
     return options
+
+
+def _out_of_range(name: str, value: int, top: int) -> ApiError:
+    return ApiError(
+        400,
+        f"{name} must be an integer between 0 and {top}, got {value}",
+        param=name,
+        code="invalid_value",
+    )
+
+
+def _chat_logprobs(req: ChatCompletionRequest) -> int | None:
+    """The logprobs option of a chat request: None, or how many alternatives to list."""
+    top = req.top_logprobs
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise _out_of_range("top_logprobs", top, MAX_TOP_LOGPROBS)
+    if req.logprobs:
+        return top or 0
+    if top:
+        raise ApiError(
+            400, "top_logprobs needs logprobs: true", param="top_logprobs", code="invalid_value"
+        )
+    return None
+
+
+def completion_options(req: CompletionRequest) -> dict[str, Any]:
+    """The generate() options of a completion request (None: the model's default)."""
+    n = req.logprobs
+    if n is not None and not 0 <= n <= MAX_COMPLETION_LOGPROBS:
+        raise _out_of_range("logprobs", n, MAX_COMPLETION_LOGPROBS)
+    return {**sampling_options(req, req.max_tokens), "logprobs": n}
+
+
+def text_offset(prompt: str | list[int]) -> int:
+    """Where a completion's text starts for its logprobs' ``text_offset``: after a text
+    prompt (as OpenAI counts), at 0 after token ids."""
+    return len(prompt) if isinstance(prompt, str) else 0
 
 
 def choice_options(options: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -134,14 +176,13 @@ def _json_schema(response_format: Mapping[str, Any] | None) -> Any:
 def chat_arguments(req: ChatCompletionRequest, max_choices: int) -> dict[str, Any]:
     """Keyword arguments of ``Model.chat``/``stream_chat`` for a chat completion request."""
     _check_unsupported(req, max_choices)
-    if req.logprobs or req.top_logprobs:
-        raise unsupported("logprobs", "the model API does not expose token log-probabilities")
     max_tokens = (
         req.max_completion_tokens if req.max_completion_tokens is not None else (req.max_tokens)
     )
     args: dict[str, Any] = {
         "messages": _messages(req.messages),
         **sampling_options(req, max_tokens),
+        "logprobs": _chat_logprobs(req),
     }
     schema = _json_schema(req.response_format)
     if schema is not None:
@@ -158,8 +199,6 @@ def chat_arguments(req: ChatCompletionRequest, max_choices: int) -> dict[str, An
 def completion_prompts(req: CompletionRequest, max_choices: int) -> list[str | list[int]]:
     """The prompts of a completion request (a list of strings or of token lists is a batch)."""
     _check_unsupported(req, max_choices)
-    if req.logprobs:
-        raise unsupported("logprobs", "the model API does not expose token log-probabilities")
     if req.echo:
         raise unsupported("echo")
     if req.suffix:
@@ -211,8 +250,9 @@ def chat_response(
         if r.tool_calls:
             message["content"] = None
             message["tool_calls"] = wire_tool_calls(r.tool_calls)
+        logprobs = None if r.logprobs is None else openai_chat_logprobs(r.logprobs)
         out_choices.append(
-            {"index": i, "message": message, "finish_reason": r.finish_reason, "logprobs": None}
+            {"index": i, "message": message, "finish_reason": r.finish_reason, "logprobs": logprobs}
         )
     return {
         "id": rid,
@@ -225,9 +265,15 @@ def chat_response(
 
 
 def completion_response(
-    rid: str, created: int, model: str, results: Sequence[Completion], per_prompt: int
+    rid: str,
+    created: int,
+    model: str,
+    results: Sequence[Completion],
+    per_prompt: int,
+    text_offsets: Sequence[int],
 ) -> dict[str, Any]:
-    """``results`` hold ``per_prompt`` choices for each prompt, prompt by prompt."""
+    """``results`` hold ``per_prompt`` choices for each prompt, prompt by prompt;
+    ``text_offsets[i]``: where choice i's text starts (``text_offset``)."""
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     for k in range(0, len(results), per_prompt):
         u = wire_usage([r.usage for r in results[k : k + per_prompt]])
@@ -239,8 +285,15 @@ def completion_response(
         "created": created,
         "model": model,
         "choices": [
-            {"index": i, "text": r.text, "finish_reason": r.finish_reason, "logprobs": None}
-            for i, r in enumerate(results)
+            {
+                "index": i,
+                "text": r.text,
+                "finish_reason": r.finish_reason,
+                "logprobs": None
+                if r.logprobs is None
+                else openai_completion_logprobs(r.logprobs, offset),
+            }
+            for i, (r, offset) in enumerate(zip(results, text_offsets, strict=True))
         ],
         "usage": usage,
     }

@@ -277,7 +277,6 @@ def test_models_lists_every_served_model(server: LiveServer) -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"frequency_penalty": 0.5}, "frequency_penalty"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
