@@ -19,6 +19,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call, tool_call_chunk
 
 import bitnet_backend as bb
+from bitnet_backend.logprobs import openai_chat_logprobs
 
 # Content blocks that carry no text for the model: provider bookkeeping, or tool calls that
 # travel in ``AIMessage.tool_calls`` as well.
@@ -103,13 +104,23 @@ def _lc_tool_calls(calls: Sequence[Mapping[str, Any]]) -> list[Any]:
     ]
 
 
+def _logprobs_metadata(entries: list[bb.TokenLogprob] | None) -> dict[str, Any]:
+    """``{"logprobs": ...}`` in OpenAI's shape (as ChatOpenAI reports them), or nothing."""
+    return {} if entries is None else {"logprobs": openai_chat_logprobs(entries)}
+
+
 def ai_message(result: bb.ChatCompletion, model_name: str) -> AIMessage:
-    """The AIMessage of a finished reply: text or tool calls, usage, finish reason."""
+    """The AIMessage of a finished reply: text or tool calls, usage, finish reason, and the
+    tokens' log-probabilities when asked for."""
     return AIMessage(
         content=result.content,
         tool_calls=_lc_tool_calls(result.tool_calls),
         usage_metadata=usage_metadata(result.usage),
-        response_metadata={"finish_reason": result.finish_reason, "model_name": model_name},
+        response_metadata={
+            "finish_reason": result.finish_reason,
+            "model_name": model_name,
+            **_logprobs_metadata(result.logprobs),
+        },
     )
 
 
@@ -118,7 +129,8 @@ def ai_chunk(chunk: bb.ChatCompletionChunk, model_name: str) -> AIMessageChunk:
 
     Tool-call pieces become ``tool_call_chunks`` (the arguments' JSON text arrives in fragments
     that LangChain joins by index). Usage, finish reason and model name are set once, on the
-    last chunk, so that adding the chunks up counts them once.
+    last chunk, so that adding the chunks up counts them once. Each chunk's log-probabilities
+    (when asked for) cover its own tokens: adding the chunks up joins them.
     """
     pieces = chunk.delta.get("tool_calls") or []
     call_chunks = [
@@ -130,12 +142,19 @@ def ai_chunk(chunk: bb.ChatCompletionChunk, model_name: str) -> AIMessageChunk:
         )
         for p in pieces
     ]
+    logprobs = _logprobs_metadata(chunk.logprobs)
     if chunk.finish_reason is None:
-        return AIMessageChunk(content=chunk.content, tool_call_chunks=call_chunks)
+        return AIMessageChunk(
+            content=chunk.content, tool_call_chunks=call_chunks, response_metadata=logprobs
+        )
     return AIMessageChunk(
         content=chunk.content,
         tool_call_chunks=call_chunks,
         usage_metadata=usage_metadata(chunk.usage) if chunk.usage else None,
-        response_metadata={"finish_reason": chunk.finish_reason, "model_name": model_name},
+        response_metadata={
+            "finish_reason": chunk.finish_reason,
+            "model_name": model_name,
+            **logprobs,
+        },
         chunk_position="last",
     )

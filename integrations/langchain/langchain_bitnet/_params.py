@@ -14,7 +14,8 @@ from bitnet_backend.options import OPTION_SPECS
 from ._version import __version__
 
 DEFAULT_MODEL_NAME = "bitnet-default"
-OPTION_NAMES_IN_ORDER = tuple(name for name in OPTION_SPECS if name != "stop")
+# stop: LangChain passes it per call; logprobs: ChatBitnet spells it as ChatOpenAI does.
+OPTION_NAMES_IN_ORDER = tuple(name for name in OPTION_SPECS if name not in ("stop", "logprobs"))
 
 
 class BitnetParams(BaseModel):

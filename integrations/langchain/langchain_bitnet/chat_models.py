@@ -20,6 +20,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import Field
 
 import bitnet_backend as bb
 from bitnet_backend.schemas import closed
@@ -57,7 +58,23 @@ class ChatBitnet(BitnetParams, BaseChatModel):
         llm = ChatBitnet(model="microsoft/bitnet-b1.58-2B-4T", temperature=0, max_tokens=256)
         print(llm.invoke("What is the capital of France?").content)
         ```
+
+    ``logprobs=True`` (a field or a call keyword, as on ``ChatOpenAI``) reports each reply
+    token's log-probability, and ``top_logprobs`` its likeliest alternatives, in
+    ``response_metadata["logprobs"]`` in OpenAI's shape.
     """
+
+    logprobs: bool | None = Field(
+        default=None,
+        description="Report each reply token's log-probability in "
+        "response_metadata['logprobs'] (OpenAI's shape).",
+    )
+    top_logprobs: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="With logprobs, also the N likeliest tokens at each position.",
+    )
 
     @property
     def _llm_type(self) -> str:
@@ -110,8 +127,23 @@ class ChatBitnet(BitnetParams, BaseChatModel):
         kwargs.pop("ls_structured_output_format", None)  # tracing metadata, not an option
         model, name = self._call_model(kwargs)
         chat = {k: kwargs.pop(k) for k in _CHAT_OPTIONS if k in kwargs}
+        logprobs = self._logprobs_option(kwargs)
         options = self._generation_options(stop, kwargs)
-        return model, name, msg.to_bitnet_messages(messages), {**chat, **options}
+        return (
+            model,
+            name,
+            msg.to_bitnet_messages(messages),
+            {**chat, **options, "logprobs": logprobs},
+        )
+
+    def _logprobs_option(self, kwargs: dict[str, Any]) -> int | None:
+        """The model's ``logprobs`` option from ChatOpenAI's ``logprobs`` + ``top_logprobs``
+        (a call's keywords, taken out of ``kwargs``, override the fields)."""
+        wanted = kwargs.pop("logprobs", None)
+        top = kwargs.pop("top_logprobs", None)
+        wanted = self.logprobs if wanted is None else wanted
+        top = self.top_logprobs if top is None else top
+        return (top or 0) if wanted else None
 
     def _generate(
         self,

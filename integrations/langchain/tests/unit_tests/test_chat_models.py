@@ -96,8 +96,9 @@ def test_call_options_override_fields(llm: ChatBitnet) -> None:
 def test_every_sampling_field_reaches_the_model(tiny: str) -> None:
     fields: dict[str, Any] = {"max_tokens": 12, "temperature": 0.9, "top_k": 5, "top_p": 0.9}
     fields |= {"min_p": 0.1, "repeat_penalty": 1.3, "seed": 7}
-    # The fields that name a generation option are exactly these (stop goes by call).
-    assert set(OPTION_NAMES) & set(ChatBitnet.model_fields) == set(fields) | {"stop"}
+    # The fields that name a generation option are exactly these (stop goes by call;
+    # logprobs is spelled as on ChatOpenAI, see test_logprobs.py).
+    assert set(OPTION_NAMES) & set(ChatBitnet.model_fields) == set(fields) | {"stop", "logprobs"}
     llm = ChatBitnet(model=tiny, **fields)
     want = llm.loaded_model.chat([{"role": "user", "content": "Hello"}], **fields)
     assert llm.invoke("Hello").content == want.content
