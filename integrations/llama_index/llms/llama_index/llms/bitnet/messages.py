@@ -12,6 +12,7 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     CompletionResponse,
+    LogProb,
     MessageRole,
     TextBlock,
     ThinkingBlock,
@@ -150,6 +151,21 @@ def _extra(result: AnyCompletion | AnyChunk) -> dict[str, Any]:
     return {**(result.usage or {}), "finish_reason": result.finish_reason}
 
 
+def _logprobs(result: AnyCompletion | AnyChunk) -> list[list[LogProb]] | None:
+    """The tokens' log-probabilities (when the call asked for them, ``logprobs=N``).
+
+    One list per token: its N likeliest alternatives, as LlamaIndex's OpenAI LLM reports
+    them, or the token alone when N is 0.
+    """
+    if result.logprobs is None:
+        return None
+    return [[_log_prob(a) for a in e.top_logprobs] or [_log_prob(e)] for e in result.logprobs]
+
+
+def _log_prob(e: bb.TokenLogprob) -> LogProb:
+    return LogProb(token=e.token, logprob=e.logprob, bytes=list(e.bytes))
+
+
 def _message(text: str, calls: Sequence[Mapping[str, Any]] | None) -> ChatMessage:
     blocks: list[Any] = [TextBlock(text=text), *_tool_blocks(calls)]
     return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
@@ -162,18 +178,23 @@ def chat_response(result: AnyCompletion) -> ChatResponse:
         message=_message(_text(result), calls),
         raw=dataclasses.asdict(result),
         additional_kwargs=_extra(result),
+        logprobs=_logprobs(result),
     )
 
 
 def completion_response(result: AnyCompletion) -> CompletionResponse:
     """A CompletionResponse of a finished reply."""
     return CompletionResponse(
-        text=_text(result), raw=dataclasses.asdict(result), additional_kwargs=_extra(result)
+        text=_text(result),
+        raw=dataclasses.asdict(result),
+        additional_kwargs=_extra(result),
+        logprobs=_logprobs(result),
     )
 
 
 class _Accumulator:
-    """Text so far of a stream; every response carries the whole message, as LlamaIndex wants."""
+    """Text so far of a stream; every response carries the whole message, as LlamaIndex wants
+    (and, like ``delta``, the log-probabilities of its own chunk's tokens)."""
 
     def __init__(self) -> None:
         self.text = ""
@@ -187,6 +208,7 @@ class _Accumulator:
             delta=delta,
             raw=dataclasses.asdict(chunk),
             additional_kwargs=_extra(chunk),
+            logprobs=_logprobs(chunk),
         )
 
     def completion(self, chunk: AnyChunk) -> CompletionResponse:
@@ -197,6 +219,7 @@ class _Accumulator:
             delta=delta,
             raw=dataclasses.asdict(chunk),
             additional_kwargs=_extra(chunk),
+            logprobs=_logprobs(chunk),
         )
 
 
