@@ -138,3 +138,38 @@ def test_chat_openai_puts_logprobs_in_the_response_metadata(
     )
     reply = llm.invoke(CHAT[0]["content"])
     assert reply.response_metadata["logprobs"]["content"] == [wire(e) for e in want.logprobs]
+
+
+def test_a_streamed_tool_call_carries_every_tokens_logprobs(server: LiveServer):
+    """Chunks that say nothing yet (the call's JSON before its name) hand their tokens'
+    entries on to the next chunk sent."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"enum": ["Paris", "Rome"]}},
+                "required": ["city"],
+            },
+        },
+    }
+    options: dict[str, Any] = {
+        "max_tokens": 48,
+        "logprobs": True,
+        "tools": [tool],
+        "tool_choice": "required",
+        **SAMPLED,
+    }
+    c = client(server)
+    whole = c.chat.completions.create(model="tiny", messages=CHAT, **options)
+    assert whole.usage is not None
+    content = whole.choices[0].logprobs.content if whole.choices[0].logprobs else None
+    assert content is not None and len(content) == whole.usage.completion_tokens
+    pieces = []
+    stream = c.chat.completions.create(model="tiny", messages=CHAT, stream=True, **options)
+    for chunk in stream:
+        for choice in chunk.choices:
+            assert choice.logprobs is not None and choice.logprobs.content is not None
+            pieces.extend(choice.logprobs.content)
+    assert pieces == content
