@@ -55,6 +55,21 @@ def test_logprobs_equal_the_oracle_log_softmax(model, ckpt):
     assert [e.top_logprobs[0].token_id for e in c.logprobs] == list(want.argmax(axis=1))
 
 
+def test_logprobs_are_the_models_distribution_before_sampling_options(model):
+    """Penalty, temperature and cuts shape the choice, not the reported figures: they equal
+    the log-softmax of a fresh forward's logits over the same tokens."""
+    prompt = model.tokenize(PROMPT)
+    options = {"repeat_penalty": 2.0, "temperature": 0.7, "top_k": 5, "min_p": 0.2, "seed": 9}
+    c = model.generate(prompt, max_tokens=10, logprobs=3, **options)
+    assert c.logprobs is not None and c.token_ids
+    positions = np.arange(len(prompt) - 1, len(prompt) - 1 + len(c.token_ids))
+    want = log_softmax(model.logits(prompt + c.token_ids)[positions])
+    got = [e.logprob for e in c.logprobs]
+    np.testing.assert_allclose(got, want[np.arange(len(positions)), c.token_ids], rtol=1e-9)
+    top = [[a.logprob for a in e.top_logprobs] for e in c.logprobs]
+    np.testing.assert_allclose(top, -np.sort(-want, axis=1)[:, :3], rtol=1e-9)
+
+
 def test_alternatives_are_sorted_and_hold_the_greedy_choice(model):
     c = model.generate(PROMPT, max_tokens=8, logprobs=20, **GREEDY)
     assert c.logprobs is not None
