@@ -8,21 +8,24 @@ sampling options: the same tokens get the same log-probabilities whether they we
 greedily or sampled, constrained or not. (A token picked under a mask may therefore have a
 low log-probability: the model would not have chosen it on its own.)
 
-How exact: the log-softmax is computed in float64 from the float32 logits the engine leaves
-for sampling. With the float32 output head (``lm_head="f32"``) and the reference backend
-those are the model's logits. A quantized head (int8, q6, q4) recomputes its ``exact_logits``
-largest logits of each position in float32 (16 by default) and keeps the quantized values for
-the rest: the likeliest tokens' logits are then exact, while alternatives ranked past
-``exact_logits`` and the normalising sum over the vocabulary carry the head's quantization
-error (the sum is dominated by the exact top logits, so the error is small; load with
-``lm_head="f32"`` for exact figures).
+How exact: each figure is the token's float32 logit minus the log of the normalising sum, in
+float64; the sum adds float32 exponentials in float64 (float32 exp costs a tenth of float64's
+over a large vocabulary, and its rounding moves the figures by about 1e-7). The logits are
+those the engine leaves for sampling. With the float32 output head (``lm_head="f32"``) and
+the reference backend they are the model's. A quantized head (int8, q6, q4) recomputes its
+``exact_logits`` largest logits of each position in float32 (16 by default) and keeps the
+quantized values for the rest: the likeliest tokens' figures are then exact but for the
+normalising sum, which carries the quantization error of the tail (small: the exact top
+logits dominate it), and alternatives ranked past ``exact_logits`` carry that error
+themselves. Load with ``lm_head="f32"`` for exact figures throughout.
 
-Cost: nothing unless a call asks (``logprobs=N``); then one pass over the vocabulary per
-generated token, in NumPy, where the scheduler samples.
+Cost: nothing unless a call asks (``logprobs=N``); then, per generated token, where the
+scheduler samples, a few vectorised passes over the vocabulary (benchmarks/logprobs.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,15 +42,15 @@ def token_logprob(
     ``top``: how many of the likeliest tokens to list (likeliest first, ties by lower id).
     ``token_bytes``: each id's bytes (None when the model has no tokenizer: empty texts).
     """
-    x = np.asarray(logits, dtype=np.float64)
+    x = np.asarray(logits, dtype=np.float32)
     peak = x.max()
-    log_norm = peak + np.log(np.exp(x - peak).sum())
+    log_norm = float(peak) + math.log(float(np.exp(x - peak).sum(dtype=np.float64)))
     alternatives: tuple[TokenLogprob, ...] = ()
     if top > 0:
         alternatives = tuple(
-            _entry(int(t), float(x[t] - log_norm), token_bytes) for t in _top_ids(logits, top)
+            _entry(int(t), float(x[t]) - log_norm, token_bytes) for t in _top_ids(x, top)
         )
-    return _entry(token, float(x[token] - log_norm), token_bytes, alternatives)
+    return _entry(token, float(x[token]) - log_norm, token_bytes, alternatives)
 
 
 def _top_ids(logits: np.ndarray, k: int) -> np.ndarray:
@@ -55,10 +58,8 @@ def _top_ids(logits: np.ndarray, k: int) -> np.ndarray:
     vocab = logits.shape[0]
     k = min(k, vocab)
     kth = np.partition(logits, vocab - k)[vocab - k]
-    above = np.flatnonzero(logits > kth)
-    tied = np.flatnonzero(logits == kth)[: k - above.size]
-    ids = np.concatenate((above, tied))
-    return ids[np.lexsort((ids, -logits[ids]))]
+    ids = np.flatnonzero(logits >= kth)  # the k largest, and any logits tied with the k-th
+    return ids[np.lexsort((ids, -logits[ids]))[:k]]
 
 
 def _entry(
