@@ -415,7 +415,7 @@ class Model:
         grammar = None
         if o.json_schema is not None:
             grammar = self._constraints().json_schema(o.json_schema)
-            stops = ()  # the schema decides where the output ends (constraints.py)
+            stops = ()  # the schema decides where the output ends (constraints/grammar.py)
         return _Plan(
             params=SamplingParams.of(o),
             seed=resolve_seed(o.seed),
@@ -468,10 +468,10 @@ class Model:
         Options left at None take ``self.generation_config``'s value (max_tokens 256; -1 =
         until the context window is full). ``temperature=0`` is greedy. ``stop`` strings end
         the generation and are not part of the text. ``json_schema`` constrains the output to
-        JSON valid against the schema (see ``constraints.py``; stop strings do not apply then,
-        finish_reason "length" means the JSON is incomplete). Raises InvalidParameterError for
-        bad options (and schemas) and ContextOverflowError when the prompt does not fit in
-        n_ctx, both before any model work.
+        JSON valid against the schema (see ``constraints/grammar.py``; stop strings do not
+        apply then, finish_reason "length" means the JSON is incomplete). Raises
+        InvalidParameterError for bad options (and schemas) and ContextOverflowError when the
+        prompt does not fit in n_ctx, both before any model work.
         """
         options = _declared_options(locals())
         return collect(self._chunks(self._start(prompt, options)))
@@ -557,7 +557,7 @@ class Model:
         ``tools`` (OpenAI-style function dicts) may be called as ``tool_choice`` allows:
         "auto" (text or a call), "required", ``{"name": ...}`` or "none"; a call comes back
         in ``message["tool_calls"]`` with finish_reason "tool_calls" (protocol and prompt
-        format: ``constraints.py``). ``template_kwargs`` go to the chat template;
+        format: ``constraints/tools.py``). ``template_kwargs`` go to the chat template;
         ``options`` are those of ``generate``.
         """
         request, tool_stream = self._start_chat(

@@ -1,0 +1,45 @@
+"""Constrained decoding: JSON schemas (grammar.py) and the tool-call protocol (tools.py,
+with the reply parser in tool_stream.py)."""
+
+from .grammar import (
+    JSON_LAYOUT,
+    ConstraintCompiler,
+    Grammar,
+    GrammarState,
+    compiler_for,
+    json_schema_grammar,
+    normalize_schema,
+)
+from .tool_stream import ToolCallStream, new_call_id
+from .tools import (
+    Tool,
+    ToolMode,
+    ToolProtocol,
+    normalize_tools,
+    render_tool_history,
+    template_source,
+    template_uses_tools,
+    tool_call_schema,
+    tool_grammar,
+)
+
+__all__ = [
+    "JSON_LAYOUT",
+    "ConstraintCompiler",
+    "Grammar",
+    "GrammarState",
+    "Tool",
+    "ToolCallStream",
+    "ToolMode",
+    "ToolProtocol",
+    "compiler_for",
+    "json_schema_grammar",
+    "new_call_id",
+    "normalize_schema",
+    "normalize_tools",
+    "render_tool_history",
+    "template_source",
+    "template_uses_tools",
+    "tool_call_schema",
+    "tool_grammar",
+]
