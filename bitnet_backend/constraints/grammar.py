@@ -55,7 +55,8 @@ JSON_LAYOUT: dict[str, Any] = {
 }
 
 
-def _llguidance() -> Any:
+def llguidance_module() -> Any:
+    """The llguidance package (InvalidParameterError when it is not installed)."""
     try:
         import llguidance
         import llguidance.numpy
@@ -73,7 +74,7 @@ class Grammar:
     """
 
     def __init__(self, ll_tokenizer: llguidance.LLTokenizer, grammar: str, vocab_size: int):
-        llg = _llguidance()
+        llg = llguidance_module()
         self._ll_tokenizer = ll_tokenizer
         self.vocab_size = vocab_size
         self._template = llg.LLMatcher(ll_tokenizer, grammar, log_level=0)
@@ -151,7 +152,7 @@ class ConstraintCompiler:
     _CACHE_SIZE = 32
 
     def __init__(self, tokenizer: Tokenizer, eos_token_ids: Iterable[int], vocab_size: int):
-        llg = _llguidance()
+        llg = llguidance_module()
         spec = json.loads(tokenizer.path.read_text(encoding="utf-8"))
         # As llguidance.hf does: padding and truncation would change how text tokenizes.
         spec["padding"] = None
@@ -251,7 +252,7 @@ def normalize_schema(schema: Any) -> dict[str, Any]:
 
 def json_schema_grammar(schema: Any) -> str:
     """The llguidance grammar string for a JSON schema, in this module's JSON layout."""
-    llg = _llguidance()
+    llg = llguidance_module()
     normalized = normalize_schema(schema)
     try:
         return str(llg.LLMatcher.grammar_from_json_schema(normalized, defaults=JSON_LAYOUT))

@@ -74,8 +74,8 @@ from .grammar import (
     JSON_LAYOUT,
     ConstraintCompiler,
     Grammar,
-    _llguidance,
-    _schema_error,
+    json_schema_grammar,
+    llguidance_module,
     normalize_schema,
 )
 from .tool_stream import ToolCallStream
@@ -198,13 +198,9 @@ def tool_call_schema(tools: Sequence[Tool], parallel: bool = False) -> dict[str,
 
 def tool_grammar(tools: Sequence[Tool], mode: ToolMode, parallel: bool = False) -> str:
     """The llguidance grammar for ``mode`` "required" (a call) or "auto" (text or a call)."""
-    llg = _llguidance()
     schema = tool_call_schema(tools, parallel)
     if mode == "required":
-        try:
-            return str(llg.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_LAYOUT))
-        except ValueError as exc:
-            raise _schema_error(str(exc)) from None
+        return json_schema_grammar(schema)
     if mode != "auto":
         raise InvalidParameterError(f"no grammar for tool_choice {mode!r}")
     # Plain text is anything whose first non-whitespace character cannot start a call.
@@ -217,7 +213,7 @@ def tool_grammar(tools: Sequence[Tool], mode: ToolMode, parallel: bool = False) 
         "WS: /\\s+/\n"
         f"body: %json {body}\n"
     )
-    return str(llg.LLMatcher.grammar_from_lark(lark))
+    return str(llguidance_module().LLMatcher.grammar_from_lark(lark))
 
 
 @dataclass(frozen=True)
