@@ -19,6 +19,7 @@ import numpy as np
 
 from . import plugins, validation
 from .chat_results import ChatChunks, chat_chunks, chat_result
+from .chat_template import template_uses_tools
 from .completion import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -30,8 +31,6 @@ from .constraints import (
     ToolCallStream,
     ToolProtocol,
     compiler_for,
-    template_source,
-    template_uses_tools,
 )
 from .convert_hint import suggest_convert
 from .engine_ops import InFlightCalls
@@ -519,9 +518,13 @@ class Model:
         template_kwargs: Mapping[str, Any] | None,
     ) -> list[int]:
         kwargs = dict(template_kwargs or {})
-        source = template_source(self._tok(), kwargs.get("chat_template"), bool(protocol.tools))
+        # Chosen once: the template whose variables decide how tools reach the prompt is the
+        # one that renders it.
+        source = self._tok().select_chat_template(
+            kwargs.pop("chat_template", None), tools=protocol.active
+        )
         messages, tools = protocol.prompt(messages, template_uses_tools(source))
-        text = self.apply_chat_template(messages, tools=tools, **kwargs)
+        text = self.apply_chat_template(messages, tools=tools, chat_template=source, **kwargs)
         # The template writes the special tokens itself (BOS included), as in transformers.
         return self._encode_prompt(text, add_special=False)
 

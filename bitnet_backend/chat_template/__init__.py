@@ -17,6 +17,7 @@ from .select import (
     find_chat_template,
     normalise_chat_templates,
     select_chat_template,
+    template_uses_tools,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "render_bounded",
     "render_chat",
     "select_chat_template",
+    "template_uses_tools",
 ]

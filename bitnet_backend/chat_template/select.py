@@ -9,13 +9,14 @@ including one without a default template.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from ..errors import CheckpointError
 from ..validation import parse_json, read_text
-from .sandbox import ChatTemplateError
+from .sandbox import BoundedSandbox, ChatTemplateError
 
 # A model's templates as Tokenizer keeps them: none, one, or several by name.
 ChatTemplates: TypeAlias = str | dict[str, str] | None
@@ -84,3 +85,21 @@ def select_chat_template(
     if templates is None:
         raise ChatTemplateError("the model has no chat template")
     return templates
+
+
+# Parsing a template costs milliseconds, on every chat call: a model has one or two templates.
+@functools.lru_cache(maxsize=16)
+def template_uses_tools(source: str | None) -> bool:
+    """True when a chat template reads the ``tools`` variable."""
+    if not source:
+        return False
+    import jinja2
+    import jinja2.meta
+
+    try:
+        # The analysis compiles the template, folding constants: a sandbox that bounds them
+        # keeps '{{ 2 ** 2 ** 40 }}' from being computed here.
+        ast = BoundedSandbox().parse(source)
+        return "tools" in jinja2.meta.find_undeclared_variables(ast)
+    except (jinja2.TemplateError, RecursionError):
+        return False  # rendering reports the template's error

@@ -1,6 +1,7 @@
 """Constrained decoding: JSON schemas (grammar.py) and the tool-call protocol (tools.py,
 with the reply parser in tool_stream.py)."""
 
+from ..chat_template import template_uses_tools
 from .grammar import (
     JSON_LAYOUT,
     ConstraintCompiler,
@@ -17,8 +18,6 @@ from .tools import (
     ToolProtocol,
     normalize_tools,
     render_tool_history,
-    template_source,
-    template_uses_tools,
     tool_call_schema,
     tool_grammar,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "normalize_schema",
     "normalize_tools",
     "render_tool_history",
-    "template_source",
     "template_uses_tools",
     "tool_call_schema",
     "tool_grammar",

@@ -62,12 +62,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..errors import InvalidParameterError
 from .grammar import (
@@ -79,9 +78,6 @@ from .grammar import (
     normalize_schema,
 )
 from .tool_stream import ToolCallStream
-
-if TYPE_CHECKING:
-    from ..tokenizer import Tokenizer
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Keys whose values are data, not subschemas: a "$ref" inside them is not a reference.
@@ -317,40 +313,6 @@ class ToolProtocol:
         return ToolCallStream(
             parallel=self.parallel, names={t.name for t in self.allowed}, id_seed=id_seed
         )
-
-
-def template_source(tokenizer: Tokenizer, chat_template: Any, has_tools: bool) -> str | None:
-    """The chat template text a render would use (as ``Tokenizer.apply_chat_template``)."""
-    templates = tokenizer.chat_template
-    if isinstance(templates, dict):
-        if isinstance(chat_template, str):
-            return templates.get(chat_template, chat_template)
-        if has_tools and "tool_use" in templates:
-            return templates["tool_use"]
-        return templates.get("default")
-    if isinstance(chat_template, str):
-        return chat_template
-    return templates
-
-
-# Parsing a template costs milliseconds, on every chat call: a model has one or two templates.
-@functools.lru_cache(maxsize=16)
-def template_uses_tools(source: str | None) -> bool:
-    """True when a chat template reads the ``tools`` variable."""
-    if not source:
-        return False
-    import jinja2
-    import jinja2.meta
-
-    from ..chat_template import BoundedSandbox
-
-    try:
-        # The analysis compiles the template, folding constants: a sandbox that bounds them
-        # keeps '{{ 2 ** 2 ** 40 }}' from being computed here.
-        ast = BoundedSandbox().parse(source)
-        return "tools" in jinja2.meta.find_undeclared_variables(ast)
-    except (jinja2.TemplateError, RecursionError):
-        return False  # rendering reports the template's error
 
 
 def _call_text(calls: Sequence[Mapping[str, Any]]) -> str:
