@@ -12,12 +12,11 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import plugins, validation
+from . import validation
 from .chat_results import ChatChunks, chat_chunks, chat_result
 from .chat_template import template_uses_tools
 from .completion import (
@@ -32,66 +31,37 @@ from .constraints import (
     ToolProtocol,
     compiler_for,
 )
-from .convert_hint import suggest_convert
 from .engine_ops import InFlightCalls
-from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
+from .errors import BitnetError, ContextOverflowError, InvalidParameterError
+from .loading import DEFAULT_MODEL_DIR, checkpoint_bytes, load_parts
 from .options import OPTION_NAMES, GenerationConfig
 from .prefix_cache import PrefixCache
 from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
 from .requests import Plan as _Plan
 from .sampling import SamplingParams, resolve_seed
 from .scheduler import Scheduler, SchedulerStats, resolve_limits
-from .threads import check_n_threads, default_threads
-from .tokenizer import Tokenizer, find_chat_template
+from .threads import default_threads
+from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from .backend import Engine
     from .checkpoints.hf import Checkpoint
     from .config import ModelConfig
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default-model"
-# Above this many bytes of weights, loading shows a progress bar when asked to decide itself.
-LARGE_CHECKPOINT_BYTES = 256 * 1024 * 1024
+# Names importable from here since the start; loading.py now holds the loading ones.
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "GenerationConfig",
+    "Model",
+    "checkpoint_bytes",
+    "default_threads",
+    "load",
+]
 
 
 def _declared_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The generation options among a method's arguments (its ``locals()`` on entry)."""
     return {name: arguments[name] for name in OPTION_NAMES}
-
-
-def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
-    if source is None:
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise CheckpointError(
-                DEFAULT_MODEL_DIR,
-                "no default model is bundled with this installation; pass a model directory "
-                "or a Hugging Face hub id",
-            )
-        return DEFAULT_MODEL_DIR
-    if not isinstance(source, (str, os.PathLike)):
-        raise InvalidParameterError(f"source must be a path or a hub id, got {source!r}")
-    if not str(source).strip():
-        raise InvalidParameterError("source is an empty string: pass a path or a hub id")
-    path = Path(source).expanduser()
-    try:
-        if path.exists():
-            return path
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise CheckpointError(str(source)[:200], f"cannot access: {exc.strerror}") from None
-    try:
-        from .checkpoints.hub import resolve_source
-    except ImportError:
-        raise CheckpointError(source, "no such file or directory") from None
-    return Path(resolve_source(str(source)))
-
-
-def checkpoint_bytes(path: Path) -> int:
-    """Bytes of weight files under a local checkpoint path (0 when it is not local)."""
-    if path.is_file():
-        return path.stat().st_size
-    if not path.is_dir():
-        return 0
-    return sum(f.stat().st_size for f in validation.existing_weight_files(path))
 
 
 def load(
@@ -135,86 +105,31 @@ def load(
     loaded model within a process, use ``bitnet_backend.load_shared``. A large checkpoint
     that is not converted says once on stderr that ``bitnet convert`` makes its loads fast.
     """
-    n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
-    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
-        raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
-    chosen = plugins.get_backend(backend)  # before reading gigabytes of weights
-    path = _resolve_source(source)
-    large = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
-    if progress is None:
-        progress = large
-
-    from .checkpoints.hf import load_checkpoint
-
-    ckpt = load_checkpoint(path, progress=bool(progress), verify=bool(verify))
-    try:
-        if large:
-            suggest_convert(ckpt)
-        max_pos = ckpt.config.max_position_embeddings
-        if n_ctx is not None and n_ctx > max_pos:
-            raise InvalidParameterError(
-                f"n_ctx {n_ctx} is larger than the model's context length {max_pos}"
-            )
-        resolve_limits(n_ctx or max_pos, n_threads, max_batch, kv_budget, queue_timeout)
-        tokenizer = _make_tokenizer(ckpt)
-        if progress:
-            with _LayerProgress(ckpt.config.num_hidden_layers) as bar:
-                engine = chosen.load(ckpt, n_threads=n_threads, progress=bar.update, **options)
-        else:
-            engine = chosen.load(ckpt, n_threads=n_threads, **options)
-    except BaseException:
-        ckpt.close()
-        raise
+    parts = load_parts(
+        source,
+        backend,
+        n_threads,
+        n_ctx,
+        progress,
+        max_batch=max_batch,
+        kv_budget=kv_budget,
+        queue_timeout=queue_timeout,
+        verify=verify,
+        options=options,
+    )
     return Model(
-        engine,
-        ckpt,
-        tokenizer,
-        n_ctx=n_ctx or ckpt.config.max_position_embeddings,
-        n_threads=n_threads,
+        parts.engine,
+        parts.checkpoint,
+        parts.tokenizer,
+        n_ctx=parts.n_ctx,
+        n_threads=parts.n_threads,
         source=str(source) if source is not None else "default",
-        backend_name=chosen.name,
+        backend_name=parts.backend_name,
         cache_prompt=bool(cache_prompt),
         max_batch=max_batch,
         kv_budget=kv_budget,
         queue_timeout=queue_timeout,
     )
-
-
-class _LayerProgress:
-    """A tqdm bar over the layers a backend prepares (repacking is the slow part of a load)."""
-
-    def __init__(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc="preparing weights", unit="layer", leave=False)
-
-    def update(self, done: int, total: int) -> None:
-        self._bar.total = total
-        self._bar.n = done
-        self._bar.refresh()
-
-    def __enter__(self) -> _LayerProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.close()
-
-
-def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
-    tok_file = getattr(ckpt, "tokenizer_file", None)
-    if tok_file is None or not Path(tok_file).is_file():
-        return None
-    cfg = ckpt.tokenizer_config or {}
-    tokenizer = Tokenizer(
-        tok_file,
-        cfg,
-        chat_template=find_chat_template(Path(tok_file).parent, cfg),
-        bos_token_id=ckpt.config.bos_token_id,
-        eos_token_ids=ckpt.eos_token_ids,
-        vocab_size=ckpt.config.vocab_size,
-    )
-    validation.check_tokenizer_fits(tok_file, tokenizer.tokenizer_size, ckpt.config.vocab_size)
-    return tokenizer
 
 
 class Model:
