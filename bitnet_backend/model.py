@@ -3,7 +3,9 @@
 The Model validates every call on the caller's side (options, prompt, schema, tools), then
 hands the work to its scheduler (scheduler.py), which runs the requests of all threads and
 event loops in shared forward steps; results come back through a per-request channel
-(async_bridge.py) that threads block on and event loops await.
+(async_bridge.py) that threads block on and event loops await. Reading and preparing a
+checkpoint is loading.py's work, turning conversations and tools into requests
+chat_requests.py's.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import validation
+from .chat_requests import chat_prompt, chat_results, start_chat, start_chats
 from .chat_results import ChatChunks, chat_chunks, chat_result
-from .chat_template import template_uses_tools
 from .completion import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -27,7 +28,6 @@ from .completion import (
 )
 from .constraints import (
     ConstraintCompiler,
-    ToolCallStream,
     ToolProtocol,
     compiler_for,
 )
@@ -426,23 +426,6 @@ class Model:
             messages, tools=tools, add_generation_prompt=add_generation_prompt, **template_kwargs
         )
 
-    def _chat_prompt(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        protocol: ToolProtocol,
-        template_kwargs: Mapping[str, Any] | None,
-    ) -> list[int]:
-        kwargs = dict(template_kwargs or {})
-        # Chosen once: the template whose variables decide how tools reach the prompt is the
-        # one that renders it.
-        source = self._tok().select_chat_template(
-            kwargs.pop("chat_template", None), tools=protocol.active
-        )
-        messages, tools = protocol.prompt(messages, template_uses_tools(source))
-        text = self.apply_chat_template(messages, tools=tools, chat_template=source, **kwargs)
-        # The template writes the special tokens itself (BOS included), as in transformers.
-        return self._encode_prompt(text, add_special=False)
-
     def tokenize_chat(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -458,7 +441,7 @@ class Model:
         is the reply's ``usage["prompt_tokens"]``.
         """
         protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
-        return self._chat_prompt(messages, protocol, template_kwargs)
+        return chat_prompt(self, messages, protocol, template_kwargs)
 
     def chat(
         self,
@@ -478,8 +461,8 @@ class Model:
         format: ``constraints/tools.py``). ``template_kwargs`` go to the chat template;
         ``options`` are those of ``generate``.
         """
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         return chat_result(collect(self._chunks(request)), tool_stream)
 
@@ -498,37 +481,10 @@ class Model:
         Tool calls stream as ``delta["tool_calls"]`` pieces (id and name, then the arguments'
         JSON text); the last chunk's ``tool_calls`` holds the complete, parsed calls.
         """
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         return chat_chunks(self._chunks(request), tool_stream)
-
-    def _start_chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None,
-        template_kwargs: Mapping[str, Any] | None,
-        options: Mapping[str, Any],
-        tool_choice: str | Mapping[str, Any] = "auto",
-        parallel_tool_calls: bool = False,
-    ) -> tuple[GenerationRequest, ToolCallStream | None]:
-        self._check_open()
-        protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
-        plan = self._plan(options)
-        if protocol.active:
-            if plan.grammar is not None:
-                raise InvalidParameterError(
-                    "json_schema cannot be combined with tools unless tool_choice is 'none'"
-                )
-            # Stop strings could cut a call short; the grammar decides where a reply ends.
-            plan = replace(plan, grammar=protocol.grammar(self._constraints()), stops=())
-        prompt = self._chat_prompt(messages, protocol, template_kwargs)
-        if len(prompt) > self.n_ctx:
-            raise ContextOverflowError(len(prompt), self.n_ctx)
-        tool_stream = (
-            protocol.stream(id_seed=",".join(map(str, prompt))) if protocol.active else None
-        )
-        return self._request(prompt, plan), tool_stream
 
     # -- embeddings -----------------------------------------------------------------------
 
@@ -583,8 +539,8 @@ class Model:
         **options: Any,
     ) -> ChatCompletion:
         """``chat`` for an event loop; cancelling the await stops the generation."""
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         return chat_result(await acollect(self._achunks(request)), tool_stream)
 
@@ -599,8 +555,8 @@ class Model:
         **options: Any,
     ) -> AsyncIterator[ChatCompletionChunk]:
         """``stream_chat`` as an async iterator; leaving it early stops the generation."""
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         chat = ChatChunks(tool_stream)
         async for c in self._achunks(request):
@@ -623,14 +579,14 @@ class Model:
 
         Every prompt is validated before any is queued.
         """
-        requests = [self._start(p, options) for p in _batch_items(prompts, "prompts")]
+        requests = [self._start(p, options) for p in validation.check_batch(prompts, "prompts")]
         return self._run_batch(requests)
 
     async def agenerate_batch(
         self, prompts: Sequence[str | Sequence[int]], **options: Any
     ) -> list[Completion]:
         """``generate_batch`` for an event loop."""
-        requests = [self._start(p, options) for p in _batch_items(prompts, "prompts")]
+        requests = [self._start(p, options) for p in validation.check_batch(prompts, "prompts")]
         return await self._arun_batch(requests)
 
     def chat_batch(
@@ -644,11 +600,11 @@ class Model:
         **options: Any,
     ) -> list[ChatCompletion]:
         """``chat`` for each conversation (same tools and options), run together, in order."""
-        started = self._start_chats(
-            conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        started = start_chats(
+            self, conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         results = self._run_batch([request for request, _ in started])
-        return _chat_results(results, started)
+        return chat_results(results, started)
 
     async def achat_batch(
         self,
@@ -661,26 +617,11 @@ class Model:
         **options: Any,
     ) -> list[ChatCompletion]:
         """``chat_batch`` for an event loop."""
-        started = self._start_chats(
-            conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        started = start_chats(
+            self, conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         results = await self._arun_batch([request for request, _ in started])
-        return _chat_results(results, started)
-
-    def _start_chats(
-        self,
-        conversations: Sequence[Sequence[Mapping[str, Any]]],
-        tools: Sequence[Mapping[str, Any]] | None,
-        template_kwargs: Mapping[str, Any] | None,
-        options: Mapping[str, Any],
-        tool_choice: str | Mapping[str, Any],
-        parallel_tool_calls: bool,
-    ) -> list[tuple[GenerationRequest, ToolCallStream | None]]:
-        """Validate every conversation of a chat batch before any of them is queued."""
-        return [
-            self._start_chat(m, tools, template_kwargs, options, tool_choice, parallel_tool_calls)
-            for m in _batch_items(conversations, "conversations")
-        ]
+        return chat_results(results, started)
 
     def _run_batch(self, requests: list[GenerationRequest]) -> list[Completion]:
         try:
@@ -699,19 +640,3 @@ class Model:
         finally:
             for r in requests:
                 r.cancel()
-
-
-def _batch_items(items: Any, name: str) -> list[Any]:
-    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        raise InvalidParameterError(f"{name} must be a list, got {type(items).__name__}")
-    return list(items)
-
-
-def _chat_results(
-    results: Sequence[Completion],
-    started: Sequence[tuple[GenerationRequest, ToolCallStream | None]],
-) -> list[ChatCompletion]:
-    """The ChatCompletions of a chat batch, in order (each with its tool calls parsed)."""
-    return [
-        chat_result(c, tool_stream) for c, (_, tool_stream) in zip(results, started, strict=True)
-    ]
