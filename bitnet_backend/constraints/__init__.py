@@ -1,5 +1,6 @@
-"""Constrained decoding: JSON schemas (grammar.py) and the tool-call protocol (tools.py,
-with the reply parser in tool_stream.py)."""
+"""Constrained decoding: JSON schemas (grammar.py) and the tool-call protocol (tools.py), with
+the reader of streamed tool calls (tool_stream.py) over an incremental JSON scanner
+(json_scanner.py)."""
 
 from ..chat_template import template_uses_tools
 from .grammar import (

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ..completion import FinishReason
 from ..errors import BitnetError
+from .json_scanner import JsonScanner
 
 
 def new_call_id(seed: str | None = None, index: int = 0) -> str:
@@ -56,16 +57,9 @@ class ToolCallStream:
         self._raw: list[str] = []
         self._lead = ""
         self._calls: list[_CallScan] = []
-        # JSON scanner state (call replies only).
-        self._depth = 0
-        self._call_depth = 1
-        self._in_str = False
-        self._esc = False
-        self._str_buf: list[str] = []
-        self._str_role: str | None = None  # "key" | "name" | None
-        self._key: str | None = None
-        self._after_colon = False
-        self._args_call: _CallScan | None = None
+        self._json = JsonScanner()  # call replies only
+        self._call_depth = 1  # 2 when the calls are the items of a list
+        self._args_call: _CallScan | None = None  # the call whose arguments are being read
 
     def feed(self, text: str) -> list[dict[str, Any]]:
         """Deltas completed by ``text`` (the next piece of generated text)."""
@@ -117,75 +111,41 @@ class ToolCallStream:
             else:
                 pieces.append({"index": index, "function": {"arguments": ch}})
 
+        scan = self._json
         for ch in text:
             if self._args_call is not None:
                 args_text(self._args_call, ch)  # inside the arguments value: all of it
-            if self._in_str:
-                if self._esc:
-                    self._esc = False
-                elif ch == "\\":
-                    self._esc = True
-                elif ch == '"':
-                    self._in_str = False
-                    self._end_string(pieces)
-                    continue
-                if self._str_role is not None:
-                    self._str_buf.append(ch)
-                continue
-            at_call_level = self._args_call is None and self._depth == self._call_depth
-            if ch == '"':
-                self._in_str = True
-                self._str_buf = []
-                self._str_role = None
-                if at_call_level:
-                    if not self._after_colon:
-                        self._str_role = "key"
-                    elif self._key == "name":
-                        self._str_role = "name"
-            elif ch in "{[":
-                if at_call_level and self._after_colon and self._key == "arguments":
+            at_call_level = self._args_call is None and scan.depth == self._call_depth
+            key = scan.value_key if at_call_level else None  # before ch moves the scanner
+            event = scan.feed(ch)
+            if event == "string_start" and key == "name":
+                scan.keep_string()
+            elif event == "string_end" and key == "name" and self._calls:
+                self._announce(self._calls[-1], scan.last_string(), pieces)
+            elif event == "open":
+                if key == "arguments":
                     self._args_call = self._calls[-1]
                     args_text(self._args_call, ch)
-                self._depth += 1
-                if ch == "{" and self._depth == self._call_depth:
+                if ch == "{" and scan.depth == self._call_depth:
                     call_id = new_call_id(self.id_seed, len(self._calls))
                     self._calls.append(_CallScan(id=call_id))
-                    self._key, self._after_colon = None, False
-            elif ch in "}]":
-                self._depth -= 1
-                if self._args_call is not None and self._depth == self._call_depth:
-                    self._args_call = None
-            elif at_call_level:
-                if ch == ":":
-                    self._after_colon = True
-                elif ch == ",":
-                    self._after_colon, self._key = False, None
+            elif event == "close" and self._args_call and scan.depth == self._call_depth:
+                self._args_call = None  # the arguments value ended
         return [{"tool_calls": [p]} for p in pieces]
 
-    def _end_string(self, pieces: list[dict[str, Any]]) -> None:
-        role, raw = self._str_role, "".join(self._str_buf)
-        self._str_role = None
-        if role is None:
-            return
-        try:
-            value = json.loads(f'"{raw}"')
-        except json.JSONDecodeError:
-            value = raw
-        if role == "key":
-            self._key = value
-        elif role == "name" and self._calls:
-            call = self._calls[-1]
-            call.name = value
-            call.announced = True
-            pieces.append(
-                {
-                    "index": len(self._calls) - 1,
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": value, "arguments": "".join(call.pending_args)},
-                }
-            )
-            call.pending_args = []
+    def _announce(self, call: _CallScan, name: str, pieces: list[dict[str, Any]]) -> None:
+        """The head delta of ``call`` (id, name, the arguments' text seen so far)."""
+        call.name = name
+        call.announced = True
+        pieces.append(
+            {
+                "index": self._calls.index(call),
+                "id": call.id,
+                "type": "function",
+                "function": {"name": name, "arguments": "".join(call.pending_args)},
+            }
+        )
+        call.pending_args = []
 
     def finish(self, finish_reason: FinishReason) -> tuple[dict[str, Any], FinishReason]:
         """The assistant message and the finish_reason ("tool_calls" when a call was made)."""
