@@ -33,7 +33,7 @@ from .constraints import (
 )
 from .engine_ops import InFlightCalls
 from .errors import BitnetError, ContextOverflowError, InvalidParameterError
-from .loading import DEFAULT_MODEL_DIR, checkpoint_bytes, load_parts
+from .loading import DEFAULT_MODEL_DIR, LARGE_CHECKPOINT_BYTES, checkpoint_bytes, load_parts
 from .options import OPTION_NAMES, GenerationConfig
 from .prefix_cache import PrefixCache
 from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
@@ -48,9 +48,11 @@ if TYPE_CHECKING:
     from .checkpoints.hf import Checkpoint
     from .config import ModelConfig
 
-# Names importable from here since the start; loading.py now holds the loading ones.
+# Names importable from here since the start; loading.py now holds the loading ones (and
+# reads LARGE_CHECKPOINT_BYTES from its own namespace: change it there).
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "LARGE_CHECKPOINT_BYTES",
     "GenerationConfig",
     "Model",
     "checkpoint_bytes",
