@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from ..model import Model
 
 DESCRIPTION = """\
-Answer PROMPT and stream the reply to stdout. A model with a chat template gets PROMPT as a
-user message (like llama-cli); --raw continues PROMPT as plain text instead.
+Answer PROMPT and stream the reply to stdout. A model with a default chat template gets PROMPT
+as a user message (like llama-cli); --raw continues PROMPT as plain text instead.
 
 examples:
   bitnet run "What is the capital of France?"
@@ -37,12 +37,13 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         "--raw",
         action="store_true",
         help="plain completion of PROMPT, no chat template (default: the chat template when "
-        "the model has one)",
+        "the model has a default one)",
     )
     mode.add_argument(
         "--chat",
         action="store_true",
-        help="send PROMPT as a user chat message (the default when the model has a chat template)",
+        help="send PROMPT as a user chat message (the default when the model has a default chat "
+        "template)",
     )
     p.add_argument(
         "--verbose",
