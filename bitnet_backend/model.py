@@ -3,7 +3,9 @@
 The Model validates every call on the caller's side (options, prompt, schema, tools), then
 hands the work to its scheduler (scheduler.py), which runs the requests of all threads and
 event loops in shared forward steps; results come back through a per-request channel
-(async_bridge.py) that threads block on and event loops await.
+(async_bridge.py) that threads block on and event loops await. Reading and preparing a
+checkpoint is loading.py's work, turning conversations and tools into requests
+chat_requests.py's.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import plugins, validation
+from . import validation
+from .chat_requests import chat_prompt, chat_results, start_chat, start_chats
 from .chat_results import ChatChunks, chat_chunks, chat_result
 from .completion import (
     ChatCompletion,
@@ -27,72 +28,42 @@ from .completion import (
 )
 from .constraints import (
     ConstraintCompiler,
-    ToolCallStream,
     ToolProtocol,
     compiler_for,
-    template_source,
-    template_uses_tools,
 )
-from .convert_hint import suggest_convert
 from .engine_ops import InFlightCalls
-from .errors import BitnetError, CheckpointError, ContextOverflowError, InvalidParameterError
+from .errors import BitnetError, ContextOverflowError, InvalidParameterError
+from .loading import DEFAULT_MODEL_DIR, LARGE_CHECKPOINT_BYTES, checkpoint_bytes, load_parts
 from .options import OPTION_NAMES, GenerationConfig
 from .prefix_cache import PrefixCache
 from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
 from .requests import Plan as _Plan
 from .sampling import SamplingParams, resolve_seed
 from .scheduler import Scheduler, SchedulerStats, resolve_limits
-from .threads import check_n_threads, default_threads
-from .tokenizer import Tokenizer, find_chat_template
+from .threads import default_threads
+from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from .backend import Engine
     from .checkpoints.hf import Checkpoint
     from .config import ModelConfig
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default-model"
-# Above this many bytes of weights, loading shows a progress bar when asked to decide itself.
-LARGE_CHECKPOINT_BYTES = 256 * 1024 * 1024
+# Names importable from here since the start; loading.py now holds the loading ones (and
+# reads LARGE_CHECKPOINT_BYTES from its own namespace: change it there).
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "LARGE_CHECKPOINT_BYTES",
+    "GenerationConfig",
+    "Model",
+    "checkpoint_bytes",
+    "default_threads",
+    "load",
+]
 
 
 def _declared_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The generation options among a method's arguments (its ``locals()`` on entry)."""
     return {name: arguments[name] for name in OPTION_NAMES}
-
-
-def _resolve_source(source: str | os.PathLike[str] | None) -> Path:
-    if source is None:
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise CheckpointError(
-                DEFAULT_MODEL_DIR,
-                "no default model is bundled with this installation; pass a model directory "
-                "or a Hugging Face hub id",
-            )
-        return DEFAULT_MODEL_DIR
-    if not isinstance(source, (str, os.PathLike)):
-        raise InvalidParameterError(f"source must be a path or a hub id, got {source!r}")
-    if not str(source).strip():
-        raise InvalidParameterError("source is an empty string: pass a path or a hub id")
-    path = Path(source).expanduser()
-    try:
-        if path.exists():
-            return path
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise CheckpointError(str(source)[:200], f"cannot access: {exc.strerror}") from None
-    try:
-        from .checkpoints.hub import resolve_source
-    except ImportError:
-        raise CheckpointError(source, "no such file or directory") from None
-    return Path(resolve_source(str(source)))
-
-
-def checkpoint_bytes(path: Path) -> int:
-    """Bytes of weight files under a local checkpoint path (0 when it is not local)."""
-    if path.is_file():
-        return path.stat().st_size
-    if not path.is_dir():
-        return 0
-    return sum(f.stat().st_size for f in validation.existing_weight_files(path))
 
 
 def load(
@@ -136,86 +107,31 @@ def load(
     loaded model within a process, use ``bitnet_backend.load_shared``. A large checkpoint
     that is not converted says once on stderr that ``bitnet convert`` makes its loads fast.
     """
-    n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
-    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
-        raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
-    chosen = plugins.get_backend(backend)  # before reading gigabytes of weights
-    path = _resolve_source(source)
-    large = checkpoint_bytes(path) >= LARGE_CHECKPOINT_BYTES
-    if progress is None:
-        progress = large
-
-    from .checkpoints.hf import load_checkpoint
-
-    ckpt = load_checkpoint(path, progress=bool(progress), verify=bool(verify))
-    try:
-        if large:
-            suggest_convert(ckpt)
-        max_pos = ckpt.config.max_position_embeddings
-        if n_ctx is not None and n_ctx > max_pos:
-            raise InvalidParameterError(
-                f"n_ctx {n_ctx} is larger than the model's context length {max_pos}"
-            )
-        resolve_limits(n_ctx or max_pos, n_threads, max_batch, kv_budget, queue_timeout)
-        tokenizer = _make_tokenizer(ckpt)
-        if progress:
-            with _LayerProgress(ckpt.config.num_hidden_layers) as bar:
-                engine = chosen.load(ckpt, n_threads=n_threads, progress=bar.update, **options)
-        else:
-            engine = chosen.load(ckpt, n_threads=n_threads, **options)
-    except BaseException:
-        ckpt.close()
-        raise
+    parts = load_parts(
+        source,
+        backend,
+        n_threads,
+        n_ctx,
+        progress,
+        max_batch=max_batch,
+        kv_budget=kv_budget,
+        queue_timeout=queue_timeout,
+        verify=verify,
+        options=options,
+    )
     return Model(
-        engine,
-        ckpt,
-        tokenizer,
-        n_ctx=n_ctx or ckpt.config.max_position_embeddings,
-        n_threads=n_threads,
+        parts.engine,
+        parts.checkpoint,
+        parts.tokenizer,
+        n_ctx=parts.n_ctx,
+        n_threads=parts.n_threads,
         source=str(source) if source is not None else "default",
-        backend_name=chosen.name,
+        backend_name=parts.backend_name,
         cache_prompt=bool(cache_prompt),
         max_batch=max_batch,
         kv_budget=kv_budget,
         queue_timeout=queue_timeout,
     )
-
-
-class _LayerProgress:
-    """A tqdm bar over the layers a backend prepares (repacking is the slow part of a load)."""
-
-    def __init__(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc="preparing weights", unit="layer", leave=False)
-
-    def update(self, done: int, total: int) -> None:
-        self._bar.total = total
-        self._bar.n = done
-        self._bar.refresh()
-
-    def __enter__(self) -> _LayerProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.close()
-
-
-def _make_tokenizer(ckpt: Checkpoint) -> Tokenizer | None:
-    tok_file = getattr(ckpt, "tokenizer_file", None)
-    if tok_file is None or not Path(tok_file).is_file():
-        return None
-    cfg = ckpt.tokenizer_config or {}
-    tokenizer = Tokenizer(
-        tok_file,
-        cfg,
-        chat_template=find_chat_template(Path(tok_file).parent, cfg),
-        bos_token_id=ckpt.config.bos_token_id,
-        eos_token_ids=ckpt.eos_token_ids,
-        vocab_size=ckpt.config.vocab_size,
-    )
-    validation.check_tokenizer_fits(tok_file, tokenizer.tokenizer_size, ckpt.config.vocab_size)
-    return tokenizer
 
 
 class Model:
@@ -415,7 +331,7 @@ class Model:
         grammar = None
         if o.json_schema is not None:
             grammar = self._constraints().json_schema(o.json_schema)
-            stops = ()  # the schema decides where the output ends (constraints.py)
+            stops = ()  # the schema decides where the output ends (constraints/grammar.py)
         return _Plan(
             params=SamplingParams.of(o),
             seed=resolve_seed(o.seed),
@@ -470,11 +386,12 @@ class Model:
         Options left at None take ``self.generation_config``'s value (max_tokens 256; -1 =
         until the context window is full). ``temperature=0`` is greedy. ``stop`` strings end
         the generation and are not part of the text. ``json_schema`` constrains the output to
-        JSON valid against the schema (see ``constraints.py``; stop strings do not apply then,
-        finish_reason "length" means the JSON is incomplete). ``logprobs=N`` (0 to 20) fills
-        ``Completion.logprobs``: each token's log-probability and its N likeliest alternatives
-        (see ``logprobs.py``). Raises InvalidParameterError for bad options (and schemas) and
-        ContextOverflowError when the prompt does not fit in n_ctx, both before any model work.
+        JSON valid against the schema (see ``constraints/grammar.py``; stop strings do not
+        apply then, finish_reason "length" means the JSON is incomplete). ``logprobs=N`` (0 to
+        20) fills ``Completion.logprobs``: each token's log-probability and its N likeliest
+        alternatives (see ``logprobs.py``). Raises InvalidParameterError for bad options (and
+        schemas) and ContextOverflowError when the prompt does not fit in n_ctx, both before any
+        model work.
         """
         options = _declared_options(locals())
         return collect(self._chunks(self._start(prompt, options)))
@@ -516,19 +433,6 @@ class Model:
             messages, tools=tools, add_generation_prompt=add_generation_prompt, **template_kwargs
         )
 
-    def _chat_prompt(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        protocol: ToolProtocol,
-        template_kwargs: Mapping[str, Any] | None,
-    ) -> list[int]:
-        kwargs = dict(template_kwargs or {})
-        source = template_source(self._tok(), kwargs.get("chat_template"), bool(protocol.tools))
-        messages, tools = protocol.prompt(messages, template_uses_tools(source))
-        text = self.apply_chat_template(messages, tools=tools, **kwargs)
-        # The template writes the special tokens itself (BOS included), as in transformers.
-        return self._encode_prompt(text, add_special=False)
-
     def tokenize_chat(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -544,7 +448,7 @@ class Model:
         is the reply's ``usage["prompt_tokens"]``.
         """
         protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
-        return self._chat_prompt(messages, protocol, template_kwargs)
+        return chat_prompt(self, messages, protocol, template_kwargs)
 
     def chat(
         self,
@@ -561,11 +465,11 @@ class Model:
         ``tools`` (OpenAI-style function dicts) may be called as ``tool_choice`` allows:
         "auto" (text or a call), "required", ``{"name": ...}`` or "none"; a call comes back
         in ``message["tool_calls"]`` with finish_reason "tool_calls" (protocol and prompt
-        format: ``constraints.py``). ``template_kwargs`` go to the chat template;
+        format: ``constraints/tools.py``). ``template_kwargs`` go to the chat template;
         ``options`` are those of ``generate``.
         """
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         return chat_result(collect(self._chunks(request)), tool_stream)
 
@@ -584,37 +488,10 @@ class Model:
         Tool calls stream as ``delta["tool_calls"]`` pieces (id and name, then the arguments'
         JSON text); the last chunk's ``tool_calls`` holds the complete, parsed calls.
         """
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         return chat_chunks(self._chunks(request), tool_stream)
-
-    def _start_chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None,
-        template_kwargs: Mapping[str, Any] | None,
-        options: Mapping[str, Any],
-        tool_choice: str | Mapping[str, Any] = "auto",
-        parallel_tool_calls: bool = False,
-    ) -> tuple[GenerationRequest, ToolCallStream | None]:
-        self._check_open()
-        protocol = ToolProtocol.from_request(tools, tool_choice, parallel_tool_calls)
-        plan = self._plan(options)
-        if protocol.active:
-            if plan.grammar is not None:
-                raise InvalidParameterError(
-                    "json_schema cannot be combined with tools unless tool_choice is 'none'"
-                )
-            # Stop strings could cut a call short; the grammar decides where a reply ends.
-            plan = replace(plan, grammar=protocol.grammar(self._constraints()), stops=())
-        prompt = self._chat_prompt(messages, protocol, template_kwargs)
-        if len(prompt) > self.n_ctx:
-            raise ContextOverflowError(len(prompt), self.n_ctx)
-        tool_stream = (
-            protocol.stream(id_seed=",".join(map(str, prompt))) if protocol.active else None
-        )
-        return self._request(prompt, plan), tool_stream
 
     # -- embeddings -----------------------------------------------------------------------
 
@@ -669,8 +546,8 @@ class Model:
         **options: Any,
     ) -> ChatCompletion:
         """``chat`` for an event loop; cancelling the await stops the generation."""
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         return chat_result(await acollect(self._achunks(request)), tool_stream)
 
@@ -685,8 +562,8 @@ class Model:
         **options: Any,
     ) -> AsyncIterator[ChatCompletionChunk]:
         """``stream_chat`` as an async iterator; leaving it early stops the generation."""
-        request, tool_stream = self._start_chat(
-            messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        request, tool_stream = start_chat(
+            self, messages, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         chat = ChatChunks(tool_stream)
         async for c in self._achunks(request):
@@ -709,14 +586,14 @@ class Model:
 
         Every prompt is validated before any is queued.
         """
-        requests = [self._start(p, options) for p in _batch_items(prompts, "prompts")]
+        requests = [self._start(p, options) for p in validation.check_batch(prompts, "prompts")]
         return self._run_batch(requests)
 
     async def agenerate_batch(
         self, prompts: Sequence[str | Sequence[int]], **options: Any
     ) -> list[Completion]:
         """``generate_batch`` for an event loop."""
-        requests = [self._start(p, options) for p in _batch_items(prompts, "prompts")]
+        requests = [self._start(p, options) for p in validation.check_batch(prompts, "prompts")]
         return await self._arun_batch(requests)
 
     def chat_batch(
@@ -730,11 +607,11 @@ class Model:
         **options: Any,
     ) -> list[ChatCompletion]:
         """``chat`` for each conversation (same tools and options), run together, in order."""
-        started = self._start_chats(
-            conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        started = start_chats(
+            self, conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         results = self._run_batch([request for request, _ in started])
-        return _chat_results(results, started)
+        return chat_results(results, started)
 
     async def achat_batch(
         self,
@@ -747,26 +624,11 @@ class Model:
         **options: Any,
     ) -> list[ChatCompletion]:
         """``chat_batch`` for an event loop."""
-        started = self._start_chats(
-            conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
+        started = start_chats(
+            self, conversations, tools, template_kwargs, options, tool_choice, parallel_tool_calls
         )
         results = await self._arun_batch([request for request, _ in started])
-        return _chat_results(results, started)
-
-    def _start_chats(
-        self,
-        conversations: Sequence[Sequence[Mapping[str, Any]]],
-        tools: Sequence[Mapping[str, Any]] | None,
-        template_kwargs: Mapping[str, Any] | None,
-        options: Mapping[str, Any],
-        tool_choice: str | Mapping[str, Any],
-        parallel_tool_calls: bool,
-    ) -> list[tuple[GenerationRequest, ToolCallStream | None]]:
-        """Validate every conversation of a chat batch before any of them is queued."""
-        return [
-            self._start_chat(m, tools, template_kwargs, options, tool_choice, parallel_tool_calls)
-            for m in _batch_items(conversations, "conversations")
-        ]
+        return chat_results(results, started)
 
     def _run_batch(self, requests: list[GenerationRequest]) -> list[Completion]:
         try:
@@ -785,19 +647,3 @@ class Model:
         finally:
             for r in requests:
                 r.cancel()
-
-
-def _batch_items(items: Any, name: str) -> list[Any]:
-    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        raise InvalidParameterError(f"{name} must be a list, got {type(items).__name__}")
-    return list(items)
-
-
-def _chat_results(
-    results: Sequence[Completion],
-    started: Sequence[tuple[GenerationRequest, ToolCallStream | None]],
-) -> list[ChatCompletion]:
-    """The ChatCompletions of a chat batch, in order (each with its tool calls parsed)."""
-    return [
-        chat_result(c, tool_stream) for c, (_, tool_stream) in zip(results, started, strict=True)
-    ]

@@ -1,38 +1,34 @@
-"""Tokenizer: Hugging Face ``tokenizer.json`` plus transformers-compatible chat templates.
+"""Tokenizer: Hugging Face ``tokenizer.json``, and the model's chat templates.
 
-Encoding and decoding go through the ``tokenizers`` library. Chat templates are rendered the
-way transformers' ``apply_chat_template`` renders them (same Jinja environment, globals and
-filters), inside jinja2's ImmutableSandboxedEnvironment because templates come from
-downloaded repositories. For streaming, every token id maps to the raw bytes it stands for, so
-text can be produced token by token without re-decoding the whole sequence.
+Encoding and decoding go through the ``tokenizers`` library. For streaming, every token id
+maps to the raw bytes it stands for, so text can be produced token by token without
+re-decoding the whole sequence. The chat templates are kept here and rendered by the
+chat_template package (which one a render uses: ``chat_template.select_chat_template``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from functools import lru_cache
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.ext
-import jinja2.nodes
-import jinja2.utils
 import numpy as np
 
 from .chat_template import (
-    BoundedSandbox,
     ChatTemplateError,
     TemplateLimits,
-    bounded_filter,
-    render_bounded,
+    find_chat_template,
+    normalise_chat_templates,
+    render_chat,
+    select_chat_template,
 )
 from .errors import CheckpointError, InvalidParameterError
 from .validation import parse_json, read_text
+
+# ChatTemplateError and find_chat_template have been importable from here since the start.
+__all__ = ["ChatTemplateError", "Tokenizer", "find_chat_template"]
 
 _SPECIAL_TOKEN_KEYS = (
     "bos_token",
@@ -43,9 +39,6 @@ _SPECIAL_TOKEN_KEYS = (
     "cls_token",
     "mask_token",
 )
-# Older names under which a message's reasoning travels; templates read "reasoning_content"
-# and gpt-oss ones read "thinking" (transformers fills both the same way).
-_REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
@@ -130,7 +123,7 @@ class Tokenizer:
         self.vocab_size = max(vocab_size or 0, self.tokenizer_size)
 
         self._bos_policy = self._resolve_bos_policy(cfg)
-        self.chat_template = self._normalise_templates(chat_template, self.path)
+        self.chat_template = normalise_chat_templates(chat_template, self.path)
         self._token_bytes: list[bytes] | None = None
         # Bounds on every chat-template render (templates are untrusted code); assignable.
         self.template_limits = TemplateLimits()
@@ -291,45 +284,9 @@ class Tokenizer:
 
     # -- chat templates -------------------------------------------------------------------
 
-    @staticmethod
-    def _normalise_templates(
-        template: str | Mapping[str, str] | Sequence[Mapping[str, str]] | None,
-        tokenizer_file: Path,
-    ) -> str | dict[str, str] | None:
-        if template is None or isinstance(template, str):
-            return template
-        if isinstance(template, Mapping):
-            return {str(k): str(v) for k, v in template.items()}
-        # tokenizer_config.json may hold a list of {"name": ..., "template": ...}
-        if isinstance(template, list) and all(
-            isinstance(t, Mapping) and "name" in t and "template" in t for t in template
-        ):
-            return {str(t["name"]): str(t["template"]) for t in template}
-        raise CheckpointError(
-            tokenizer_file.with_name("tokenizer_config.json"),
-            "chat_template must be a string, an object or a list of {name, template} objects, "
-            f"got {type(template).__name__}",
-        )
-
-    def _select_template(self, chat_template: str | None, tools: Any) -> str:
-        templates = self.chat_template
-        if isinstance(templates, dict):
-            if chat_template is not None and chat_template in templates:
-                return templates[chat_template]
-            if chat_template is not None:
-                return chat_template
-            if tools is not None and "tool_use" in templates:
-                return templates["tool_use"]
-            if "default" in templates:
-                return templates["default"]
-            raise ChatTemplateError(
-                f"the model has several chat templates and none is the default: {sorted(templates)}"
-            )
-        if chat_template is not None:
-            return chat_template
-        if templates is None:
-            raise ChatTemplateError("the model has no chat template")
-        return templates
+    def select_chat_template(self, chat_template: str | None = None, *, tools: bool = False) -> str:
+        """The template text a render uses (see ``chat_template.select_chat_template``)."""
+        return select_chat_template(self.chat_template, chat_template, tools=tools)
 
     def apply_chat_template(
         self,
@@ -346,195 +303,13 @@ class Tokenizer:
         ``kwargs`` become template variables (after bos_token / eos_token / ..., which they
         override). Any failure inside the template raises ChatTemplateError.
         """
-        template = self._select_template(chat_template, tools)
-        if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
-            raise ChatTemplateError(
-                "messages must be a list of {'role': ..., 'content': ...} dicts"
-            )
-        if len(messages) == 0:
-            raise ChatTemplateError("cannot render an empty conversation")
-        chat = []
-        for m in messages:
-            if not isinstance(m, Mapping):
-                raise ChatTemplateError(f"chat messages must be dicts, got {m!r}")
-            # Drop None values: many templates render a literal "None" for them (OpenAI-style
-            # content=None) but handle a missing key.
-            chat.append({k: v for k, v in m.items() if v is not None})
-        try:
-            chat = _alias_reasoning_fields(_plain_template_data(chat))
-        except RecursionError:
-            raise ChatTemplateError(
-                "messages are nested too deeply (or contain themselves)"
-            ) from None
-        if tools is not None:
-            for t in tools:
-                if not isinstance(t, Mapping):
-                    raise ChatTemplateError(f"tools must be JSON-schema dicts, got {t!r}")
-        if documents is not None:
-            for d in documents:
-                if not isinstance(d, Mapping):
-                    raise ChatTemplateError("documents must be dicts with 'title' and 'text' keys")
-        variables = _plain_template_data({**self.special_tokens_map, **kwargs})
-        try:
-            compiled = _compile_template(template)
-            text = render_bounded(
-                compiled,
-                self.template_limits,
-                messages=chat,
-                tools=_plain_template_data(list(tools) if tools is not None else None),
-                documents=_plain_template_data(list(documents) if documents is not None else None),
-                add_generation_prompt=add_generation_prompt,
-                **variables,
-            )
-        except ChatTemplateError:
-            raise
-        except RecursionError:
-            raise ChatTemplateError("chat template recursed too deeply") from None
-        except jinja2.TemplateError as exc:
-            raise ChatTemplateError(f"chat template error: {exc}") from None
-        except Exception as exc:  # foreign template code: any failure is the template's
-            raise ChatTemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
-        if not text:
-            raise ChatTemplateError("the chat template rendered an empty prompt")
-        return text
-
-
-def find_chat_template(path: Path, tokenizer_config: Mapping[str, Any]) -> Any:
-    """The chat template of a model directory: chat_template.jinja wins over the config."""
-    jinja_file = path / "chat_template.jinja"
-    if jinja_file.is_file():
-        return read_text(jinja_file, "chat_template.jinja")
-    json_file = path / "chat_template.json"
-    if json_file.is_file():
-        data = parse_json(json_file, read_text(json_file, "chat_template.json"), "JSON")
-        if isinstance(data, dict) and "chat_template" in data:
-            return data["chat_template"]
-    return tokenizer_config.get("chat_template")
-
-
-def _plain_template_data(value: Any) -> Any:
-    # Templates are untrusted code: they only ever see plain JSON-like data, never the caller's
-    # rich objects (whose methods the sandbox does not know to be harmful).
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int.__int__(value)
-    if isinstance(value, float):
-        return float.__float__(value)
-    if isinstance(value, Mapping):
-        return {_plain_template_data(k): _plain_template_data(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain_template_data(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_plain_template_data(v) for v in value)
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
-        return _plain_template_data(value.item())  # numpy scalars
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain_template_data(getattr(value, f.name)) for f in dataclasses.fields(value)
-        }
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return _plain_template_data(dump())
-    return f"<{type(value).__name__}>"
-
-
-def _alias_reasoning_fields(chat: list[Any]) -> list[Any]:
-    out = []
-    for message in chat:
-        if isinstance(message, dict):
-            reasoning = next(
-                (message[k] for k in _REASONING_FIELDS if message.get(k) is not None), None
-            )
-            if reasoning is not None:
-                message = {"thinking": reasoning, **message, "reasoning_content": reasoning}
-        out.append(message)
-    return out
-
-
-class _GenerationTag(jinja2.ext.Extension):
-    """``{% generation %}...{% endgeneration %}``: transformers' assistant-mask marker.
-
-    Only the tag is needed here (templates using it must parse); its body renders as is.
-    """
-
-    tags = {"generation"}  # noqa: RUF012 (jinja2's own class attribute)
-
-    def parse(self, parser: Any) -> jinja2.nodes.Node:
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-        call = self.call_method("_render")
-        return jinja2.nodes.CallBlock(call, [], [], body).set_lineno(lineno)
-
-    def _render(self, caller: Callable[[], str]) -> str:
-        return caller()
-
-
-def _raise_exception(message: str) -> None:
-    raise ChatTemplateError(str(message))
-
-
-def _tojson(
-    x: Any,
-    ensure_ascii: bool = False,
-    indent: int | None = None,
-    separators: tuple[str, str] | None = None,
-    sort_keys: bool = False,
-) -> str:
-    # jinja2's own tojson escapes HTML characters; chat templates expect plain json.dumps.
-    return json.dumps(
-        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
-    )
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-class _TemplateDict:
-    # dict() for templates without handing them the dict type itself.
-    def __call__(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
-        return dict(*args, **kwargs)
-
-    def fromkeys(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
-        return dict.fromkeys(*args, **kwargs)
-
-
-class _TemplateNamespace(jinja2.utils.Namespace):
-    # Namespaces refuse underscore attributes so templates cannot reach CPython internals.
-    def __init__(*args: Any, **kwargs: Any) -> None:
-        self, rest = args[0], args[1:]
-        attrs = dict(*rest, **kwargs)
-        for name in attrs:
-            _TemplateNamespace._check_name(name)
-        jinja2.utils.Namespace.__init__(self, attrs)
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        _TemplateNamespace._check_name(name)
-        jinja2.utils.Namespace.__setitem__(self, name, value)
-
-    @staticmethod
-    def _check_name(name: object) -> None:
-        if isinstance(name, str) and name.startswith("_"):
-            raise jinja2.exceptions.SecurityError(
-                f"chat templates cannot set underscore attributes on a namespace ({name!r})"
-            )
-
-
-@lru_cache(maxsize=32)
-def _compile_template(source: str) -> jinja2.Template:
-    env = BoundedSandbox(
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=[_GenerationTag, jinja2.ext.loopcontrols],
-    )
-    env.filters["tojson"] = bounded_filter("tojson", _tojson)
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
-    env.globals["dict"] = _TemplateDict()
-    env.globals["namespace"] = _TemplateNamespace
-    return env.from_string(source)
+        template = self.select_chat_template(chat_template, tools=tools is not None)
+        return render_chat(
+            template,
+            messages,
+            tools=tools,
+            documents=documents,
+            add_generation_prompt=add_generation_prompt,
+            variables={**self.special_tokens_map, **kwargs},
+            limits=self.template_limits,
+        )

@@ -11,7 +11,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +340,10 @@ def _is_real(v: object) -> bool:
 def _is_integer(v: object) -> bool:
     """An int or a NumPy integer, not a bool."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_batch(items: Any, name: str) -> list[Any]:
+    """The items of a batch call (``generate_batch`` prompts, ``chat_batch`` conversations)."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise InvalidParameterError(f"{name} must be a list, got {type(items).__name__}")
+    return list(items)

@@ -51,8 +51,9 @@ def test_no_progress_when_stderr_is_not_a_terminal(ckpt, tmp_path):
 
 HINTED_LOADS = """
 import sys
+import bitnet_backend.loading as loading
 import bitnet_backend.model as m
-m.LARGE_CHECKPOINT_BYTES = 0  # every checkpoint counts as large
+loading.LARGE_CHECKPOINT_BYTES = 0  # every checkpoint counts as large
 for path in sys.argv[1:]:
     m.load(path, progress=False).close()
 """

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .options import add_command, generation_options, load_model, model_options, sampling_settings
 from .report import explain_empty_reply, print_timings
 
+if TYPE_CHECKING:
+    from ..model import Model
+
 DESCRIPTION = """\
-Answer PROMPT and stream the reply to stdout. A model with a chat template gets PROMPT as a
-user message (like llama-cli); --raw continues PROMPT as plain text instead.
+Answer PROMPT and stream the reply to stdout. A model with a default chat template gets PROMPT
+as a user message (like llama-cli); --raw continues PROMPT as plain text instead.
 
 examples:
   bitnet run "What is the capital of France?"
@@ -34,12 +37,13 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         "--raw",
         action="store_true",
         help="plain completion of PROMPT, no chat template (default: the chat template when "
-        "the model has one)",
+        "the model has a default one)",
     )
     mode.add_argument(
         "--chat",
         action="store_true",
-        help="send PROMPT as a user chat message (the default when the model has a chat template)",
+        help="send PROMPT as a user chat message (the default when the model has a default chat "
+        "template)",
     )
     p.add_argument(
         "--verbose",
@@ -57,15 +61,27 @@ def read_prompt(arg: str) -> str:
     return sys.stdin.buffer.read().decode("utf-8")
 
 
+def has_default_chat_template(model: Model) -> bool:
+    """True when ``model.chat`` finds a template for a plain conversation (no tools, none
+    chosen): the same choice as every chat call makes."""
+    from ..chat_template import ChatTemplateError
+
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        return False
+    try:
+        tokenizer.select_chat_template()
+    except ChatTemplateError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     settings = sampling_settings(args)
     model, load_ms = load_model(args)
     with model:
-        tokenizer = model.tokenizer
-        as_chat = args.chat or (
-            not args.raw and tokenizer is not None and bool(tokenizer.chat_template)
-        )
+        as_chat = args.chat or (not args.raw and has_default_chat_template(model))
         chunks: Any
         if as_chat:
             chunks = model.stream_chat([{"role": "user", "content": prompt}], **settings)

@@ -164,6 +164,15 @@ ENDLESS = {
 }
 
 
+def _read_until(sock: socket.socket, marker: bytes) -> None:
+    """Read until ``marker`` has arrived: the headers and the first event may come apart."""
+    received = b""
+    while marker not in received:
+        piece = sock.recv(65536)
+        assert piece, f"the server closed the connection before {marker!r}: {received!r}"
+        received += piece
+
+
 def _send_and_vanish(srv: LiveServer, stream: bool = True) -> None:
     """Send an endless request, read its first event (if streamed), then reset the connection."""
     body = json.dumps({**ENDLESS, "stream": stream}).encode()
@@ -174,7 +183,7 @@ def _send_and_vanish(srv: LiveServer, stream: bool = True) -> None:
             + body
         )
         if stream:
-            assert b"data: " in sock.recv(65536)
+            _read_until(sock, b"data: ")
         else:
             _wait_for(lambda: _metric(srv, "bitnet_requests_active", "tiny") == 1, "generation")
         # Linger 0: close() sends a reset, the abrupt way a client dies.

@@ -29,7 +29,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
 
 
 class ChatTemplateError(InvalidParameterError):
