@@ -30,6 +30,13 @@ from bitnet_backend.config import ModelConfig
 from bitnet_backend.errors import CheckpointError, UnsupportedModelError
 from bitnet_backend.sampling import SamplingParams
 
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,
+}
 CHECKPOINTS: dict[str, dict[str, Any]] = {
     # Falcon3 / Falcon-E / Llama3-8B-1.58: bitlinear, weight_scale divides.
     "llama-bitlinear": {"family": LLAMA_BITNET},
@@ -43,6 +50,22 @@ CHECKPOINTS: dict[str, dict[str, Any]] = {
         "seed": 3,
     },
     "1bitllm": {"family": BITNET_1BITLLM, "dtype": "float16"},
+    # quantization_config.use_rms_norm: an RMSNorm (own weight) inside every BitLinear.
+    "llama-rms-norm": {"family": LLAMA_BITNET, "use_rms_norm": True, "seed": 10},
+    # ... with AutoBitLinear's multiplying scale and 2B-4T's sub-norms.
+    "bitnet-rms-norm": {"family": "bitnet-b1.58", "use_rms_norm": True, "seed": 5},
+    # Llama 3.1's rope scaling; original_max_position_embeddings 64 puts the tiny head's
+    # frequencies in all three bands (kept, interpolated, divided by factor).
+    "llama-rope-llama3": {
+        "family": LLAMA_BITNET,
+        "shape": {"rope_scaling": LLAMA3_ROPE, "rope_theta": 500000.0},
+        "seed": 8,
+    },
+    "llama-rope-linear": {
+        "family": LLAMA_BITNET,
+        "shape": {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+        "seed": 7,
+    },
 }
 BACKENDS = ["reference", "cpu"]
 LOAD_OPTIONS: dict[str, dict[str, Any]] = {"reference": {}, "cpu": {"lm_head": "f32"}}
@@ -324,7 +347,11 @@ COMBINATIONS = [
     for family in ("bitnet-b1.58", LLAMA_BITNET)
     for linear_class in ("bitlinear", "autobitlinear")
     for mode in ("offline", "online")
-] + [{"family": BITNET_1BITLLM, "dtype": "float16"}]
+] + [
+    {"family": BITNET_1BITLLM, "dtype": "float16"},
+    {"family": LLAMA_BITNET, "linear_class": "autobitlinear", "mode": "online"}
+    | {"use_rms_norm": True},
+]
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS, ids=lambda c: "-".join(str(v) for v in c.values()))
