@@ -201,7 +201,7 @@ class ModelConfig:
         arch = self.architecture
         norms = 2 * h + (q if arch.attn_sub_norm else 0) + (i if arch.ffn_sub_norm else 0)
         if arch.linear_norm:
-            norms += 4 * h + q + i  # the input width of each of the seven linears
+            norms += 5 * h + q + i  # the input width of each of the seven linears
         per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + norms
         emb = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
         return L * per_layer + emb + h

@@ -13,6 +13,7 @@ Tolerances are those of tests/test_oracle_reference.py.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,11 @@ from oracle import check_loose, check_strict, oracle_greedy, oracle_logits, prom
 from bitnet_backend.architecture import BITNET_1BITLLM, LLAMA_BITNET
 from bitnet_backend.backend import Engine
 from bitnet_backend.checkpoints.hf import Checkpoint, load_checkpoint
-from bitnet_backend.checkpoints.safetensors_file import SafetensorsFile, write_safetensors
+from bitnet_backend.checkpoints.safetensors_file import (
+    SafetensorsFile,
+    TensorSpec,
+    write_safetensors,
+)
 from bitnet_backend.config import ModelConfig
 from bitnet_backend.errors import CheckpointError, UnsupportedModelError
 from bitnet_backend.sampling import SamplingParams
@@ -307,6 +312,86 @@ def test_unsupported_family_configs_are_refused(changes, reason):
     assert info.value.path == "x/config.json"
 
 
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"rope_scaling": {"rope_type": "linear", "factor": -2.0}}, "rope_scaling.factor"),
+        ({"rope_scaling": {"rope_type": "linear"}}, "rope_scaling.factor"),
+        (
+            {"rope_parameters": {**LLAMA3_ROPE, "high_freq_factor": 0.5}},
+            "rope_parameters.high_freq_factor",
+        ),
+        (
+            {"rope_scaling": {**LLAMA3_ROPE, "original_max_position_embeddings": "8k"}},
+            "rope_scaling.original_max_position_embeddings",
+        ),
+        ({"rope_scaling": [1, 2]}, "'rope_scaling' must be an object"),
+        (
+            {"quantization_config": {"quant_method": "bitnet", "use_rms_norm": "yes"}},
+            "quantization_config.use_rms_norm",
+        ),
+        (
+            {"quantization_config": {"quant_method": "bitnet", "rms_norm_eps": float("nan")}},
+            "quantization_config.rms_norm_eps",
+        ),
+    ],
+)
+def test_malformed_rope_and_linear_norm_fields_are_named(changes, field):
+    with pytest.raises(CheckpointError, match=re.escape(field)):
+        ModelConfig.from_dict(_llama_config(**changes), "x/config.json")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "rope_type 'dynamic'"),
+        ({"rope_parameters": {"rope_type": "longrope"}}, "rope_parameters.rope_type"),
+        ({"partial_rotary_factor": 0.5}, "partial_rotary_factor"),
+    ],
+)
+def test_unsupported_rope_kinds_are_refused_naming_the_field(changes, reason):
+    with pytest.raises(UnsupportedModelError, match=re.escape(reason)):
+        ModelConfig.from_dict(_llama_config(**changes), "x/config.json")
+
+
+def test_transformers_5_rope_parameters_are_read_like_rope_scaling():
+    old = ModelConfig.from_dict(_llama_config(rope_scaling=LLAMA3_ROPE, rope_theta=1e4))
+    new = ModelConfig.from_dict(
+        _llama_config(rope_parameters={**LLAMA3_ROPE, "rope_theta": 1e4}, rope_theta=None)
+    )
+    assert old.rope_scaling == new.rope_scaling and old.rope_scaling is not None
+    assert old.rope_scaling.original_max_position_embeddings == 64
+    assert old.rope_theta == new.rope_theta == 1e4
+
+
+def test_missing_linear_norm_names_the_tensor(paths, tmp_path):
+    src = paths("llama-rms-norm")[0]
+    dst = tmp_path / "model"
+    shutil.copytree(src, dst)
+    gone = "model.layers.1.mlp.down_proj.rms_norm.weight"
+    with SafetensorsFile(src / "model.safetensors") as st:
+        kept = {
+            n: TensorSpec.of(np.array(st.array(n)), info.dtype)
+            for n, info in st.tensors.items()
+            if n != gone
+        }
+    write_safetensors(dst / "model.safetensors", kept, {"format": "pt"})
+    with pytest.raises(CheckpointError, match=re.escape(gone)):
+        load_checkpoint(dst)
+
+
+def test_use_rms_norm_configs_describe_their_linear_norms(paths):
+    with load_checkpoint(paths("llama-rms-norm")[0]) as ckpt:
+        c = ckpt.config
+        assert c.architecture.linear_norm == "rms_norm.weight" and c.linear_norm_eps == 1e-6
+        norm = ckpt.tensor("model.layers.0.self_attn.o_proj.rms_norm.weight")
+        assert norm.shape == (c.num_attention_heads * c.head_dim,)
+        plain = ModelConfig.from_dict(_llama_config())
+        # q, k, v, gate, up read hidden_size values; o the heads; down intermediate_size.
+        per_layer = 5 * c.hidden_size + norm.shape[0] + c.intermediate_size
+        assert c.parameter_count - plain.parameter_count == c.num_hidden_layers * per_layer
+
+
 def test_missing_family_sub_norm_names_the_tensor(paths, tmp_path):
     src = paths("1bitllm")[0]
     dst = tmp_path / "model"
@@ -384,7 +469,7 @@ def test_benchmark_shapes_are_written_as_their_family(shape, params):
     assert config.parameter_count == params
 
 
-@pytest.mark.parametrize("name", ["llama-head-dim", "1bitllm"])
+@pytest.mark.parametrize("name", ["llama-head-dim", "1bitllm", "llama-rms-norm"])
 def test_converted_family_checkpoint_gives_the_same_logits(paths, tmp_path, name):
     pytest.importorskip("bitnet_backend._engine")
     from bitnet_backend.backends import cpu
