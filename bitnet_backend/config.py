@@ -192,6 +192,17 @@ class ModelConfig:
         """
         return self.linear_class == "bitlinear"
 
+    def forward_options(self) -> dict[str, str]:
+        """The forward's choices by the names the engine's ModelConfig gives them (for info)."""
+        arch = self.architecture
+        rope = self.rope_scaling
+        return {
+            "activation": arch.activation,
+            "weight_scale": "divide" if self.weight_scale_divides else "multiply",
+            "linear_norm": arch.linear_norm or "none",
+            "rope_scaling": "none" if rope is None else f"{rope.rope_type} x{rope.factor:g}",
+        }
+
     @property
     def parameter_count(self) -> int:
         """Number of parameters (ternary linears + embedding + norms), as reported by info."""

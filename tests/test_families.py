@@ -423,6 +423,20 @@ def test_bitnet_info_shows_family_format_shapes_and_weight_bytes(paths, capsys, 
     )
     assert info["intermediate_size"] == c.intermediate_size
     assert info["engine"]["weight_bytes"] > 0
+    scale = "divide" if name == "llama-head-dim" else "multiply"
+    assert (info["activation"], info["weight_scale"]) == ("silu", scale)
+    assert (info["linear_norm"], info["rope_scaling"]) == ("none", "none")
+
+
+def test_bitnet_info_names_the_linear_norm_and_rope_scaling(paths, capsys):
+    from bitnet_backend.cli import main
+
+    for name, key, value in [
+        ("llama-rms-norm", "linear_norm", "rms_norm.weight"),
+        ("llama-rope-llama3", "rope_scaling", "llama3 x8"),
+    ]:
+        assert main(["info", str(paths(name)[0]), "--backend", "reference", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[key] == value
 
 
 # -- cpu and reference over every config combination the loader accepts ----------------------
@@ -499,3 +513,21 @@ def test_reference_silu_is_within_two_ulp_of_torch():
     # torch's vectorized exp (SLEEF, 1 ulp) is not correctly rounded; ours is.
     ulps = np.abs(got.view(np.int32).astype(np.int64) - want.view(np.int32))
     assert ulps.max() <= 2 and np.mean(ulps == 0) > 0.9
+
+
+def test_batched_steps_of_a_use_rms_norm_model_equal_each_sequence_alone(engine_for):
+    """Each part of a fused matrix quantizes its own normed rows: rows of other sequences in
+    the step (prefill-sized and decode-sized steps) change nothing."""
+    _, ckpt, engine = engine_for("cpu", "llama-rms-norm")
+    vocab = ckpt.config.vocab_size
+    prompts = [prompt_ids(vocab, n, seed=40 + n) for n in (1, 7, 19, 3, 12)]
+    batched = [engine.new_session(64) for _ in prompts]
+    alone = [engine.new_session(64) for _ in prompts]
+    engine.eval_batch(list(zip(batched, prompts, strict=True)))
+    for step in range(4):
+        for i, session in enumerate(alone):
+            session.eval(prompts[i] if step == 0 else [step + i])
+            np.testing.assert_array_equal(batched[i].last_logits(), session.last_logits())
+        engine.eval_batch([(s, [step + 1 + i]) for i, s in enumerate(batched)])
+    for session in batched + alone:
+        session.close()

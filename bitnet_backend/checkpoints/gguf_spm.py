@@ -17,6 +17,7 @@ the merges in the same order again.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +39,12 @@ def spm_tokenizer_json(meta: Mapping[str, Any]) -> str:
         raise VocabError(
             "tokenizer.ggml.tokens / scores / token_type are missing or of different lengths"
         )
+    if not all(isinstance(t, str) for t in tokens):
+        raise VocabError("tokenizer.ggml.tokens must be strings")
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in scores):
+        raise VocabError("tokenizer.ggml.scores must be finite numbers")
+    if not all(isinstance(t, int) for t in types):
+        raise VocabError("tokenizer.ggml.token_type must be integers")
     if len(set(tokens)) != len(tokens):
         raise VocabError("tokenizer.ggml.tokens holds the same piece twice")
     vocab = {tok: i for i, tok in enumerate(tokens)}
@@ -74,6 +81,8 @@ def spm_tokenizer_json(meta: Mapping[str, Any]) -> str:
             tok.add_tokens([AddedToken(tokens[i], special=False, normalized=True)])
     bos = meta.get("tokenizer.ggml.bos_token_id")
     if meta.get("tokenizer.ggml.add_bos_token", True) and bos is not None:
+        if not 0 <= int(bos) < len(tokens):
+            raise VocabError(f"tokenizer.ggml.bos_token_id {bos} is not among the tokens")
         b = tokens[int(bos)]
         tok.post_processor = processors.TemplateProcessing(
             single=f"{b} $A", pair=f"{b} $A {b}:1 $B:1", special_tokens=[(b, int(bos))]
