@@ -143,11 +143,11 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors,
         L.o = build(plan[i][1]);
         L.gate_up = build(plan[i][2]);
         L.down = build(plan[i][3]);
-        load_linear_norms(tensors, p, L);
         if (L.qkv.rows() != c.q_dim() + 2 * c.kv_dim() || L.o.rows() != H ||
             L.gate_up.rows() != 2 * I || L.down.rows() != H) {
             throw CheckpointContentError(p + "*: linear shapes do not match config.json");
         }
+        load_linear_norms(tensors, p, L);
         if (progress) progress(i + 1, c.num_hidden_layers);
     }
 }
