@@ -251,3 +251,37 @@ def test_gguf_of_a_sentencepiece_model_gives_the_checkpoints_tokens_and_logits(
         prompt = "The river ran past the old mill"
         a = got.generate(prompt, max_tokens=8, temperature=0)
         assert a == want.generate(prompt, max_tokens=8, temperature=0)
+
+
+def _scores_cut(meta: dict[str, Any]) -> None:
+    meta["tokenizer.ggml.scores"] = meta["tokenizer.ggml.scores"][:-1]
+
+
+def _piece_twice(meta: dict[str, Any]) -> None:
+    meta["tokenizer.ggml.tokens"][5] = meta["tokenizer.ggml.tokens"][6]
+
+
+def _bos_outside(meta: dict[str, Any]) -> None:
+    meta["tokenizer.ggml.bos_token_id"] = len(meta["tokenizer.ggml.tokens"]) + 3
+
+
+def _score_nan(meta: dict[str, Any]) -> None:
+    meta["tokenizer.ggml.scores"][7] = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (_scores_cut, "scores / token_type are missing or of different lengths"),
+        (_piece_twice, "the same piece twice"),
+        (_bos_outside, "bos_token_id"),
+        (_score_nan, "finite numbers"),
+    ],
+)
+def test_a_broken_sentencepiece_vocabulary_is_a_typed_error(exported, tmp_path, edit, reason):
+    from bitnet_backend.errors import CheckpointError
+
+    bad = _rewrite(exported, tmp_path / "bad.gguf", lambda meta, _: edit(meta))
+    with pytest.raises(CheckpointError, match=reason) as info:
+        load_checkpoint(bad)
+    assert info.value.path == str(bad)
