@@ -3,7 +3,8 @@
 Every supported family is a Llama-shaped decoder whose seven linears are BitLinears; they
 differ only in the feed-forward activation, in whether the attention output and the gated
 feed-forward product pass through an extra RMSNorm (a "sub-norm") before their projection,
-and in what those sub-norms are called on disk. ``Architecture`` names these choices once;
+in what those sub-norms are called on disk, and in whether every BitLinear normalizes its
+own input (quantization_config ``use_rms_norm``). ``Architecture`` names these choices once;
 both backends read them from ``ModelConfig.architecture`` (docs/formats.md lists the
 families).
 """
@@ -29,6 +30,9 @@ class Architecture:
     # before down_proj.
     attn_sub_norm: str | None
     ffn_sub_norm: str | None
+    # Tensor name (after "<linear>.") of the RMSNorm weight each BitLinear applies to its
+    # input before quantizing it (transformers' BitLinear with use_rms_norm); None: no norm.
+    linear_norm: str | None = None
 
     @property
     def sub_norms(self) -> tuple[str, ...]:
@@ -50,16 +54,19 @@ _SUB_NORMS: dict[str, tuple[str | None, str | None]] = {
     BITNET_1BITLLM: ("self_attn.inner_attn_ln.weight", "mlp.ffn_layernorm.weight"),
 }
 FAMILIES = tuple(_SUB_NORMS)
+# transformers' LlamaRMSNorm inside BitLinear / AutoBitLinear is the module "rms_norm".
+LINEAR_NORM = "rms_norm.weight"
 
 
-def architecture(family: str, activation: str) -> Architecture:
-    """The architecture of ``family`` with the feed-forward ``activation`` its config names."""
+def architecture(family: str, activation: str, linear_norm: bool = False) -> Architecture:
+    """The architecture of ``family`` with the feed-forward ``activation`` its config names
+    and, when ``linear_norm``, an RMSNorm on every BitLinear's input."""
     if family not in _SUB_NORMS:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose from {ACTIVATIONS}")
     attn, ffn = _SUB_NORMS[family]
-    return Architecture(family, activation, attn, ffn)
+    return Architecture(family, activation, attn, ffn, LINEAR_NORM if linear_norm else None)
 
 
 def family_of(raw: dict[str, Any], path: object) -> str:

@@ -15,6 +15,7 @@ from .architecture import (
     family_of,
 )
 from .errors import CheckpointError, UnsupportedModelError
+from .rope import RopeScaling, parse_rope_scaling, rope_section
 from .validation import check_config_values, parse_json, read_text
 
 SUPPORTED_ARCHITECTURES = ("BitNetForCausalLM", "BitnetForCausalLM", "LlamaForCausalLM")
@@ -42,6 +43,8 @@ class ModelConfig:
     vocab_size: int
     rms_norm_eps: float = 1e-5
     rope_theta: float = 500000.0
+    # rope_scaling of a non-default type (None: plain RoPE).
+    rope_scaling: RopeScaling | None = None
     max_position_embeddings: int = 4096
     tie_word_embeddings: bool = True
     bos_token_id: int | None = None
@@ -52,6 +55,9 @@ class ModelConfig:
     # "offline": packed uint8 ternary weights; "online": float master weights quantized at load.
     quantization_mode: str = "offline"
     torch_dtype: str = "bfloat16"
+    # quantization_config.rms_norm_eps: the eps of the BitLinear input norms, if any
+    # (architecture.linear_norm).
+    linear_norm_eps: float = 1e-6
     architecture: Architecture = field(default_factory=lambda: architecture(BITNET_B158, "relu2"))
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -90,13 +96,8 @@ class ModelConfig:
         head_dim = raw.get("head_dim") or hidden // heads
         if not isinstance(head_dim, int) or head_dim <= 0 or head_dim % 2:
             raise CheckpointError(path, f"head_dim {head_dim!r} must be a positive even integer")
-        rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-        if not isinstance(rope, dict):
-            raise CheckpointError(path, "'rope_parameters' must be an object")
-        rope_type = rope.get("rope_type", rope.get("type", "default"))
-        if rope_type not in ("default", None):
-            raise UnsupportedModelError(path, f"rope_type {rope_type!r} is not supported")
-        theta = rope.get("rope_theta", raw.get("rope_theta", 500000.0))
+        rope_scaling = parse_rope_scaling(raw, path)
+        theta = rope_section(raw)[1].get("rope_theta", raw.get("rope_theta", 500000.0))
         if not isinstance(theta, (int, float)) or theta <= 0:
             raise CheckpointError(path, f"rope_theta must be a positive number, got {theta!r}")
         eps = raw.get("rms_norm_eps", 1e-5)
@@ -113,8 +114,22 @@ class ModelConfig:
             raise UnsupportedModelError(
                 path, f"quant_method {q.get('quant_method')!r} is not supported (need 'bitnet')"
             )
-        if q.get("use_rms_norm"):
-            raise UnsupportedModelError(path, "quantization_config.use_rms_norm is not supported")
+        use_rms_norm = q.get("use_rms_norm") or False
+        if not isinstance(use_rms_norm, bool):
+            raise CheckpointError(
+                path, f"quantization_config.use_rms_norm must be true or false: {use_rms_norm!r}"
+            )
+        # BitNetQuantConfig's default eps.
+        linear_eps = q.get("rms_norm_eps", 1e-6)
+        if (
+            isinstance(linear_eps, bool)
+            or not isinstance(linear_eps, (int, float))
+            or not 0 < linear_eps < float("inf")
+        ):
+            raise CheckpointError(
+                path,
+                f"quantization_config.rms_norm_eps must be a positive number, got {linear_eps!r}",
+            )
         linear_class = q.get("linear_class", "bitlinear")
         if linear_class not in ("bitlinear", "autobitlinear"):
             raise UnsupportedModelError(path, f"linear_class {linear_class!r} is not supported")
@@ -141,6 +156,7 @@ class ModelConfig:
             vocab_size=req_int("vocab_size"),
             rms_norm_eps=float(eps),
             rope_theta=float(theta),
+            rope_scaling=rope_scaling,
             max_position_embeddings=int(raw.get("max_position_embeddings", 4096)),
             tie_word_embeddings=bool(raw.get("tie_word_embeddings", True)),
             bos_token_id=raw.get("bos_token_id"),
@@ -149,7 +165,8 @@ class ModelConfig:
             linear_class=linear_class,
             quantization_mode=mode,
             torch_dtype=str(raw.get("torch_dtype", raw.get("dtype", "bfloat16"))),
-            architecture=architecture(family, act),
+            linear_norm_eps=float(linear_eps),
+            architecture=architecture(family, act, use_rms_norm),
             extra=raw,
         )
 
@@ -175,6 +192,17 @@ class ModelConfig:
         """
         return self.linear_class == "bitlinear"
 
+    def forward_options(self) -> dict[str, str]:
+        """The forward's choices by the names the engine's ModelConfig gives them (for info)."""
+        arch = self.architecture
+        rope = self.rope_scaling
+        return {
+            "activation": arch.activation,
+            "weight_scale": "divide" if self.weight_scale_divides else "multiply",
+            "linear_norm": arch.linear_norm or "none",
+            "rope_scaling": "none" if rope is None else f"{rope.rope_type} x{rope.factor:g}",
+        }
+
     @property
     def parameter_count(self) -> int:
         """Number of parameters (ternary linears + embedding + norms), as reported by info."""
@@ -183,6 +211,8 @@ class ModelConfig:
         kv = self.num_key_value_heads * self.head_dim
         arch = self.architecture
         norms = 2 * h + (q if arch.attn_sub_norm else 0) + (i if arch.ffn_sub_norm else 0)
+        if arch.linear_norm:
+            norms += 5 * h + q + i  # the input width of each of the seven linears
         per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + norms
         emb = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
         return L * per_layer + emb + h

@@ -93,6 +93,19 @@ def _write_metadata(writer: Any, ckpt: Checkpoint, ggml_type: str) -> None:
     writer.add_value_length(c.head_dim)
     writer.add_rope_dimension_count(c.head_dim)
     writer.add_rope_freq_base(c.rope_theta)
+    if c.architecture.linear_norm is not None:
+        raise UnsupportedModelError(
+            ckpt.path, "quantization_config.use_rms_norm has no GGUF form (norms inside linears)"
+        )
+    if c.rope_scaling is not None:
+        if c.rope_scaling.rope_type != "linear":
+            raise UnsupportedModelError(
+                ckpt.path, f"rope_type {c.rope_scaling.rope_type!r} is not written to GGUF"
+            )
+        from gguf import RopeScalingType
+
+        writer.add_rope_scaling_type(RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(c.rope_scaling.factor)
     writer.add_layer_norm_rms_eps(c.rms_norm_eps)
     writer.add_uint32(f"{arch}.vocab_size", c.vocab_size)
     try:
@@ -102,10 +115,13 @@ def _write_metadata(writer: Any, ckpt: Checkpoint, ggml_type: str) -> None:
             ckpt.tokenizer_file, f"cannot write its vocabulary: {exc}"
         ) from None
     writer.add_tokenizer_model(vocab["tokenizer.ggml.model"])
-    writer.add_tokenizer_pre(vocab["tokenizer.ggml.pre"])
     writer.add_token_list(vocab["tokenizer.ggml.tokens"])
     writer.add_token_types(vocab["tokenizer.ggml.token_type"])
-    writer.add_token_merges(vocab["tokenizer.ggml.merges"])
+    if "tokenizer.ggml.scores" in vocab:  # SentencePiece: merges follow from the scores
+        writer.add_token_scores(vocab["tokenizer.ggml.scores"])
+    else:
+        writer.add_tokenizer_pre(vocab["tokenizer.ggml.pre"])
+        writer.add_token_merges(vocab["tokenizer.ggml.merges"])
     if c.bos_token_id is not None:
         writer.add_bos_token_id(c.bos_token_id)
     eos = list(dict.fromkeys((*c.eos_token_ids, *ckpt.eos_token_ids)))

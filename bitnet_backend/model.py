@@ -236,6 +236,7 @@ class Model:
         return {
             "architecture": ", ".join(cfg.extra.get("architectures") or ["BitNetForCausalLM"]),
             "family": cfg.architecture.family,
+            **cfg.forward_options(),
             "format": getattr(self.checkpoint, "format", "n/a"),
             "parameters": cfg.parameter_count,
             "context_length": self.n_ctx,

@@ -74,8 +74,9 @@ def test_kernel_hooks_live_in_the_testing_submodule() -> None:
         assert not hasattr(_engine, name)
 
 
-def test_a_buffer_of_the_wrong_size_raises_the_translated_checkpoint_error() -> None:
-    config = {
+def _tiny_config() -> object:
+    config = _engine.ModelConfig()
+    for name, value in {
         "hidden_size": 8,
         "intermediate_size": 16,
         "num_hidden_layers": 1,
@@ -83,16 +84,54 @@ def test_a_buffer_of_the_wrong_size_raises_the_translated_checkpoint_error() -> 
         "num_key_value_heads": 2,
         "head_dim": 4,
         "vocab_size": 4,
-        "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0,
         "max_position_embeddings": 8,
-        "tie_word_embeddings": True,
-        "scale_divides": False,
-    }
+        "rope_inv_freq": [1.0, 0.01],
+    }.items():
+        setattr(config, name, value)
+    return config
+
+
+def test_a_buffer_of_the_wrong_size_raises_the_translated_checkpoint_error() -> None:
     tensors = {"model.norm.weight": ("F32", (8,), np.zeros(7, dtype=np.float32))}
     with pytest.raises(_engine.CheckpointContentError, match=r"model\.norm\.weight") as exc:
-        _engine.Model(config, tensors, 1)
+        _engine.Model(_tiny_config(), tensors, 1)
     assert isinstance(exc.value, ValueError)
+
+
+def test_the_config_crosses_as_one_struct_named_like_ours(ckpt_dir: Path) -> None:
+    from bitnet_backend.backends.native_config import native_config
+
+    with load_checkpoint(ckpt_dir) as ckpt:
+        ours = ckpt.config
+        native = native_config(_engine, ours)
+        engine = BACKEND.load(ckpt, n_threads=1)
+        kept = engine._model.config
+        engine.close()
+    for name in ("hidden_size", "num_hidden_layers", "num_key_value_heads", "head_dim"):
+        assert getattr(native, name) == getattr(ours, name) == getattr(kept, name)
+    assert native.activation.name == ours.architecture.activation == "relu2"
+    assert native.weight_scale.name == "multiply"  # 2B-4T's autobitlinear
+    assert native.attn_sub_norm == ours.architecture.attn_sub_norm
+    assert native.linear_norm == "" and len(kept.rope_inv_freq) == ours.head_dim // 2
+    assert set(_engine.Activation.__members__) == {"relu2", "silu"}
+    assert set(_engine.WeightScale.__members__) == {"divide", "multiply"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("num_key_value_heads", 3, "num_key_value_heads must divide"),
+        ("head_dim", 3, "head_dim"),
+        ("rope_inv_freq", [1.0], "rope_inv_freq must hold"),
+        ("rope_inv_freq", [1.0, float("nan")], "rope_inv_freq values"),
+        ("linear_norm_eps", 0.0, "linear_norm_eps"),
+    ],
+)
+def test_a_config_the_engine_cannot_run_names_the_field(field, value, reason) -> None:
+    config = _tiny_config()
+    setattr(config, field, value)
+    with pytest.raises(ValueError, match=f"ModelConfig.{reason}"):
+        _engine.Model(config, {}, 1)
 
 
 def test_bitnet_isa_is_resolved_once_and_reported(

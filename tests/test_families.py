@@ -13,6 +13,7 @@ Tolerances are those of tests/test_oracle_reference.py.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,11 +26,22 @@ from oracle import check_loose, check_strict, oracle_greedy, oracle_logits, prom
 from bitnet_backend.architecture import BITNET_1BITLLM, LLAMA_BITNET
 from bitnet_backend.backend import Engine
 from bitnet_backend.checkpoints.hf import Checkpoint, load_checkpoint
-from bitnet_backend.checkpoints.safetensors_file import SafetensorsFile, write_safetensors
+from bitnet_backend.checkpoints.safetensors_file import (
+    SafetensorsFile,
+    TensorSpec,
+    write_safetensors,
+)
 from bitnet_backend.config import ModelConfig
 from bitnet_backend.errors import CheckpointError, UnsupportedModelError
 from bitnet_backend.sampling import SamplingParams
 
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,
+}
 CHECKPOINTS: dict[str, dict[str, Any]] = {
     # Falcon3 / Falcon-E / Llama3-8B-1.58: bitlinear, weight_scale divides.
     "llama-bitlinear": {"family": LLAMA_BITNET},
@@ -43,6 +55,22 @@ CHECKPOINTS: dict[str, dict[str, Any]] = {
         "seed": 3,
     },
     "1bitllm": {"family": BITNET_1BITLLM, "dtype": "float16"},
+    # quantization_config.use_rms_norm: an RMSNorm (own weight) inside every BitLinear.
+    "llama-rms-norm": {"family": LLAMA_BITNET, "use_rms_norm": True, "seed": 10},
+    # ... with AutoBitLinear's multiplying scale and 2B-4T's sub-norms.
+    "bitnet-rms-norm": {"family": "bitnet-b1.58", "use_rms_norm": True, "seed": 5},
+    # Llama 3.1's rope scaling; original_max_position_embeddings 64 puts the tiny head's
+    # frequencies in all three bands (kept, interpolated, divided by factor).
+    "llama-rope-llama3": {
+        "family": LLAMA_BITNET,
+        "shape": {"rope_scaling": LLAMA3_ROPE, "rope_theta": 500000.0},
+        "seed": 8,
+    },
+    "llama-rope-linear": {
+        "family": LLAMA_BITNET,
+        "shape": {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+        "seed": 7,
+    },
 }
 BACKENDS = ["reference", "cpu"]
 LOAD_OPTIONS: dict[str, dict[str, Any]] = {"reference": {}, "cpu": {"lm_head": "f32"}}
@@ -284,6 +312,86 @@ def test_unsupported_family_configs_are_refused(changes, reason):
     assert info.value.path == "x/config.json"
 
 
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"rope_scaling": {"rope_type": "linear", "factor": -2.0}}, "rope_scaling.factor"),
+        ({"rope_scaling": {"rope_type": "linear"}}, "rope_scaling.factor"),
+        (
+            {"rope_parameters": {**LLAMA3_ROPE, "high_freq_factor": 0.5}},
+            "rope_parameters.high_freq_factor",
+        ),
+        (
+            {"rope_scaling": {**LLAMA3_ROPE, "original_max_position_embeddings": "8k"}},
+            "rope_scaling.original_max_position_embeddings",
+        ),
+        ({"rope_scaling": [1, 2]}, "'rope_scaling' must be an object"),
+        (
+            {"quantization_config": {"quant_method": "bitnet", "use_rms_norm": "yes"}},
+            "quantization_config.use_rms_norm",
+        ),
+        (
+            {"quantization_config": {"quant_method": "bitnet", "rms_norm_eps": float("nan")}},
+            "quantization_config.rms_norm_eps",
+        ),
+    ],
+)
+def test_malformed_rope_and_linear_norm_fields_are_named(changes, field):
+    with pytest.raises(CheckpointError, match=re.escape(field)):
+        ModelConfig.from_dict(_llama_config(**changes), "x/config.json")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "rope_type 'dynamic'"),
+        ({"rope_parameters": {"rope_type": "longrope"}}, "rope_parameters.rope_type"),
+        ({"partial_rotary_factor": 0.5}, "partial_rotary_factor"),
+    ],
+)
+def test_unsupported_rope_kinds_are_refused_naming_the_field(changes, reason):
+    with pytest.raises(UnsupportedModelError, match=re.escape(reason)):
+        ModelConfig.from_dict(_llama_config(**changes), "x/config.json")
+
+
+def test_transformers_5_rope_parameters_are_read_like_rope_scaling():
+    old = ModelConfig.from_dict(_llama_config(rope_scaling=LLAMA3_ROPE, rope_theta=1e4))
+    new = ModelConfig.from_dict(
+        _llama_config(rope_parameters={**LLAMA3_ROPE, "rope_theta": 1e4}, rope_theta=None)
+    )
+    assert old.rope_scaling == new.rope_scaling and old.rope_scaling is not None
+    assert old.rope_scaling.original_max_position_embeddings == 64
+    assert old.rope_theta == new.rope_theta == 1e4
+
+
+def test_missing_linear_norm_names_the_tensor(paths, tmp_path):
+    src = paths("llama-rms-norm")[0]
+    dst = tmp_path / "model"
+    shutil.copytree(src, dst)
+    gone = "model.layers.1.mlp.down_proj.rms_norm.weight"
+    with SafetensorsFile(src / "model.safetensors") as st:
+        kept = {
+            n: TensorSpec.of(np.array(st.array(n)), info.dtype)
+            for n, info in st.tensors.items()
+            if n != gone
+        }
+    write_safetensors(dst / "model.safetensors", kept, {"format": "pt"})
+    with pytest.raises(CheckpointError, match=re.escape(gone)):
+        load_checkpoint(dst)
+
+
+def test_use_rms_norm_configs_describe_their_linear_norms(paths):
+    with load_checkpoint(paths("llama-rms-norm")[0]) as ckpt:
+        c = ckpt.config
+        assert c.architecture.linear_norm == "rms_norm.weight" and c.linear_norm_eps == 1e-6
+        norm = ckpt.tensor("model.layers.0.self_attn.o_proj.rms_norm.weight")
+        assert norm.shape == (c.num_attention_heads * c.head_dim,)
+        plain = ModelConfig.from_dict(_llama_config())
+        # q, k, v, gate, up read hidden_size values; o the heads; down intermediate_size.
+        per_layer = 5 * c.hidden_size + norm.shape[0] + c.intermediate_size
+        assert c.parameter_count - plain.parameter_count == c.num_hidden_layers * per_layer
+
+
 def test_missing_family_sub_norm_names_the_tensor(paths, tmp_path):
     src = paths("1bitllm")[0]
     dst = tmp_path / "model"
@@ -315,6 +423,20 @@ def test_bitnet_info_shows_family_format_shapes_and_weight_bytes(paths, capsys, 
     )
     assert info["intermediate_size"] == c.intermediate_size
     assert info["engine"]["weight_bytes"] > 0
+    scale = "divide" if name == "llama-head-dim" else "multiply"
+    assert (info["activation"], info["weight_scale"]) == ("silu", scale)
+    assert (info["linear_norm"], info["rope_scaling"]) == ("none", "none")
+
+
+def test_bitnet_info_names_the_linear_norm_and_rope_scaling(paths, capsys):
+    from bitnet_backend.cli import main
+
+    for name, key, value in [
+        ("llama-rms-norm", "linear_norm", "rms_norm.weight"),
+        ("llama-rope-llama3", "rope_scaling", "llama3 x8"),
+    ]:
+        assert main(["info", str(paths(name)[0]), "--backend", "reference", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[key] == value
 
 
 # -- cpu and reference over every config combination the loader accepts ----------------------
@@ -324,7 +446,11 @@ COMBINATIONS = [
     for family in ("bitnet-b1.58", LLAMA_BITNET)
     for linear_class in ("bitlinear", "autobitlinear")
     for mode in ("offline", "online")
-] + [{"family": BITNET_1BITLLM, "dtype": "float16"}]
+] + [
+    {"family": BITNET_1BITLLM, "dtype": "float16"},
+    {"family": LLAMA_BITNET, "linear_class": "autobitlinear", "mode": "online"}
+    | {"use_rms_norm": True},
+]
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS, ids=lambda c: "-".join(str(v) for v in c.values()))
@@ -357,7 +483,7 @@ def test_benchmark_shapes_are_written_as_their_family(shape, params):
     assert config.parameter_count == params
 
 
-@pytest.mark.parametrize("name", ["llama-head-dim", "1bitllm"])
+@pytest.mark.parametrize("name", ["llama-head-dim", "1bitllm", "llama-rms-norm"])
 def test_converted_family_checkpoint_gives_the_same_logits(paths, tmp_path, name):
     pytest.importorskip("bitnet_backend._engine")
     from bitnet_backend.backends import cpu
@@ -387,3 +513,21 @@ def test_reference_silu_is_within_two_ulp_of_torch():
     # torch's vectorized exp (SLEEF, 1 ulp) is not correctly rounded; ours is.
     ulps = np.abs(got.view(np.int32).astype(np.int64) - want.view(np.int32))
     assert ulps.max() <= 2 and np.mean(ulps == 0) > 0.9
+
+
+def test_batched_steps_of_a_use_rms_norm_model_equal_each_sequence_alone(engine_for):
+    """Each part of a fused matrix quantizes its own normed rows: rows of other sequences in
+    the step (prefill-sized and decode-sized steps) change nothing."""
+    _, ckpt, engine = engine_for("cpu", "llama-rms-norm")
+    vocab = ckpt.config.vocab_size
+    prompts = [prompt_ids(vocab, n, seed=40 + n) for n in (1, 7, 19, 3, 12)]
+    batched = [engine.new_session(64) for _ in prompts]
+    alone = [engine.new_session(64) for _ in prompts]
+    engine.eval_batch(list(zip(batched, prompts, strict=True)))
+    for step in range(4):
+        for i, session in enumerate(alone):
+            session.eval(prompts[i] if step == 0 else [step + i])
+            np.testing.assert_array_equal(batched[i].last_logits(), session.last_logits())
+        engine.eval_batch([(s, [step + 1 + i]) for i, s in enumerate(batched)])
+    for session in batched + alone:
+        session.close()

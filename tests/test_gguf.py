@@ -330,12 +330,20 @@ def test_gguf_shapes_inconsistent_with_metadata_are_refused(gguf_file, tmp_path)
     assert info.value.path == str(bad)
 
 
-def test_sentencepiece_vocabulary_is_refused_by_name(gguf_file, tmp_path):
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        ("t5", r"tokenizer\.ggml\.model 't5'"),
+        # A SentencePiece vocabulary needs its scores (this file has merges instead).
+        ("llama", r"tokenizer\.ggml\.tokens / scores / token_type"),
+    ],
+)
+def test_unknown_or_incomplete_vocabularies_are_refused_by_name(gguf_file, tmp_path, model, reason):
     def edit(meta: dict[str, Any], _: dict[str, Any]) -> None:
-        meta["tokenizer.ggml.model"] = "llama"
+        meta["tokenizer.ggml.model"] = model
 
     bad = _rewrite(gguf_file(BITNET_B158, "i2_s"), tmp_path / "v.gguf", edit)
-    with pytest.raises(UnsupportedModelError, match=r"tokenizer\.ggml\.model 'llama'"):
+    with pytest.raises(UnsupportedModelError, match=reason):
         load_checkpoint(bad)
 
 

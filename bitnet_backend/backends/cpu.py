@@ -21,6 +21,7 @@ from ..errors import (
 from ..threads import check_n_threads
 from .batching import check_batch, check_texts
 from .cpu_format import STORED_HEADS, prepacked_head, prepacked_layout
+from .native_config import native_config
 
 if TYPE_CHECKING:
     from ..checkpoints.hf import Checkpoint
@@ -208,24 +209,6 @@ class CpuEngine:
         self._checkpoint: Checkpoint | None = checkpoint
         self.config: ModelConfig = checkpoint.config
         c = self.config
-        native_config = {
-            "hidden_size": c.hidden_size,
-            "intermediate_size": c.intermediate_size,
-            "num_hidden_layers": c.num_hidden_layers,
-            "num_attention_heads": c.num_attention_heads,
-            "num_key_value_heads": c.num_key_value_heads,
-            "head_dim": c.head_dim,
-            "vocab_size": c.vocab_size,
-            "rms_norm_eps": c.rms_norm_eps,
-            "rope_theta": c.rope_theta,
-            "max_position_embeddings": c.max_position_embeddings,
-            "tie_word_embeddings": c.tie_word_embeddings,
-            "scale_divides": c.weight_scale_divides,
-            "activation": c.architecture.activation,
-            "attn_sub_norm": c.architecture.attn_sub_norm or "",
-            "ffn_sub_norm": c.architecture.ffn_sub_norm or "",
-            "prepacked_head": prepacked_head(c.extra, checkpoint.path),
-        }
         weight_layout = prepacked_layout(c.extra, checkpoint.path) or layout
         # Each ref's data is read once: a decoded tensor (GGUF) is made anew on every read.
         tensors = {
@@ -233,14 +216,13 @@ class CpuEngine:
             for name, ref in checkpoint.tensors.items()
         }
         # Repacked sources can leave RSS only if they are pages of a read-only file mapping.
-        native_config["release_source_pages"] = all(
-            _is_file_mapped(data) for _, _, data in tensors.values()
-        )
+        release_source_pages = all(_is_file_mapped(data) for _, _, data in tensors.values())
+        stored_head = prepacked_head(c.extra, checkpoint.path)
         table = "model.embed_tokens.weight" if c.tie_word_embeddings else "lm_head.weight"
         table_file, table_offset = _file_location(checkpoint, table)
         try:
             self._model = self._module.Model(
-                native_config,
+                native_config(self._module, c),
                 tensors,
                 n_threads,
                 isa=isa,
@@ -251,8 +233,10 @@ class CpuEngine:
                 exact_logits=exact_logits,
                 exact_logits_file=table_file,
                 exact_logits_offset=table_offset,
+                stored_head=self._module.HeadKind.__members__[stored_head] if stored_head else None,
+                release_source_pages=release_source_pages,
             )
-        except self._module.CheckpointContentError as exc:
+        except ValueError as exc:  # CheckpointContentError, or a config the engine refuses
             raise CheckpointError(checkpoint.path, str(exc)) from None
         except RuntimeError as exc:
             raise InvalidParameterError(str(exc)) from None

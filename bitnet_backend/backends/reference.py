@@ -28,6 +28,7 @@ import pluggy
 
 from ..checkpoints.ternary import LinearMode, linear_ternary
 from ..errors import BitnetError, ContextOverflowError, InvalidParameterError
+from ..rope import rope_inv_freq
 from ..sampling import SplitMix64, sample
 from .batching import check_batch, check_texts
 
@@ -145,13 +146,17 @@ def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class BitLinear:
-    """One ternary linear: int8 weights ``[out, in]`` and its float rescale."""
+    """One ternary linear: int8 weights ``[out, in]``, its float rescale and, with
+    ``use_rms_norm``, the RMSNorm it applies to its input before quantizing it."""
 
     w_q: np.ndarray  # int8 {-1, 0, 1}, [out, in]
     scale: np.float32
     mode: LinearMode  # "divide": y = dot / (s * scale); "multiply": y = dot / s * scale
+    input_norm: np.ndarray | None = None
+    input_norm_eps: float = 1e-6
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = optional_rms_norm(x, self.input_norm, self.input_norm_eps)
         x_q, s = quantize_activations(x)
         # Exact integer dot products (|x_q| <= 128, so int32 holds any realistic width).
         acc = (x_q.astype(np.int32) @ self.w_q.T.astype(np.int32)).astype(F32)
@@ -175,17 +180,6 @@ class Layer:
     up: BitLinear
     ffn_sub_norm: np.ndarray | None
     down: BitLinear
-
-
-def rope_inv_freq(theta: float, head_dim: int) -> np.ndarray:
-    """``1 / theta ** (arange(0, d, 2) / d)`` in float32, as transformers computes it.
-
-    The power is rounded once from float64 (torch's float32 pow is correctly rounded here;
-    NumPy's float32 pow is not, and is off by an ulp for a quarter of the entries).
-    """
-    exponent = np.arange(0, head_dim, 2, dtype=F32) / F32(head_dim)
-    power = np.power(np.float64(F32(theta)), exponent.astype(np.float64)).astype(F32)
-    return F32(1.0) / power
 
 
 def rope_cos_sin(inv_freq: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +226,15 @@ class ReferenceWeights:
 
         def linear(prefix: str, out_features: int) -> BitLinear:
             w_q, scale, mode = linear_ternary(checkpoint, prefix)
+            norm = c.architecture.linear_norm
             # Packed rows come in multiples of 4; the padding rows are not part of the layer.
-            return BitLinear(np.ascontiguousarray(w_q[:out_features]), F32(scale), mode)
+            return BitLinear(
+                np.ascontiguousarray(w_q[:out_features]),
+                F32(scale),
+                mode,
+                None if norm is None else f32(f"{prefix}.{norm}"),
+                c.linear_norm_eps,
+            )
 
         def optional(name: str | None) -> np.ndarray | None:
             return None if name is None else f32(name)
@@ -262,7 +263,7 @@ class ReferenceWeights:
             )
         self.norm = f32("model.norm.weight")
         self.lm_head = self.embed if c.tie_word_embeddings else f32("lm_head.weight")
-        self.inv_freq = rope_inv_freq(c.rope_theta, c.head_dim)
+        self.inv_freq = rope_inv_freq(c.rope_theta, c.head_dim, c.rope_scaling)
 
     @property
     def nbytes(self) -> int:
@@ -271,8 +272,12 @@ class ReferenceWeights:
             arrays.append(self.lm_head)
         for layer in self.layers:
             for value in vars(layer).values():
-                if value is not None:
-                    arrays.append(value.w_q if isinstance(value, BitLinear) else value)
+                if isinstance(value, BitLinear):
+                    arrays.append(value.w_q)
+                    if value.input_norm is not None:
+                        arrays.append(value.input_norm)
+                elif value is not None:
+                    arrays.append(value)
         return sum(a.nbytes for a in arrays)
 
 

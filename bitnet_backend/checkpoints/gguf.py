@@ -170,9 +170,14 @@ def read_gguf(path: Path) -> GGUFContents:
         if gname in GLOBAL_NAMES:
             tensors[GLOBAL_NAMES[gname]] = _float_tensor(path, t)
             continue
+        if gname == "rope_freqs.weight":
+            # llama.cpp's form of Llama 3.1's rope scaling: per-frequency divisors.
+            raise UnsupportedModelError(
+                path, "tensor 'rope_freqs.weight' (rope frequency factors) is not supported"
+            )
         parts = gname.split(".", 2)
         if len(parts) != 3 or parts[0] != "blk" or not parts[1].isdigit():
-            continue  # e.g. rope_freqs: not used by these families
+            continue
         prefix, rest = f"model.layers.{parts[1]}.", parts[2]
         if rest in LAYER_NAMES:
             tensors[prefix + LAYER_NAMES[rest]] = _float_tensor(path, t)
@@ -273,6 +278,7 @@ def _config(
         "vocab_size": vocab,
         "rms_norm_eps": float(key("attention.layer_norm_rms_epsilon", 1e-5)),
         "rope_theta": float(key("rope.freq_base", 10000.0)),
+        "rope_scaling": _rope_scaling(path, arch_name, key),
         "max_position_embeddings": int(key("context_length", 4096)),
         "tie_word_embeddings": "output.weight" not in tensors,
         "bos_token_id": _opt_int(meta.get("tokenizer.ggml.bos_token_id")),
@@ -292,6 +298,23 @@ def _config(
         },
     }
     return cfg
+
+
+def _rope_scaling(
+    path: Path, arch_name: str, key: Callable[[str, Any], Any]
+) -> dict[str, Any] | None:
+    """config.json's rope_scaling for ``<arch>.rope.scaling.*`` (None for plain RoPE)."""
+    kind = key("rope.scaling.type", "none")
+    if kind == "none":
+        return None
+    if kind != "linear":
+        raise UnsupportedModelError(
+            path, f"metadata {arch_name}.rope.scaling.type {kind!r} is not supported"
+        )
+    factor = key("rope.scaling.factor", 1.0)
+    if not isinstance(factor, (int, float, np.floating)) or not 0 < float(factor) < np.inf:
+        raise CheckpointError(path, f"metadata {arch_name}.rope.scaling.factor {factor!r}")
+    return {"rope_type": "linear", "factor": float(factor)}
 
 
 def _type_counts(tensors: dict[str, GGUFTensor]) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The tokenizer of a GGUF file: byte-level BPE vocabulary and merges in the metadata.
+"""The tokenizer of a GGUF file: byte-level BPE vocabulary and merges in the metadata
+(SentencePiece vocabularies: gguf_spm.py).
 
 ``tokenizer_json`` rebuilds a ``tokenizers`` tokenizer.json from the ``tokenizer.ggml.*`` keys
 (the pipeline of the llama-3 family: the pre-tokenizer split pattern, byte-level BPE, the
@@ -8,12 +9,13 @@ special tokens as added tokens, <|begin_of_text|> prepended when add_bos_token s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-# llama.cpp's token types.
-NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+from .gguf_spm import is_spm, parse_tokenizer, spm_tokenizer_json, spm_vocab_metadata
+from .gguf_tokens import BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED, VocabError
+
+__all__ = ["VocabError", "tokenizer_json", "vocab_metadata"]
 # The llama-3 pre-tokenizer split pattern; llama.cpp's "llama-bpe" (and Falcon3's / Falcon-E's
 # "falcon3" / "falcon_e", which it maps to the same pre-tokenizer). 2B-4T's GGUF has no
 # tokenizer.ggml.pre key and uses it too.
@@ -29,10 +31,6 @@ PRE_TOKENIZERS: dict[str | None, str] = {
 }
 
 
-class VocabError(ValueError):
-    """The GGUF vocabulary cannot be turned into a tokenizer (the message says why)."""
-
-
 def tokenizer_json(meta: Mapping[str, Any]) -> str:
     """tokenizer.json text for the ``tokenizer.ggml.*`` metadata of a GGUF file."""
     from tokenizers import (
@@ -46,8 +44,12 @@ def tokenizer_json(meta: Mapping[str, Any]) -> str:
     )
 
     kind = meta.get("tokenizer.ggml.model")
+    if kind == "llama":
+        return spm_tokenizer_json(meta)
     if kind != "gpt2":
-        raise VocabError(f"tokenizer.ggml.model {kind!r} is not supported (only 'gpt2' BPE)")
+        raise VocabError(
+            f"tokenizer.ggml.model {kind!r} is not supported ('gpt2' BPE or 'llama' SentencePiece)"
+        )
     pre = meta.get("tokenizer.ggml.pre")
     if pre not in PRE_TOKENIZERS:
         raise VocabError(f"tokenizer.ggml.pre {pre!r} is not supported")
@@ -104,7 +106,9 @@ def vocab_metadata(tokenizer_text: str, vocab_size: int) -> dict[str, Any]:
     Ids the tokenizer does not use (a vocab_size padded past the tokenizer) become
     ``[PAD<id>]`` tokens of type UNUSED, as llama.cpp's converter writes them.
     """
-    doc = json.loads(tokenizer_text)
+    doc = parse_tokenizer(tokenizer_text)
+    if is_spm(doc):
+        return spm_vocab_metadata(doc, vocab_size)
     model = doc.get("model") or {}
     if model.get("type") != "BPE":
         raise VocabError(f"only BPE tokenizers convert to GGUF, not {model.get('type')!r}")

@@ -291,6 +291,9 @@ def required_tensors(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tu
             need[p + arch.attn_sub_norm] = ((h,), FLOAT_DTYPES)
         if arch.ffn_sub_norm is not None:
             need[p + arch.ffn_sub_norm] = ((i,), FLOAT_DTYPES)
+        if arch.linear_norm is not None:
+            for lin, (_, inp) in linears.items():
+                need[f"{p}{lin}.{arch.linear_norm}"] = ((inp,), FLOAT_DTYPES)
         if converted:
             for part in ("qkv", "o", "gate_up", "down"):
                 need[f"bitnet.layers.{layer}.{part}.scales"] = ((-1,), ("F32",))

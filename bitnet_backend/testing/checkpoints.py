@@ -109,6 +109,7 @@ def build_config(
     linear_class: str | None = None,
     dtype: str = "bfloat16",
     family: str | None = None,
+    use_rms_norm: bool = False,
 ) -> dict[str, Any]:
     """The config.json dict ``write_checkpoint`` writes (the keys of the family's real repos).
 
@@ -119,7 +120,8 @@ def build_config(
     shaped as microsoft/bitnet-b1.58-2B-4T, "llama-bitnet" as tiiuae/Falcon3-*-1.58bit
     (untied head, quantization_config without linear_class, which means bitlinear),
     "1bitllm-bitnet" as 1bitLLM/bitnet_b1_58-large (float16 latent weights, no
-    quantization_config; ``mode`` and ``linear_class`` do not apply).
+    quantization_config; ``mode`` and ``linear_class`` do not apply). ``use_rms_norm`` sets
+    quantization_config.use_rms_norm (an RMSNorm inside every BitLinear; not for 1bitLLM).
     """
     if isinstance(shape, str):
         if shape not in SHAPES:
@@ -183,6 +185,10 @@ def build_config(
     else:
         cfg.update(_1BITLLM_KEYS)
         quant = {}
+    if use_rms_norm:
+        if not quant:
+            raise ValueError(f"use_rms_norm needs a quantization_config, which {family} lacks")
+        quant["use_rms_norm"] = True
     if quant:
         cfg["quantization_config"] = quant
     cfg.update(overrides)
@@ -211,6 +217,7 @@ def write_checkpoint(
     tokenizer: bool = True,
     progress: bool = False,
     family: str | None = None,
+    use_rms_norm: bool = False,
 ) -> Path:
     """Write a random checkpoint directory of ``family`` (see ``build_config``); its path.
 
@@ -221,8 +228,9 @@ def write_checkpoint(
     multiplier, about mean|W|); with "bitlinear" (the llama-bitnet default) it is the divisor
     1/mean|W|. ``dtype`` is also used for embeddings, norms, the head and weight_scale (1bitLLM
     ships float16). ``shards > 1`` writes model-0000k-of-0000n.safetensors + index.
+    ``use_rms_norm`` adds each linear's input norm, ``<linear>.rms_norm.weight``.
     """
-    cfg = build_config(shape, mode, linear_class, dtype, family)
+    cfg = build_config(shape, mode, linear_class, dtype, family, use_rms_norm)
     config = ModelConfig.from_dict(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -431,6 +439,8 @@ def _tensor_specs(config: ModelConfig, seed: int, dtype: str) -> list[tuple[str,
                 specs.append((name + ".weight_scale", _const_spec(scale, dtype)))
             else:
                 add_float(name + ".weight", (out_f, in_f), normal(mean_abs * np.sqrt(np.pi / 2)))
+            if arch.linear_norm is not None:
+                add_float(f"{name}.{arch.linear_norm}", (in_f,), norm_weight)
             if lin == "self_attn.o_proj" and arch.attn_sub_norm is not None:
                 add_float(p + arch.attn_sub_norm, (h,), norm_weight)
             if lin == "mlp.down_proj" and arch.ffn_sub_norm is not None:

@@ -36,6 +36,8 @@ void bind_errors(py::module_& m);
 void bind_enums(py::module_& m);
 // Which kernel sets run on this CPU.
 void bind_isa(py::module_& m);
+// ModelConfig and the enums of its fields.
+void bind_config(py::module_& m);
 void bind_model(py::module_& m);
 void bind_session(py::module_& m);
 // Kernel entry points for tests and benchmarks (the `testing` submodule).

@@ -22,36 +22,6 @@ namespace bitnet::bindings {
 
 namespace {
 
-ModelConfig config_from_dict(const py::dict& d) {
-    ModelConfig c;
-    c.hidden_size = d["hidden_size"].cast<int>();
-    c.intermediate_size = d["intermediate_size"].cast<int>();
-    c.num_layers = d["num_hidden_layers"].cast<int>();
-    c.num_heads = d["num_attention_heads"].cast<int>();
-    c.num_kv_heads = d["num_key_value_heads"].cast<int>();
-    c.head_dim = d["head_dim"].cast<int>();
-    c.vocab_size = d["vocab_size"].cast<int>();
-    c.rms_norm_eps = d["rms_norm_eps"].cast<float>();
-    c.rope_theta = d["rope_theta"].cast<float>();
-    c.max_position_embeddings = d["max_position_embeddings"].cast<int>();
-    c.tie_word_embeddings = d["tie_word_embeddings"].cast<bool>();
-    c.scale_divides = d["scale_divides"].cast<bool>();
-    if (d.contains("activation")) {
-        const auto act = d["activation"].cast<std::string>();
-        if (act != "relu2" && act != "silu") {
-            throw std::invalid_argument("activation must be 'relu2' or 'silu'");
-        }
-        c.activation = act == "silu" ? FfnActivation::Silu : FfnActivation::Relu2;
-    }
-    if (d.contains("attn_sub_norm")) c.attn_sub_norm = d["attn_sub_norm"].cast<std::string>();
-    if (d.contains("ffn_sub_norm")) c.ffn_sub_norm = d["ffn_sub_norm"].cast<std::string>();
-    if (d.contains("release_source_pages")) {
-        c.release_source_pages = d["release_source_pages"].cast<bool>();
-    }
-    if (d.contains("prepacked_head")) c.prepacked_head = d["prepacked_head"].cast<std::string>();
-    return c;
-}
-
 // tensors: {name: (dtype string, shape tuple, array)}; arrays stay owned by Python.
 std::map<std::string, TensorView> views_from_dict(const py::dict& tensors) {
     std::map<std::string, TensorView> views;
@@ -71,14 +41,17 @@ std::map<std::string, TensorView> views_from_dict(const py::dict& tensors) {
     return views;
 }
 
-std::shared_ptr<Model> make_model(const py::dict& config, const py::dict& tensors, int n_threads,
+// The load choices join the architecture here, in the engine's copy of the config.
+std::shared_ptr<Model> make_model(const ModelConfig& config, const py::dict& tensors, int n_threads,
                                   const std::string& isa, HeadKind lm_head,
                                   const py::object& progress, KVType kv_cache,
                                   WeightLayout weight_layout, int exact_logits,
-                                  const std::string& exact_logits_file,
-                                  int64_t exact_logits_offset) {
-    ModelConfig c = config_from_dict(config);
+                                  const std::string& exact_logits_file, int64_t exact_logits_offset,
+                                  const py::object& stored_head, bool release_source_pages) {
+    ModelConfig c = config;
     c.base3_layout = weight_layout == WeightLayout::I1R16;
+    c.prepacked_head = stored_head.is_none() ? "" : head_kind_name(stored_head.cast<HeadKind>());
+    c.release_source_pages = release_source_pages;
     const auto views = views_from_dict(tensors);
     if (exact_logits < 0) {
         throw std::invalid_argument("exact_logits must be >= 0, got " +
@@ -149,7 +122,10 @@ void bind_model(py::module_& m) {
              py::arg("isa") = "", py::arg("lm_head") = HeadKind::Q8,
              py::arg("progress") = py::none(), py::arg("kv_cache") = KVType::F32,
              py::arg("weight_layout") = WeightLayout::I2R16, py::arg("exact_logits") = 0,
-             py::arg("exact_logits_file") = "", py::arg("exact_logits_offset") = 0)
+             py::arg("exact_logits_file") = "", py::arg("exact_logits_offset") = 0,
+             py::arg("stored_head") = py::none(), py::arg("release_source_pages") = false)
+        // A copy: the engine's own config must not change under it.
+        .def_property_readonly("config", [](const Model& mdl) { return mdl.config(); })
         .def_property_readonly("kv_cache", &Model::kv_type)
         .def_property_readonly("lm_head", [](const Model& mdl) { return mdl.head().kind(); })
         .def_property_readonly("exact_logits",

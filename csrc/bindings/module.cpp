@@ -8,6 +8,7 @@ PYBIND11_MODULE(_engine, m) {
     b::bind_errors(m);
     b::bind_enums(m);
     b::bind_isa(m);
+    b::bind_config(m);
     b::bind_model(m);
     b::bind_session(m);
     auto testing = m.def_submodule("testing", "Kernel entry points for tests and benchmarks.");

@@ -117,8 +117,9 @@ void BatchStep::reserve(int rows, int n_ctx) {
     const auto& c = model_.config();
     if (n_ctx > scores_ld_) {
         scores_ld_ = n_ctx;
-        scores_.assign(
-            static_cast<size_t>(model_.n_threads()) * (c.num_heads / c.num_kv_heads) * n_ctx, 0.0f);
+        scores_.assign(static_cast<size_t>(model_.n_threads()) *
+                           (c.num_attention_heads / c.num_key_value_heads) * n_ctx,
+                       0.0f);
     }
     if (rows <= capacity_) return;
     capacity_ = rows;
@@ -156,6 +157,15 @@ void BatchStep::reserve(int rows, int n_ctx) {
     std::memset(xq_.data(), 0, xq_.size());
     xs_.resize(C);
     xsum_.resize(C);
+    if (!c.linear_norm.empty()) {
+        // Up to three parts (q, k, v) per matrix, each with its own quantized row.
+        constexpr size_t kMaxParts = 3;
+        part_in_.resize(C * xq_stride_);
+        part_xq_ = AlignedBuffer(kMaxParts * C * xq_stride_ + 64);
+        std::memset(part_xq_.data(), 0, part_xq_.size());
+        part_xs_.resize(kMaxParts * C);
+        part_xsum_.resize(kMaxParts * C);
+    }
     acc_stride_ = widest_rows;
     acc_.resize(std::max(C * acc_stride_, 2 * static_cast<size_t>(model_.head().padded_rows())));
     const ExactLogits& exact = model_.exact_logits();

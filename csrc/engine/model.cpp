@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "attention.h"
@@ -50,6 +51,7 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
              const std::function<void(int, int)>& progress, KVType kv,
              const ExactLogitsOptions& exact)
     : config_(config), kernels_(&select_kernels(isa.c_str())), pool_(n_threads), kv_type_(kv) {
+    check_config(config_);
     const auto& c = config_;
     const int H = c.hidden_size;
     embedding_ = find(tensors, "model.embed_tokens.weight");
@@ -85,7 +87,7 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
     const int half = c.head_dim / 2;
     rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
     rope_sin_.resize(rope_cos_.size());
-    rope_tables(c.rope_theta, c.head_dim, c.max_position_embeddings, rope_cos_.data(),
+    rope_tables(c.rope_inv_freq.data(), half, c.max_position_embeddings, rope_cos_.data(),
                 rope_sin_.data());
 }
 
@@ -99,9 +101,9 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors,
         std::vector<LinearSource> parts;
         int cols;
     };
-    std::vector<std::array<Fused, 4>> plan(c.num_layers);
+    std::vector<std::array<Fused, 4>> plan(c.num_hidden_layers);
     size_t arena_bytes = 0;
-    for (int i = 0; i < c.num_layers; ++i) {
+    for (int i = 0; i < c.num_hidden_layers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
         auto lin = [&](const std::string& name) { return linear_source(tensors, p + name); };
         plan[i] = {
@@ -117,7 +119,7 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors,
     uint8_t* cursor = arena_.as<uint8_t>();
     auto build = [&](const Fused& f) {
         TernaryMatrix m =
-            TernaryMatrix::build(f.parts, f.cols, c.scale_divides, pool_, cursor, c.base3_layout);
+            TernaryMatrix::build(f.parts, f.cols, c.scale_divides(), pool_, cursor, c.base3_layout);
         if (c.release_source_pages) {
             for (const auto& part : f.parts) {
                 release_file_pages(part.weight.data,
@@ -127,8 +129,8 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors,
         cursor += m.bytes();
         return m;
     };
-    layers_.resize(c.num_layers);
-    for (int i = 0; i < c.num_layers; ++i) {
+    layers_.resize(c.num_hidden_layers);
+    for (int i = 0; i < c.num_hidden_layers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
         LayerWeights& L = layers_[i];
         auto norm = [&](const std::string& name, int n) {
@@ -145,7 +147,8 @@ void Model::build_layers(const std::map<std::string, TensorView>& tensors,
             L.gate_up.rows() != 2 * I || L.down.rows() != H) {
             throw CheckpointContentError(p + "*: linear shapes do not match config.json");
         }
-        if (progress) progress(i + 1, c.num_layers);
+        load_linear_norms(tensors, p, L);
+        if (progress) progress(i + 1, c.num_hidden_layers);
     }
 }
 
@@ -163,7 +166,7 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
     for (const auto& kv : shapes) {
         expected += TernaryMatrix::packed_bytes(kv.second.first, kv.second.second, c.base3_layout);
     }
-    expected *= c.num_layers;
+    expected *= c.num_hidden_layers;
     if (arena.dtype != DType::U8 || static_cast<size_t>(arena.numel()) != expected) {
         throw CheckpointContentError("bitnet.arena: size does not match config.json");
     }
@@ -171,8 +174,8 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
     copy_parallel(arena_.as<uint8_t>(), static_cast<const uint8_t*>(arena.data), expected, pool_,
                   c.release_source_pages);
     uint8_t* cursor = arena_.as<uint8_t>();
-    layers_.resize(c.num_layers);
-    for (int i = 0; i < c.num_layers; ++i) {
+    layers_.resize(c.num_hidden_layers);
+    for (int i = 0; i < c.num_hidden_layers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
         LayerWeights& L = layers_[i];
         auto norm = [&](const std::string& name, int n) {
@@ -191,11 +194,12 @@ void Model::load_prepacked(const std::map<std::string, TensorView>& tensors) {
                 throw CheckpointContentError(name + ": expected " + std::to_string(rows) +
                                              " F32 values");
             }
-            *mats[j] = TernaryMatrix::from_prepacked(rows, cols, c.scale_divides,
+            *mats[j] = TernaryMatrix::from_prepacked(rows, cols, c.scale_divides(),
                                                      static_cast<const float*>(scales.data), cursor,
                                                      c.base3_layout);
             cursor += mats[j]->bytes();
         }
+        load_linear_norms(tensors, p, L);
     }
 }
 
@@ -211,6 +215,28 @@ void Model::load_sub_norms(const std::map<std::string, TensorView>& tensors,
         const std::string name = prefix + c.ffn_sub_norm;
         L.ffn_sub_norm = to_floats(find(tensors, name), c.intermediate_size, name);
     }
+}
+
+// With use_rms_norm, every linear's own input norm, in the order of its matrix's parts.
+void Model::load_linear_norms(const std::map<std::string, TensorView>& tensors,
+                              const std::string& prefix, LayerWeights& L) const {
+    const auto& c = config_;
+    if (c.linear_norm.empty()) return;
+    const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+    auto norms = [&](std::initializer_list<const char*> linears, int cols) {
+        std::vector<std::vector<float>> out;
+        for (const char* linear : linears) {
+            const std::string name = prefix + linear + "." + c.linear_norm;
+            out.push_back(to_floats(find(tensors, name), cols, name));
+        }
+        return out;
+    };
+    const float eps = c.linear_norm_eps;
+    L.qkv.set_input_norms(norms({"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, H),
+                          {Q, Q + KV, Q + 2 * KV}, eps);
+    L.o.set_input_norms(norms({"self_attn.o_proj"}, Q), {H}, eps);
+    L.gate_up.set_input_norms(norms({"mlp.gate_proj", "mlp.up_proj"}, H), {I, 2 * I}, eps);
+    L.down.set_input_norms(norms({"mlp.down_proj"}, I), {H}, eps);
 }
 
 std::vector<std::pair<std::string, TensorView>> Model::export_layout() const {
@@ -271,7 +297,7 @@ Session::Session(std::shared_ptr<Model> model, int n_ctx)
     if (n_ctx <= 0 || n_ctx > c.max_position_embeddings) {
         throw std::invalid_argument("n_ctx must be in [1, max_position_embeddings]");
     }
-    kv_ = KVCache(c.num_layers, n_ctx, c.num_kv_heads, c.head_dim, model_->kv_type());
+    kv_ = KVCache(c.num_hidden_layers, n_ctx, c.num_key_value_heads, c.head_dim, model_->kv_type());
     last_logits_.resize(c.vocab_size);
     tokens_.reserve(n_ctx);
 }
@@ -328,7 +354,7 @@ void BatchStep::forward_chunk(int m) {
     };
 
     per_token([&](int t) { model_.embed(ids_[t], &x_[t * H]); });
-    for (int l = 0; l < c.num_layers; ++l) {
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
         const LayerWeights& L = model_.layers()[l];
         // Attention block: RMSNorm -> q/k/v -> RoPE -> attention -> sub-norm -> o -> residual.
         per_token([&](int t) {
@@ -343,9 +369,9 @@ void BatchStep::forward_chunk(int m) {
             const float* v = k + KV;
             const float* cos = model_.rope_cos() + static_cast<size_t>(pos) * half;
             const float* sin = model_.rope_sin() + static_cast<size_t>(pos) * half;
-            apply_rope(q, c.num_heads, c.head_dim, cos, sin);
-            apply_rope(k, c.num_kv_heads, c.head_dim, cos, sin);
-            for (int h = 0; h < c.num_kv_heads; ++h) {
+            apply_rope(q, c.num_attention_heads, c.head_dim, cos, sin);
+            apply_rope(k, c.num_key_value_heads, c.head_dim, cos, sin);
+            for (int h = 0; h < c.num_key_value_heads; ++h) {
                 kv_[t]->store(l, h, pos, k + h * c.head_dim, v + h * c.head_dim);
             }
         });
@@ -389,6 +415,7 @@ void BatchStep::forward_chunk(int m) {
 // BitLinear, step 1: per-token int8 absmax quantization of the input row (zero padding up to
 // the matrix's padded width, since the buffer is shared by matrices of different widths).
 void BatchStep::quantize(int t, const float* in, const TernaryMatrix& w) {
+    if (w.has_input_norms()) return quantize_parts(t, in, w);
     int8_t* row = xq_.as<int8_t>() + t * xq_stride_;
     xs_[t] = model_.kernels().quantize_row(in, w.cols(), row, &xsum_[t]);
     std::memset(row + w.cols(), 0, w.padded_cols() - w.cols());
@@ -397,6 +424,7 @@ void BatchStep::quantize(int t, const float* in, const TernaryMatrix& w) {
 // BitLinear, step 2: ternary x int8 with exact int32 accumulation, then one float rescale per
 // output (docs/formats.md, "the weight-scale rule").
 void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
+    if (w.has_input_norms()) return gemm_parts(w, n, out, ld_out);
     const KernelTable& k = model_.kernels();
     const QuantizedActs acts{xq_.as<int8_t>(), xsum_.data(), xq_stride_, n};
     const PackedTernary packed = w.packed();
@@ -415,6 +443,50 @@ void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
         });
 }
 
+// BitLinear with use_rms_norm, step 1: each part of the matrix normalizes the row with its own
+// weight (transformers' LlamaRMSNorm inside BitLinear), then quantizes it into its own slot.
+void BatchStep::quantize_parts(int t, const float* in, const TernaryMatrix& w) {
+    const size_t parts_ld = static_cast<size_t>(capacity_);
+    float* normed = &part_in_[static_cast<size_t>(t) * xq_stride_];
+    for (size_t p = 0; p < w.input_norms().size(); ++p) {
+        const size_t slot = p * parts_ld + t;
+        rms_norm(in, w.input_norms()[p].data(), w.cols(), w.input_norm_eps(), normed);
+        int8_t* row = part_xq_.as<int8_t>() + slot * xq_stride_;
+        part_xs_[slot] = model_.kernels().quantize_row(normed, w.cols(), row, &part_xsum_[slot]);
+        std::memset(row + w.cols(), 0, w.padded_cols() - w.cols());
+    }
+}
+
+// Step 2: each part's rows against its own quantized rows. A row block that straddles two
+// parts is computed once for each and keeps only that part's rows.
+void BatchStep::gemm_parts(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
+    const KernelTable& k = model_.kernels();
+    const PackedTernary packed = w.packed();
+    const size_t parts_ld = static_cast<size_t>(capacity_);
+    ThreadPool& pool = model_.pool();
+    int begin = 0;
+    for (size_t p = 0; p < w.part_ends().size(); ++p) {
+        const int end = w.part_ends()[p];
+        const size_t slot = p * parts_ld;
+        const QuantizedActs acts{part_xq_.as<int8_t>() + slot * xq_stride_, &part_xsum_[slot],
+                                 xq_stride_, n};
+        const float* xs = &part_xs_[slot];
+        const int first = begin / kRowBlock, blocks = (end + kRowBlock - 1) / kRowBlock - first;
+        const int64_t work = int64_t(n) * (end - begin) * w.padded_cols();
+        pool.parallel_for_dynamic(blocks, pool.grain_for(blocks), work, [&](int b0, int b1) {
+            (w.base3() ? k.ternary5_gemm : k.ternary_gemm)(packed, first + b0, first + b1, acts,
+                                                           acc_.data(), acc_stride_);
+            const int r0 = std::max(begin, (first + b0) * kRowBlock);
+            const int r1 = std::min(end, (first + b1) * kRowBlock);
+            for (int t = 0; t < n; ++t) {
+                rescale(acc_.data() + t * acc_stride_, w.row_scales(), xs[t], w.divide(), r0, r1,
+                        out + t * ld_out);
+            }
+        });
+        begin = end;
+    }
+}
+
 // Causal GQA attention of each row over its own sequence's cache (the same float order as the
 // sequence alone). The query heads that share a kv head form one task (read each cached row
 // once); the group is halved only while there are fewer tasks than threads: two threads
@@ -423,17 +495,17 @@ void BatchStep::gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out) {
 void BatchStep::attention(int layer, int m) {
     const auto& c = model_.config();
     const int Q = c.q_dim(), KV = c.kv_dim(), QKV = Q + 2 * KV, d = c.head_dim;
-    const int group = c.num_heads / c.num_kv_heads;
+    const int group = c.num_attention_heads / c.num_key_value_heads;
     const int n_threads = model_.n_threads();
     int per_task = group;
-    while (per_task % 2 == 0 && m * c.num_heads / per_task < n_threads) per_task /= 2;
-    const int tasks_per_token = c.num_heads / per_task;
+    while (per_task % 2 == 0 && m * c.num_attention_heads / per_task < n_threads) per_task /= 2;
+    const int tasks_per_token = c.num_attention_heads / per_task;
     const float scaling = 1.0f / std::sqrt(static_cast<float>(d));
     const int n_tasks = m * tasks_per_token;
     // Scores and weighted values: about 2 * d operations per query head and key.
     int64_t keys = 0;
     for (int t = 0; t < m; ++t) keys += pos_[t] + 1;
-    const int64_t work = keys * c.num_heads * 2 * d;
+    const int64_t work = keys * c.num_attention_heads * 2 * d;
     model_.pool().run(work, [&](int thread, int n) {
         float* scores = &scores_[static_cast<size_t>(thread) * group * scores_ld_];
         // Strided: later tokens see more keys (causal), so contiguous ranges would be uneven.

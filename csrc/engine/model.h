@@ -46,6 +46,9 @@ class BatchStep {
     void forward_chunk(int m);
     void quantize(int t, const float* in, const TernaryMatrix& w);
     void gemm(const TernaryMatrix& w, int n, float* out, size_t ld_out);
+    // quantize / gemm of a matrix whose parts normalize their inputs (use_rms_norm).
+    void quantize_parts(int t, const float* in, const TernaryMatrix& w);
+    void gemm_parts(const TernaryMatrix& w, int n, float* out, size_t ld_out);
     void attention(int layer, int m);
     void lm_head(const float* h, int n);
 
@@ -64,6 +67,12 @@ class BatchStep {
     AlignedBuffer xq_;
     std::vector<float> xs_;
     std::vector<int32_t> xsum_, acc_;
+    // Per part and row (part-major) for matrices with input norms: normed input, int8 row,
+    // scale and sum. Sized only for models with input norms.
+    std::vector<float> part_in_;
+    AlignedBuffer part_xq_;
+    std::vector<float> part_xs_;
+    std::vector<int32_t> part_xsum_;
     std::vector<std::pair<float, int32_t>> top_heap_;
     std::vector<int32_t> top_idx_;
     std::vector<float> top_row_;
@@ -73,10 +82,10 @@ class BatchStep {
 struct LayerWeights {
     std::vector<float> input_norm, post_attn_norm;
     std::vector<float> attn_sub_norm, ffn_sub_norm;  // empty when the family has none
-    TernaryMatrix qkv;      // rows: q (num_heads*head_dim), k, v (num_kv_heads*head_dim each)
-    TernaryMatrix o;        // hidden x q_dim
-    TernaryMatrix gate_up;  // rows: gate (intermediate), up (intermediate)
-    TernaryMatrix down;     // hidden x intermediate
+    TernaryMatrix qkv;                               // rows: q (q_dim), k, v (kv_dim each)
+    TernaryMatrix o;                                 // hidden x q_dim
+    TernaryMatrix gate_up;                           // rows: gate (intermediate), up (intermediate)
+    TernaryMatrix down;                              // hidden x intermediate
 };
 
 class Model {
@@ -125,6 +134,8 @@ class Model {
     void load_prepacked(const std::map<std::string, TensorView>& tensors);
     void load_sub_norms(const std::map<std::string, TensorView>& tensors, const std::string& prefix,
                         LayerWeights& L) const;
+    void load_linear_norms(const std::map<std::string, TensorView>& tensors,
+                           const std::string& prefix, LayerWeights& L) const;
 
     ModelConfig config_;
     const KernelTable* kernels_;

@@ -90,13 +90,7 @@ void rms_norm(const float* x, const float* weight, int n, float eps, float* y) {
     for (int i = 0; i < n; ++i) y[i] = weight[i] * (x[i] * inv);
 }
 
-void rope_tables(float theta, int head_dim, int max_pos, float* cos_out, float* sin_out) {
-    const int half = head_dim / 2;
-    std::vector<float> inv_freq(half);
-    for (int i = 0; i < half; ++i) {
-        const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
-        inv_freq[i] = 1.0f / std::pow(theta, exponent);
-    }
+void rope_tables(const float* inv_freq, int half, int max_pos, float* cos_out, float* sin_out) {
     for (int pos = 0; pos < max_pos; ++pos) {
         for (int i = 0; i < half; ++i) {
             const float angle = static_cast<float>(pos) * inv_freq[i];

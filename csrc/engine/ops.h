@@ -25,8 +25,8 @@ void rms_norm(const float* x, const float* weight, int n, float eps, float* y);
 // Llama RoPE (rotate_half) on `n_heads` heads of `head_dim` at position `pos`, in place.
 void apply_rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
 
-// inv_freq[i] = 1 / theta^(2i / head_dim), float32 like transformers' default rope init.
-void rope_tables(float theta, int head_dim, int max_pos, float* cos_out, float* sin_out);
+// cos / sin of pos * inv_freq[i] for every position below max_pos: [max_pos][half] each.
+void rope_tables(const float* inv_freq, int half, int max_pos, float* cos_out, float* sin_out);
 
 // relu(g)^2 * u.
 void relu2_gate(const float* gate, const float* up, int n, float* out);

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <utility>
 
 namespace bitnet {
 namespace {
@@ -167,6 +169,21 @@ TernaryMatrix TernaryMatrix::from_ternary(const int8_t* w, int rows, int cols, T
         }
     });
     return m;
+}
+
+void TernaryMatrix::set_input_norms(std::vector<std::vector<float>> weights,
+                                    std::vector<int> part_ends, float eps) {
+    if (weights.size() != part_ends.size() || (!part_ends.empty() && part_ends.back() != rows_)) {
+        throw std::invalid_argument("input norms must cover the matrix's parts");
+    }
+    for (const auto& w : weights) {
+        if (static_cast<int>(w.size()) != cols_) {
+            throw std::invalid_argument("an input norm must have one weight per column");
+        }
+    }
+    input_norms_ = std::move(weights);
+    part_ends_ = std::move(part_ends);
+    input_norm_eps_ = eps;
 }
 
 }  // namespace bitnet

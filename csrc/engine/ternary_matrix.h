@@ -54,6 +54,16 @@ class TernaryMatrix {
     const float* row_scales() const { return scales_.data(); }
     size_t bytes() const { return packed_bytes(rows_, cols_, base3_); }
 
+    // BitLinears with an input norm (quantization_config use_rms_norm): part i (rows up to
+    // part_ends[i]) normalizes its input with weights[i] before quantizing it, so the fused
+    // parts no longer share one quantized input. Empty `weights`: no input norms.
+    void set_input_norms(std::vector<std::vector<float>> weights, std::vector<int> part_ends,
+                         float eps);
+    bool has_input_norms() const { return !input_norms_.empty(); }
+    const std::vector<std::vector<float>>& input_norms() const { return input_norms_; }
+    const std::vector<int>& part_ends() const { return part_ends_; }
+    float input_norm_eps() const { return input_norm_eps_; }
+
  private:
     int rows_ = 0, cols_ = 0, n_row_blocks_ = 0, n_col_groups_ = 0;
     bool divide_ = true;
@@ -61,6 +71,9 @@ class TernaryMatrix {
     uint8_t* codes_ = nullptr;
     AlignedBuffer owned_;
     std::vector<float> scales_;
+    std::vector<std::vector<float>> input_norms_;
+    std::vector<int> part_ends_;
+    float input_norm_eps_ = 1e-6f;
 };
 
 }  // namespace bitnet
