@@ -57,11 +57,10 @@ def structured_example(rng: random.Random, r: Renderer, json_mode: bool) -> Exam
 
 def unicode_rag_example(rng: random.Random, r: Renderer) -> Example:
     """A question whose answer (a name, company or city) is written outside ASCII."""
-    docs = [unicode_passage(rng)]
-    docs += [passages.passage(rng) for _ in range(rng.choice((0, 1, 2)))]
+    target = unicode_passage(rng)
+    docs = [target, *(passages.passage(rng) for _ in range(rng.choice((0, 1, 2))))]
     rng.shuffle(docs)
-    target = next(d for d in docs if any(not c.isascii() for c in d.text))
-    question, answer = rng.choice(target.qa)
+    question, answer = rng.choice([qa for qa in target.qa if not qa[1].isascii()])
     messages = rag_messages(rng, _context(rng, docs), question)
     return Example("unicode_rag", r.chat(messages), answer, True, answer)
 

@@ -307,7 +307,9 @@ def json_mode_case(rng: random.Random) -> StructuredCase:
     """A request decoded under ``{"type": "object"}`` (JSON mode): any object is allowed."""
     case = rng.choice((_joke, _joke, _description, _list, _extraction))(rng)
     request = case.messages[-1]["content"]
-    keys = list(case.value)
+    # Any object is allowed, so a field with nothing to say (no punchline) is left out.
+    value = {k: v for k, v in case.value.items() if v not in ("", None)}
+    keys = list(value)
     named = rng.random() < 0.6
     if named:
         quoted = " and ".join(f"'{k}'" for k in keys)
@@ -321,6 +323,4 @@ def json_mode_case(rng: random.Random) -> StructuredCase:
     else:
         request += rng.choice((" Answer in JSON.", " Reply with a JSON object.", ""))
     relevant = tuple(keys) if named else case.relevant
-    return StructuredCase(
-        "json_mode", _user(request), JSON_MODE_SCHEMA, case.value, relevant, named
-    )
+    return StructuredCase("json_mode", _user(request), JSON_MODE_SCHEMA, value, relevant, named)

@@ -138,7 +138,7 @@ def _customer(rng: random.Random) -> ToolCase:
     )
     args = {"customer_name": name, "description": description}
     result = f"Created customer: {name} - {description}"
-    answer = rng.choice((f"I created the customer {name}.", f"Done: {name} is now a customer."))
+    answer = rng.choice((f"Done. {result}.", f"{result}. The customer is saved."))
     tool = _tool(tool_name, doc, schema(rng, params, ["customer_name", "description"]))
     return ToolCase(tool, request, args, result, answer)
 
