@@ -33,7 +33,7 @@ def test_structured_targets_parse_fit_their_schema_and_close_early(
     tokenizer: bb.Tokenizer,
 ) -> None:
     rng = random.Random(11)
-    kinds = collections.Counter()
+    kinds: collections.Counter[str] = collections.Counter()
     for i in range(600):
         case = structured.json_mode_case(rng) if i % 3 == 0 else structured.structured_case(rng)
         kinds[case.kind] += 1
@@ -63,7 +63,7 @@ def test_json_mode_relevance_needs_the_named_keys_or_the_topic() -> None:
 def test_non_ascii_values_are_copied_verbatim(tokenizer: bb.Tokenizer) -> None:
     renderer = Renderer(tokenizer)
     rng = random.Random(13)
-    seen_scripts = set()
+    seen_scripts: set[str] = set()
     for _ in range(300):
         case = unicode_tool_case(rng)
         jsonschema.validate(case.arguments, case.tool["parameters"])
