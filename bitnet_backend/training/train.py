@@ -45,7 +45,7 @@ STREAMS: dict[str, Callable[[int, Renderer], Iterator[Example]]] = {
 }
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "v1": {"steps": 4500, "retrieval_pairs": 0},
-    "v2": {"steps": 5000, "retrieval_pairs": 16},
+    "v2": {"steps": 4500, "retrieval_pairs": 16},
 }
 
 
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "values, tool loops, plain prompts, retrieval)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="default: 4500 (v1), 5000 (v2)")
+    p.add_argument("--steps", type=int, default=None, help="default: 4500")
     p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=150)
