@@ -81,7 +81,7 @@ def eval_reading(
         contains += normalize(gold) in normalize(reply)
         # A wrong reply that is a span of the prompt was copied from the wrong place; any
         # other wrong reply was not copied at all (a plausible value of the right kind).
-        copied_wrong += not ok and normalize(reply) in normalize(context)
+        copied_wrong += not ok and bool(normalize(reply)) and normalize(reply) in normalize(context)
         size = f"{len(docs)} passage{'s' if len(docs) > 1 else ''}"
         for group in (size, answer_kind(gold)):
             tally = groups.setdefault(group, [0, 0])
