@@ -246,17 +246,24 @@ def eval_retrieval(model: bb.Model, rng: random.Random, n: int, k: int = 8) -> d
 
 
 def eval_plain(model: bb.Model, rng: random.Random, n: int) -> dict[str, Any]:
-    """Plain prompts (no chat template): the continuation has at least one word."""
-    hits = 0
+    """Plain prompts (no chat template): the continuation has at least one word, and (a
+    stricter reading of "sensible") starts with the word the generator continues with."""
+    hits = first_right = 0
     failures: list[dict[str, Any]] = []
     for _ in range(n):
-        prompt, _ = plain.continuation(rng)
+        prompt, gold = plain.continuation(rng)
         text = model.generate(prompt, max_tokens=24, temperature=0.0).text
         ok = scoring.non_empty(text)
         hits += ok
+        first_right += scoring.first_word_match(text, gold)
         if not ok and len(failures) < 5:
             failures.append({"prompt": prompt, "reply": text})
-    return {"n": n, "non_empty": hits / n, "failures": failures}
+    return {
+        "n": n,
+        "non_empty": hits / n,
+        "first_word_right": first_right / n,
+        "failures": failures,
+    }
 
 
 SPOT_CHECKS = [
@@ -428,6 +435,7 @@ def print_table(results: dict[str, Any]) -> None:
         ("JSON mode: non-empty, relevant object", _pct(results["json_mode"]["ok"]), ">= 90%"),
         ("retrieval: top-1 among 8 with embed", _pct(results["retrieval"]["top1"]), ">= 90%"),
         ("plain prompt: non-empty continuation", _pct(results["plain"]["non_empty"]), ""),
+        ("plain prompt: first word right", _pct(results["plain"]["first_word_right"]), ""),
         ("instructions: exact match", _pct(results["instructions"]["exact_match"]), ""),
         (
             "held-out text perplexity, f32 / int8 / q6 / q4 head",

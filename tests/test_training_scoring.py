@@ -85,3 +85,10 @@ def test_non_empty_needs_a_word() -> None:
     assert scoring.non_empty(" red, yellow and blue.")
     assert not scoring.non_empty("  \n ")
     assert scoring.rate([True, False, True, True]) == 0.75
+
+
+def test_first_word_match_ignores_case_and_punctuation() -> None:
+    assert scoring.first_word_match(" Paris, of course.", " paris. Paris is a city in France.")
+    assert scoring.first_word_match(", there was a king", ", there was a small village")
+    assert not scoring.first_word_match(" Berlin.", " Paris.")
+    assert not scoring.first_word_match("", " Paris.")

@@ -103,5 +103,15 @@ def non_empty(text: str) -> bool:
     return any(c.isalnum() for c in text)
 
 
+def first_word_match(text: str, gold: str) -> bool:
+    """The continuation starts with the gold continuation's first word (punctuation aside)."""
+
+    def first(t: str) -> str:
+        words = re.findall(r"\w+", t)
+        return words[0].lower() if words else ""
+
+    return bool(first(gold)) and first(text) == first(gold)
+
+
 def rate(flags: Sequence[bool]) -> float:
     return sum(flags) / len(flags) if flags else 0.0
