@@ -17,9 +17,10 @@ import pytest
 
 import bitnet_backend as bb
 from bitnet_backend.testing import tokenizer_json
-from bitnet_backend.training import plain, retrieval, scoring, structured
+from bitnet_backend.training import plain, retrieval, scoring, structured, vocab
 from bitnet_backend.training.dataset import EOT, Renderer, encode
 from bitnet_backend.training.mix_v2 import MIX_V2, examples_v2, tool_loop_example
+from bitnet_backend.training.novel_values import novel_tool_case
 from bitnet_backend.training.train import make_tokenizer
 from bitnet_backend.training.unicode_values import unicode_passage, unicode_tool_case
 
@@ -86,6 +87,17 @@ def test_non_ascii_values_are_copied_verbatim(tokenizer: bb.Tokenizer) -> None:
             assert answer in p.text
 
 
+def test_novel_values_are_in_no_word_list_and_only_in_the_request() -> None:
+    known = {w for n in dir(vocab) if n.isupper() for w in getattr(vocab, n) if isinstance(w, str)}
+    rng = random.Random(17)
+    for _ in range(300):
+        case = novel_tool_case(rng)
+        jsonschema.validate(case.arguments, case.tool["parameters"])
+        for value in case.arguments.values():
+            assert value in case.request and value not in known
+        assert scoring.uses_result(case.answer, case.result)
+
+
 def test_tool_loops_end_with_an_answer_that_uses_every_result(tokenizer: bb.Tokenizer) -> None:
     eot, eos = tokenizer.token_to_id(EOT), tokenizer.token_to_id("<|end_of_text|>")
     assert eot is not None and eos is not None
@@ -139,6 +151,7 @@ def test_v2_stream_is_seeded_and_has_every_kind(tokenizer: bb.Tokenizer) -> None
         "tool_answer",
         "unicode_tool_call",
         "unicode_tool_answer",
+        "novel_tool_call",
         "unicode_rag",
         "tool_loop",
         "joke",

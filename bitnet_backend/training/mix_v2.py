@@ -1,7 +1,8 @@
 """The example stream of recipe v2: recipe v1's kinds plus what v1 left untrained.
 
 Added: replies inside JSON schemas and in JSON mode (``structured``), non-ASCII values in tool
-arguments and passages (``unicode_values``), plain prompts continued (``plain``) and tool
+arguments and passages (``unicode_values``), invented values that can only be copied
+(``novel_values``), plain prompts continued (``plain``) and tool
 loops of two calls whose final answer uses both results. Everything is rendered as
 ``Model.chat`` renders it (``Renderer``: the tool protocol and the model's chat template).
 """
@@ -31,12 +32,14 @@ from .dataset import (
     text_example,
     tool_examples,
 )
+from .novel_values import novel_tool_case
 from .unicode_values import unicode_passage, unicode_tool_case
 
 MIX_V2 = (
     ("rag", 0.21),
     ("rag_turns", 0.14),
-    ("tool", 0.17),
+    ("tool", 0.13),
+    ("novel_tool", 0.04),
     ("unicode_tool", 0.06),
     ("unicode_rag", 0.03),
     ("tool_loop", 0.06),
@@ -121,9 +124,11 @@ def tool_loop_example(rng: random.Random, r: Renderer) -> Example:
     )
 
 
-def _unicode_tool_examples(rng: random.Random, r: Renderer) -> list[Example]:
-    out = tool_examples(rng, r, unicode_tool_case(rng))
-    return [dataclasses.replace(e, kind="unicode_" + e.kind) for e in out]
+def _tool_examples_of(
+    prefix: str, case: tools.ToolCase, rng: random.Random, r: Renderer
+) -> list[Example]:
+    out = tool_examples(rng, r, case)
+    return [dataclasses.replace(e, kind=prefix + e.kind) for e in out]
 
 
 def examples_v2(seed: int, renderer: Renderer) -> Iterator[Example]:
@@ -140,7 +145,9 @@ def examples_v2(seed: int, renderer: Renderer) -> Iterator[Example]:
         elif kind == "tool":
             yield from tool_examples(rng, renderer)
         elif kind == "unicode_tool":
-            yield from _unicode_tool_examples(rng, renderer)
+            yield from _tool_examples_of("unicode_", unicode_tool_case(rng), rng, renderer)
+        elif kind == "novel_tool":
+            yield from _tool_examples_of("novel_", novel_tool_case(rng), rng, renderer)
         elif kind == "unicode_rag":
             yield unicode_rag_example(rng, renderer)
         elif kind == "tool_loop":
