@@ -12,7 +12,8 @@ examples drawn with a seed the training stream never uses. ``--n`` examples for 
   3-passage contexts;
 - tool call: 1-4 tools in the prompt, tool_choice "auto"; right tool with arguments valid
   for its schema, and (stricter) arguments equal to the ones the request implies; and a run of
-  its own on requests with non-ASCII values (CJK, accents, emoji), which must be copied exactly;
+  its own on requests with non-ASCII values (CJK, accents, emoji), which must be copied exactly,
+  and one on invented values (places, people, order ids no word list holds);
 - tool answer: after the gold call and the tool's result, the reply repeats the result's
   values (and, in the tool-call run, after the model's own right call);
 - structured output: short free-text requests (jokes, descriptions, lists, facts from a note)
@@ -45,6 +46,7 @@ import bitnet_backend as bb
 from bitnet_backend.training import instructions, passages, plain, retrieval, scoring, structured
 from bitnet_backend.training import tools as tool_cases
 from bitnet_backend.training.dataset import SYSTEMS, rag_messages
+from bitnet_backend.training.novel_values import novel_tool_case
 from bitnet_backend.training.scoring import normalize
 from bitnet_backend.training.unicode_values import unicode_tool_case
 
@@ -365,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     results["tools_non_ascii"] = eval_tools(
         model, random.Random(EVAL_SEED + 5), n, unicode_tool_case
     )
+    results["tools_invented_values"] = eval_tools(
+        model, random.Random(EVAL_SEED + 11), n, novel_tool_case
+    )
     results["tool_answers"] = eval_tool_answers(model, random.Random(EVAL_SEED + 6), n)
     results["structured"] = eval_structured(model, random.Random(EVAL_SEED + 7), n, False)
     results["json_mode"] = eval_structured(model, random.Random(EVAL_SEED + 8), n, True)
@@ -417,6 +422,11 @@ def print_table(results: dict[str, Any]) -> None:
         ("tool call: right tool, valid arguments", _pct(t["right_tool_valid_args"]), ""),
         ("tool call: right tool + exact arguments", _pct(t["exact_arguments"]), ">= 97%"),
         ("tool call, non-ASCII values: exact arguments", _pct(u["exact_arguments"]), ">= 97%"),
+        (
+            "tool call, invented values: exact arguments",
+            _pct(results["tools_invented_values"]["exact_arguments"]),
+            "",
+        ),
         (
             "tool answer uses the result (after the gold call)",
             _pct(results["tool_answers"]["answer_uses_result"]),
