@@ -169,3 +169,31 @@ def test_v2_stream_is_seeded_and_has_every_kind(tokenizer: bb.Tokenizer) -> None
             assert e.answer in e.prompt and not e.answer.isascii()
         if e.kind == "plain":
             assert not e.chat and e.completion
+
+
+def test_targets_are_what_the_runtime_grammars_accept_token_by_token() -> None:
+    # The model is decoded under these grammars at run time: a target they reject (another
+    # layout, key order or escaping) would teach text the model can never write.
+    from bitnet_backend.constraints import ToolProtocol, compiler_for
+    from bitnet_backend.training.dataset import call_text
+
+    with bb.load() as model:
+        tok = model.tokenizer
+        assert tok is not None
+        compiler = compiler_for(tok, tok.eos_token_ids, model.vocab_size)
+        rng = random.Random(18)
+        targets = []
+        for i in range(90):
+            case = structured.json_mode_case(rng) if i % 3 else structured.structured_case(rng)
+            targets.append((compiler.json_schema(case.schema), case.text))
+        for i in range(60):
+            tool = unicode_tool_case(rng) if i % 2 else novel_tool_case(rng)
+            grammar = ToolProtocol.from_request([tool.tool], "auto").grammar(compiler)
+            assert grammar is not None
+            targets.append((grammar, call_text(tool.name, tool.arguments)))
+        for grammar, text in targets:
+            state = grammar.start()
+            for token in tok.encode(text, add_special=False):
+                state.mask()
+                state.consume(token)  # raises if the grammar does not allow the token
+            assert state.accepting, text
