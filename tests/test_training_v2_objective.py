@@ -150,7 +150,10 @@ def test_v2_run_learns_resumes_to_the_same_files_and_loads(
     with bb.load(whole) as m:
         assert m.embed("Where does Zoë Núñez live?").shape == (1, 64)
         text = "明光科技"
-        assert m.detokenize(m.tokenize(text, add_special=False)) == text
+        ids = m.tokenize(text, add_special=False)
+        assert m.detokenize(ids) == text
+        # The v2 tokenizer learned merges for the CJK names (12 bytes; 3 tokens when written).
+        assert len(ids) <= 6
     with pytest.raises(training_state.TrainingStateError, match="--retrieval-pairs 6 \\(now 4\\)"):
         train_main(
             [*argv, "--out", str(resumed), "--resume", str(partial), "--retrieval-pairs", "4"]
