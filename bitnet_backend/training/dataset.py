@@ -213,9 +213,11 @@ def _call_id(rng: random.Random) -> str:
     return "call_" + "".join(rng.choice("0123456789abcdef") for _ in range(24))
 
 
-def tool_examples(rng: random.Random, r: Renderer) -> list[Example]:
-    """A call, and (usually) the reply that uses the tool's result."""
-    case = tools.tool_case(rng)
+def tool_examples(
+    rng: random.Random, r: Renderer, case: tools.ToolCase | None = None
+) -> list[Example]:
+    """A call, and (usually) the reply that uses the tool's result (``case``: a random one)."""
+    case = case or tools.tool_case(rng)
     tool_list = [case.tool, *tools.distractors(rng, case, rng.choice((0, 1, 1, 2, 2, 3)))]
     rng.shuffle(tool_list)
     choice: Any = "auto"

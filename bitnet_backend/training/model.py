@@ -171,6 +171,14 @@ class BitNet(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
 
     def forward(self, tokens: torch.Tensor, pos: torch.Tensor, doc: torch.Tensor) -> torch.Tensor:
+        dt = self.compute_dtype
+        hidden = self.hidden_states(tokens, pos, doc)
+        return F.linear(hidden.to(dt), self.embed_tokens.weight.to(dt)).float()
+
+    def hidden_states(
+        self, tokens: torch.Tensor, pos: torch.Tensor, doc: torch.Tensor
+    ) -> torch.Tensor:
+        """The final-normed hidden states ``[rows, T, hidden]`` (what ``Model.embed`` pools)."""
         t = tokens.shape[1]
         causal = torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
         mask = (doc[:, :, None] == doc[:, None, :]) & causal  # attend within an example only
@@ -179,5 +187,4 @@ class BitNet(nn.Module):
         x = self.embed_tokens(tokens)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
-        dt = self.compute_dtype
-        return F.linear(self.norm(x).to(dt), self.embed_tokens.weight.to(dt)).float()
+        return self.norm(x)

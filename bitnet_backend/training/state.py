@@ -15,6 +15,7 @@ from typing import Any
 
 # Options that change what the run computes: a resumed run must use the same values.
 RUN_OPTIONS = (
+    "recipe",
     "seed",
     "steps",
     "batch",
@@ -22,6 +23,8 @@ RUN_OPTIONS = (
     "warmup",
     "context_weight",
     "reply_loss",
+    "retrieval_pairs",
+    "retrieval_weight",
     "hidden",
     "ffn",
     "layers",

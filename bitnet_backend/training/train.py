@@ -1,6 +1,7 @@
 """Train the embedded default model from scratch (seeded, CPU, needs the ``train`` extra).
 
     python -m bitnet_backend.training --out bitnet_backend/data/default-model
+    python -m bitnet_backend.training --recipe v2 --out DIR    # the second recipe
 
 Steps: render a sample of the generated data and train a byte-level BPE tokenizer on it;
 train BitNet b1.58 with quantization-aware training on an endless seeded stream of examples;
@@ -16,9 +17,10 @@ import itertools
 import json
 import math
 import os
+import random
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,25 @@ import numpy as np
 
 from ..testing import BOS, CHAT_TEMPLATE, EOS, EOT, special_ids, train_tokenizer_json
 from ..tokenizer import Tokenizer
-from . import state
+from . import retrieval, state, unicode_values
 from . import vocab as V
-from .dataset import CONTEXT, REPLY, Renderer, encode, examples, pack
+from .dataset import CONTEXT, REPLY, Example, Renderer, encode, examples, pack
+from .mix_v2 import examples_v2
 
 VOCAB_SIZE = 4096
 SEQ_LEN = 512
 MAX_POSITIONS = 2048
+
+# What each recipe changes; an option given on the command line wins. v1 made the model that
+# ships; v2 adds the data of mix_v2 and the retrieval objective (contrastive.py).
+STREAMS: dict[str, Callable[[int, Renderer], Iterator[Example]]] = {
+    "v1": examples,
+    "v2": examples_v2,
+}
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "v1": {"steps": 4500, "retrieval_pairs": 0},
+    "v2": {"steps": 4500, "retrieval_pairs": 16},
+}
 
 
 def make_tokenizer(json_text: str) -> Tokenizer:
@@ -50,7 +64,17 @@ def make_tokenizer(json_text: str) -> Tokenizer:
         )
 
 
-def train_tokenizer(seed: int, n_examples: int = 20000) -> str:
+def _word_lists(module: Any) -> list[str]:
+    """Each upper-case tuple or list of strings in ``module``, as one line."""
+    lists = (getattr(module, n) for n in dir(module) if n.isupper())
+    return [
+        " ".join(words)
+        for words in lists
+        if isinstance(words, tuple | list) and all(isinstance(w, str) for w in words)
+    ]
+
+
+def train_tokenizer(seed: int, n_examples: int = 20000, recipe: str = "v1") -> str:
     """BPE trained on rendered examples plus every word the generators know."""
     from ..testing import tokenizer_json as bootstrap
 
@@ -58,23 +82,34 @@ def train_tokenizer(seed: int, n_examples: int = 20000) -> str:
     renderer = Renderer(make_tokenizer(bootstrap()))
     texts = [
         ex.prompt + ex.completion + "".join(between + reply for between, reply in ex.turns)
-        for ex in itertools.islice(examples(seed + 1, renderer), n_examples)
+        for ex in itertools.islice(STREAMS[recipe](seed + 1, renderer), n_examples)
     ]
-    words = [
-        " ".join(getattr(V, n))
-        for n in dir(V)
-        if n.isupper() and isinstance(getattr(V, n), tuple | list)
-    ]
+    words = _word_lists(V)
+    if recipe != "v1":
+        words += _word_lists(unicode_values)
+        words += [" ".join(a + b) for a, b in unicode_values.CJK_NAMES.values()]
     return train_tokenizer_json(texts + words, VOCAB_SIZE - 3)
 
 
-def batches(tokenizer: Tokenizer, seed: int, rows: int) -> Iterator:
+def batches(tokenizer: Tokenizer, args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """Per step: the packed language-model rows, and the packed retrieval texts (or None)."""
+    from .contrastive import pack_texts
+
     ids = special_ids_of(tokenizer)
     stream = (
-        encode(tokenizer, ex, ids[EOT], ids[EOS]) for ex in examples(seed, Renderer(tokenizer))
+        encode(tokenizer, ex, ids[EOT], ids[EOS])
+        for ex in STREAMS[args.recipe](args.seed, Renderer(tokenizer))
     )
+    # Its own seeded generator, so the language-model stream is the same with or without it.
+    rng = random.Random(f"retrieval {args.seed}")
     while True:
-        yield pack(stream, rows, SEQ_LEN, ids[EOS])
+        texts = None
+        if args.retrieval_pairs:
+            pairs = retrieval.pairs(rng, args.retrieval_pairs)
+            ordered = [q for q, _ in pairs] + [passage for _, passage in pairs]
+            encoded = [tokenizer.encode(t, add_special=True) for t in ordered]
+            texts = pack_texts(encoded, SEQ_LEN, ids[EOS])
+        yield pack(stream, args.batch, SEQ_LEN, ids[EOS]), texts
 
 
 def special_ids_of(tokenizer: Tokenizer) -> dict[str, int]:
@@ -120,6 +155,7 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(args: argparse.Namespace) -> Path:
     import torch
 
+    from .contrastive import retrieval_loss
     from .export import export
     from .model import BitNet, ModelShape
 
@@ -127,7 +163,7 @@ def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     resumed = state.load(args.resume, args) if args.resume else None
-    tok_json = resumed["tokenizer"] if resumed else train_tokenizer(args.seed)
+    tok_json = resumed["tokenizer"] if resumed else train_tokenizer(args.seed, recipe=args.recipe)
     tokenizer = make_tokenizer(tok_json)
     print(f"tokenizer: {tokenizer.vocab_size} tokens ({time.time() - t0:.0f} s)", flush=True)
 
@@ -156,7 +192,7 @@ def train(args: argparse.Namespace) -> Path:
         lr=args.lr,
         betas=(0.9, 0.95),
     )
-    data = batches(tokenizer, args.seed, args.batch)
+    data = batches(tokenizer, args)
     first, seen = 0, 0
     if resumed:
         model.load_state_dict(resumed["model"])
@@ -167,7 +203,7 @@ def train(args: argparse.Namespace) -> Path:
         print(f"resumed from {args.resume} at step {first}", flush=True)
     start, seen_at_start = time.time(), seen
     for step in range(first, args.steps):
-        b = next(data)
+        b, texts = next(data)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         tokens = torch.from_numpy(b.tokens)
@@ -187,6 +223,9 @@ def train(args: argparse.Namespace) -> Path:
             reply_loss = mean_where(nll, reply)
         context_loss = mean_where(nll, target == CONTEXT)
         loss = reply_loss + args.context_weight * context_loss
+        if texts is not None:
+            retrieval_part = retrieval_loss(model, texts)
+            loss = loss + args.retrieval_weight * retrieval_part
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -196,9 +235,10 @@ def train(args: argparse.Namespace) -> Path:
             el = time.time() - start
             done = step + 1 - first
             eta = el / done * (args.steps - step - 1)
+            retrieval_log = f"  retrieval {retrieval_part.item():.4f}" if texts is not None else ""
             print(
                 f"step {step:5d}  loss {reply_loss.item():.4f}  context "
-                f"{context_loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+                f"{context_loss.item():.4f}{retrieval_log}  lr {opt.param_groups[0]['lr']:.2e}  "
                 f"{(seen - seen_at_start) / el:.0f} tok/s  elapsed {el / 60:.1f} min  "
                 f"eta {eta / 60:.1f} min",
                 flush=True,
@@ -228,8 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``python -m bitnet_backend.training``."""
     p = argparse.ArgumentParser(prog="python -m bitnet_backend.training", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(STREAMS),
+        default="v1",
+        help="data and objectives: v1 (the shipped model) or v2 (structured output, non-ASCII "
+        "values, tool loops, plain prompts, retrieval)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=4500)
+    p.add_argument("--steps", type=int, default=None, help="default: 4500")
     p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=150)
@@ -244,6 +291,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("example", "token"),
         default="token",
         help="average the reply loss over examples (each counts the same) or over tokens",
+    )
+    p.add_argument(
+        "--retrieval-pairs",
+        type=int,
+        default=None,
+        help="question/passage pairs per step for the retrieval objective (0: off; default: "
+        "0 for v1, 16 for v2)",
+    )
+    p.add_argument(
+        "--retrieval-weight",
+        type=float,
+        default=0.2,
+        help="weight of the retrieval loss, relative to reply tokens",
     )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--ffn", type=int, default=640)
@@ -279,6 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="carry on from a state saved by --save-state (same options)",
     )
     args = p.parse_args(argv)
+    for name, value in RECIPE_DEFAULTS[args.recipe].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.retrieval_pairs == 1 or args.retrieval_pairs < 0:
+        p.error("--retrieval-pairs must be 0 (off) or at least 2 (a passage needs negatives)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train(args)
     json.dumps(vars(args), default=str)
