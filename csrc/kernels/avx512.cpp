@@ -321,69 +321,8 @@ void q4_gemv_avx512(const uint8_t* codes, int n_col_octets, int block_begin, int
     }
 }
 
-// Per 16-column group: rebuild the four quads of 6-bit codes (low nibbles | top bits << 4), make
-// them signed, dot them with x + 128 (vpdpbusd's unsigned operand), scale the group's sums by
-// the rows' sub-scales; the stored correction removes the +128 at the end.
-void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
-                    const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
-    const size_t block_bytes = q6_block_bytes(n_col_groups);
-    const __m512i nibble = _mm512_set1_epi8(15), top = _mm512_set1_epi8(0x30);
-    const __m512i bias = _mm512_set1_epi8(32);
-    constexpr int kOrMasked = 0xF8;  // a | (b & c)
-    // Four activations, each + 128 (top bit flipped), in every lane.
-    const auto bcast = [](const int8_t* p) {
-        return _mm512_set1_epi32(load_i32(p) ^ static_cast<int32_t>(0x80808080u));
-    };
-    for (int b = block_begin; b < block_end; ++b) {
-        const uint8_t* blk = data + b * block_bytes;
-        __m512i acc_h = _mm512_setzero_si512(), acc_l = acc_h;
-        for (int g = 0; g < n_col_groups; ++g) {
-            const uint8_t* c = blk + q6_codes_offset(g);
-            if (g % kQ6GroupsPerSuper == 0) {
-                _mm_prefetch(reinterpret_cast<const char*>(c - kBlockBytes + kHeadPrefetchBytes),
-                             _MM_HINT_T0);
-            }
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 64), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 128), _MM_HINT_T0);
-            const __m512i v0 = _mm512_load_si512(c), v1 = _mm512_load_si512(c + 64);
-            const __m512i t = _mm512_load_si512(c + 128);
-            const __m512i w0 =
-                _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(v0, nibble),
-                                                          _mm512_slli_epi16(t, 4), top, kOrMasked),
-                                bias);
-            const __m512i w1 = _mm512_sub_epi8(
-                _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble),
-                                          _mm512_slli_epi16(t, 2), top, kOrMasked),
-                bias);
-            const __m512i w2 = _mm512_sub_epi8(
-                _mm512_ternarylogic_epi32(_mm512_and_si512(v1, nibble), t, top, kOrMasked), bias);
-            const __m512i w3 = _mm512_sub_epi8(
-                _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble),
-                                          _mm512_srli_epi16(t, 2), top, kOrMasked),
-                bias);
-            const int8_t* xh = hi + g * kColGroup;
-            const int8_t* xl = lo + g * kColGroup;
-            __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xh), w0);
-            __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xl), w0);
-            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 4), w1);
-            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 4), w1);
-            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 8), w2);
-            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 8), w2);
-            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 12), w3);
-            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 12), w3);
-            const __m512i s = _mm512_cvtepu8_epi32(
-                _mm_load_si128(reinterpret_cast<const __m128i*>(blk + q6_scales_offset(g))));
-            acc_h = _mm512_add_epi32(acc_h, _mm512_mullo_epi32(ph, s));
-            acc_l = _mm512_add_epi32(acc_l, _mm512_mullo_epi32(pl, s));
-        }
-        const __m512i corr = _mm512_load_si512(blk + q6_corrections_offset(n_col_groups));
-        _mm512_storeu_si512(out_hi + b * kRowBlock, _mm512_sub_epi32(acc_h, corr));
-        _mm512_storeu_si512(out_lo + b * kRowBlock, _mm512_sub_epi32(acc_l, corr));
-    }
-}
-
-// The four quads of signed 6-bit weights of one Q6_R16 group (see q6_gemv_avx512).
+// The four quads of signed 6-bit weights of one Q6_R16 group: low nibbles | top bits << 4,
+// minus the +32 offset.
 struct Q6Quads {
     __m512i w0, w1, w2, w3;
 };
@@ -401,6 +340,50 @@ inline Q6Quads unpack_q6(const uint8_t* c) {
             quad(_mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble), _mm512_slli_epi16(t, 2)),
             quad(_mm512_and_si512(v1, nibble), t),
             quad(_mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble), _mm512_srli_epi16(t, 2))};
+}
+
+// Per 16-column group: rebuild the four quads of 6-bit codes (low nibbles | top bits << 4), make
+// them signed, dot them with x + 128 (vpdpbusd's unsigned operand), scale the group's sums by
+// the rows' sub-scales; the stored correction removes the +128 at the end.
+void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
+                    const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
+    const size_t block_bytes = q6_block_bytes(n_col_groups);
+    // Four activations, each + 128 (top bit flipped), in every lane.
+    const auto bcast = [](const int8_t* p) {
+        return _mm512_set1_epi32(load_i32(p) ^ static_cast<int32_t>(0x80808080u));
+    };
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* blk = data + b * block_bytes;
+        __m512i acc_h = _mm512_setzero_si512(), acc_l = acc_h;
+        for (int g = 0; g < n_col_groups; ++g) {
+            const uint8_t* c = blk + q6_codes_offset(g);
+            if (g % kQ6GroupsPerSuper == 0) {
+                _mm_prefetch(reinterpret_cast<const char*>(c - kBlockBytes + kHeadPrefetchBytes),
+                             _MM_HINT_T0);
+            }
+            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 64), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 128), _MM_HINT_T0);
+            const Q6Quads w = unpack_q6(c);
+            const int8_t* xh = hi + g * kColGroup;
+            const int8_t* xl = lo + g * kColGroup;
+            __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xh), w.w0);
+            __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xl), w.w0);
+            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 4), w.w1);
+            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 4), w.w1);
+            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 8), w.w2);
+            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 8), w.w2);
+            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 12), w.w3);
+            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 12), w.w3);
+            const __m512i s = _mm512_cvtepu8_epi32(
+                _mm_load_si128(reinterpret_cast<const __m128i*>(blk + q6_scales_offset(g))));
+            acc_h = _mm512_add_epi32(acc_h, _mm512_mullo_epi32(ph, s));
+            acc_l = _mm512_add_epi32(acc_l, _mm512_mullo_epi32(pl, s));
+        }
+        const __m512i corr = _mm512_load_si512(blk + q6_corrections_offset(n_col_groups));
+        _mm512_storeu_si512(out_hi + b * kRowBlock, _mm512_sub_epi32(acc_h, corr));
+        _mm512_storeu_si512(out_lo + b * kRowBlock, _mm512_sub_epi32(acc_l, corr));
+    }
 }
 
 // NT tokens from token t0 over each unpacked group: per token only the eight vpdpbusd and
