@@ -186,7 +186,7 @@ def test_chunking_does_not_change_the_logits(ckpt_dir: Path, kv_cache: str) -> N
     engine = _load(ckpt_dir, "cpu", kv_cache=kv_cache)
     rng = np.random.default_rng(5)
     vocab = engine.config.vocab_size
-    # Longer than one step (128 rows): the engine also cuts inside the prompt.
+    # Longer than one step (64 rows): the engine also cuts inside the prompt.
     prompt = _ids(rng, vocab, 300)
     whole = engine.logits(prompt)
     for chunk in (1, 7, 64, 129, 300):

@@ -105,10 +105,14 @@ double kernel_bench(const std::string& isa, int rows, int cols, int n_tokens, in
     return without_gil([&] { return seconds_per_call(run, iters); });
 }
 
-// Seconds per output-head call (one token) on a random Gaussian table; the head is built
-// once, not timed.
+// Seconds per output-head call for `n_tokens` rows (one pass over the head, as a batched step
+// makes it) on a random Gaussian table; the head is built once, not timed.
 double kernel_head_bench(const std::string& isa, HeadKind kind, int vocab, int hidden, int iters,
-                         int n_threads) {
+                         int n_threads, int n_tokens) {
+    if (n_tokens < 1 || n_tokens > OutputHead::kHeadBatch) {
+        throw std::invalid_argument("n_tokens must be in [1, " +
+                                    std::to_string(OutputHead::kHeadBatch) + "]");
+    }
     const KernelTable& k = table_for(isa);
     ThreadPool pool(n_threads);
     std::vector<float> table(static_cast<size_t>(vocab) * hidden);
@@ -118,11 +122,16 @@ double kernel_head_bench(const std::string& isa, HeadKind kind, int vocab, int h
     const TensorView view = float_table(table.data(), vocab, hidden);
     const OutputHead head(view, vocab, hidden, kind, pool);
     std::vector<float>().swap(table);
-    std::vector<float> h(hidden), out(vocab);
+    std::vector<float> h(static_cast<size_t>(n_tokens) * hidden);
+    std::vector<float> out(static_cast<size_t>(n_tokens) * vocab);
+    std::vector<float*> rows(n_tokens);
+    for (int t = 0; t < n_tokens; ++t) rows[t] = out.data() + static_cast<size_t>(t) * vocab;
     for (auto& v : h) v = gauss(rng);
-    std::vector<int8_t> xq(2 * head.padded_cols() + 64);
+    std::vector<int8_t> xq(static_cast<size_t>(n_tokens) * 2 * head.padded_cols() + 64);
     std::vector<int32_t> acc(2 * head.padded_rows());
-    auto run = [&] { head.logits(h.data(), out.data(), k, pool, xq.data(), acc.data()); };
+    auto run = [&] {
+        head.logits_batch(h.data(), n_tokens, rows.data(), k, pool, xq.data(), acc.data());
+    };
     return without_gil([&] { return seconds_per_call(run, iters); });
 }
 
@@ -164,7 +173,8 @@ void bind_test_hooks(py::module_& m) {
           py::arg("n_tokens"), py::arg("iters"), py::arg("n_threads") = 1,
           py::arg("base3") = false);
     m.def("kernel_head_bench", &kernel_head_bench, py::arg("isa"), py::arg("kind"),
-          py::arg("vocab"), py::arg("hidden"), py::arg("iters"), py::arg("n_threads") = 1);
+          py::arg("vocab"), py::arg("hidden"), py::arg("iters"), py::arg("n_threads") = 1,
+          py::arg("n_tokens") = 1);
     m.def("kernel_head_logits", &kernel_head_logits, py::arg("isa"), py::arg("kind"),
           py::arg("table"), py::arg("h"), py::arg("n_threads") = 1);
     m.def("kernel_quantize", &kernel_quantize, py::arg("isa"), py::arg("x"));

@@ -217,6 +217,10 @@ void OutputHead::logits_batch(const float* h, int n, float* const* out, const Ke
             logits(h + static_cast<size_t>(t) * hidden_, out[t], k, pool, xq, acc);
         return;
     }
+    if (kind_ == HeadKind::Q6 && k.q6_gemm != nullptr) {
+        q6_logits_batch(h, n, out, k, pool, xq);
+        return;
+    }
     // Chunks of rows small enough to stay in L2 while every token of the group uses them (and
     // no larger than the one-token split, so a small head still spreads over the threads).
     const size_t block_bytes = data_.size() / n_blocks_;
@@ -236,6 +240,41 @@ void OutputHead::logits_batch(const float* h, int n, float* const* out, const Ke
                                       for (int t = 0; t < m; ++t)
                                           rows(x[t], k, b0, b1, acc, out[t0 + t]);
                                   });
+    }
+}
+
+// Every token of a group shares each unpacked weight group (q6_gemm): the head streams from
+// memory once per group of tokens, and its unpacking is paid once, not per token.
+void OutputHead::q6_logits_batch(const float* h, int n, float* const* out, const KernelTable& k,
+                                 ThreadPool& pool, int8_t* xq) const {
+    const size_t stride = 2 * static_cast<size_t>(padded_cols_);
+    QuantizedToken x[kHeadBatch];
+    for (int t0 = 0; t0 < n; t0 += kHeadBatch) {
+        const int m = std::min(kHeadBatch, n - t0);
+        for (int t = 0; t < m; ++t) {
+            int8_t* row = xq + t * stride;
+            x[t] = quantize(h + static_cast<size_t>(t0 + t) * hidden_, k, row);
+            for (size_t i = 0; i < stride; ++i) row[i] = static_cast<int8_t>(row[i] ^ 0x80);
+        }
+        const auto* biased = reinterpret_cast<const uint8_t*>(xq);
+        const BiasedHeadActs acts{biased, biased + padded_cols_, stride, m};
+        // A few blocks per kernel call: their sums for every token fit on the stack.
+        const auto run_blocks = [&](int b0, int b1) {
+            constexpr size_t ld = kSubBlocks * kRowBlock;
+            int32_t sums_hi[kHeadBatch * ld], sums_lo[kHeadBatch * ld];
+            for (int s0 = b0; s0 < b1; s0 += kSubBlocks) {
+                const int s1 = std::min(b1, s0 + kSubBlocks);
+                k.q6_gemm(data_.as<uint8_t>(), padded_cols_ / kColGroup, s0, s1, acts, sums_hi,
+                          sums_lo, ld);
+                const int r0 = s0 * kRowBlock, r1 = std::min(vocab_, s1 * kRowBlock);
+                for (int t = 0; t < m; ++t) {
+                    store_logits(sums_hi + t * ld, sums_lo + t * ld, x[t].inv_s, r0, r1,
+                                 out[t0 + t]);
+                }
+            }
+        };
+        pool.parallel_for_dynamic(n_blocks_, pool.grain_for(n_blocks_),
+                                  int64_t(m) * vocab_ * hidden_, run_blocks);
     }
 }
 
@@ -279,11 +318,18 @@ void OutputHead::rows(const QuantizedToken& x, const KernelTable& k, int b0, int
     } else {
         k.q8_gemv(codes, padded_cols_ / 4, b0, b1, x.hi, x.hi_sum, x.lo, x.lo_sum, acc, acc_lo);
     }
-    // Kernels may split the sum between the two outputs differently; only 256 * hi + lo is
-    // defined, so it is formed exactly before the float scale.
-    const float inv_s16 = x.inv_s / 256.0f;
-    for (int v = b0 * kRowBlock; v < r1; ++v) {
-        const int64_t total = 256 * static_cast<int64_t>(acc[v]) + acc_lo[v];
+    const int r0 = b0 * kRowBlock;
+    store_logits(acc + r0, acc_lo + r0, x.inv_s, r0, r1, out);
+}
+
+// Logits of rows [r0, r1) from a two-term head's sums (hi[v - r0], lo[v - r0]). Kernels may split
+// the sum between the two terms differently; only 256 * hi + lo is defined, so it is formed exactly
+// before the float scale.
+void OutputHead::store_logits(const int32_t* hi, const int32_t* lo, float inv_s, int r0, int r1,
+                              float* out) const {
+    const float inv_s16 = inv_s / 256.0f;
+    for (int v = r0; v < r1; ++v) {
+        const int64_t total = 256 * static_cast<int64_t>(hi[v - r0]) + lo[v - r0];
         out[v] = static_cast<float>(total) * inv_s16 * scales_[v];
     }
 }

@@ -55,9 +55,15 @@ class OutputHead {
         int32_t hi_sum = 0, lo_sum = 0;
         float inv_s = 0.0f;
     };
+    // Row blocks per q6_gemm call of the batched head (its sums live on the stack).
+    static constexpr int kSubBlocks = 4;
     QuantizedToken quantize(const float* h, const KernelTable& k, int8_t* xq) const;
     void rows(const QuantizedToken& x, const KernelTable& k, int b0, int b1, int32_t* acc,
               float* out) const;
+    void q6_logits_batch(const float* h, int n, float* const* out, const KernelTable& k,
+                         ThreadPool& pool, int8_t* xq) const;
+    void store_logits(const int32_t* hi, const int32_t* lo, float inv_s, int r0, int r1,
+                      float* out) const;
 
     HeadKind kind_ = HeadKind::Q8;
     int vocab_ = 0, hidden_ = 0, n_blocks_ = 0, padded_cols_ = 0;

@@ -55,7 +55,7 @@ void widen_to_f32(const void* src, DType dtype, int64_t n, float* out);
 // Only for memory-mapped files: on anonymous memory this would discard data.
 void release_file_pages(const void* data, size_t bytes);
 // For one row of a file-mapped table read at random (an embedding lookup): drops the pages the
-// read mapped, rounded outwards to the kernel's fault-around window but never past the pages
+// read mapped, rounded outwards to the largest window a read fault maps but never past the pages
 // of `table` (whatever lies beyond may be another mapping). Other rows in those pages re-fault
 // when read.
 void release_file_row(const void* row, size_t row_bytes, const void* table, size_t table_bytes);

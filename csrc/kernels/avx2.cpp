@@ -405,7 +405,7 @@ void q6_gemv_avx2(const uint8_t* data, int n_col_groups, int block_begin, int bl
 }
 
 const KernelTable kAvx2 = {"avx2",       ternary_gemm_avx2, quantize_row_avx2, ternary5_gemm_avx2,
-                           q8_gemv_avx2, q4_gemv_avx2,      q6_gemv_avx2};
+                           q8_gemv_avx2, q4_gemv_avx2,      q6_gemv_avx2,      nullptr};
 
 }  // namespace
 

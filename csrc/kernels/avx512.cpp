@@ -321,15 +321,33 @@ void q4_gemv_avx512(const uint8_t* codes, int n_col_octets, int block_begin, int
     }
 }
 
+// The four quads of signed 6-bit weights of one Q6_R16 group: low nibbles | top bits << 4,
+// minus the +32 offset.
+struct Q6Quads {
+    __m512i w0, w1, w2, w3;
+};
+
+inline Q6Quads unpack_q6(const uint8_t* c) {
+    const __m512i nibble = _mm512_set1_epi8(15), top = _mm512_set1_epi8(0x30);
+    const __m512i bias = _mm512_set1_epi8(32);
+    constexpr int kOrMasked = 0xF8;  // a | (b & c)
+    const __m512i v0 = _mm512_load_si512(c), v1 = _mm512_load_si512(c + 64);
+    const __m512i t = _mm512_load_si512(c + 128);
+    const auto quad = [&](__m512i low, __m512i high) {
+        return _mm512_sub_epi8(_mm512_ternarylogic_epi32(low, high, top, kOrMasked), bias);
+    };
+    return {quad(_mm512_and_si512(v0, nibble), _mm512_slli_epi16(t, 4)),
+            quad(_mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble), _mm512_slli_epi16(t, 2)),
+            quad(_mm512_and_si512(v1, nibble), t),
+            quad(_mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble), _mm512_srli_epi16(t, 2))};
+}
+
 // Per 16-column group: rebuild the four quads of 6-bit codes (low nibbles | top bits << 4), make
 // them signed, dot them with x + 128 (vpdpbusd's unsigned operand), scale the group's sums by
 // the rows' sub-scales; the stored correction removes the +128 at the end.
 void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
                     const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo) {
     const size_t block_bytes = q6_block_bytes(n_col_groups);
-    const __m512i nibble = _mm512_set1_epi8(15), top = _mm512_set1_epi8(0x30);
-    const __m512i bias = _mm512_set1_epi8(32);
-    constexpr int kOrMasked = 0xF8;  // a | (b & c)
     // Four activations, each + 128 (top bit flipped), in every lane.
     const auto bcast = [](const int8_t* p) {
         return _mm512_set1_epi32(load_i32(p) ^ static_cast<int32_t>(0x80808080u));
@@ -346,32 +364,17 @@ void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int 
             _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes), _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 64), _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 128), _MM_HINT_T0);
-            const __m512i v0 = _mm512_load_si512(c), v1 = _mm512_load_si512(c + 64);
-            const __m512i t = _mm512_load_si512(c + 128);
-            const __m512i w0 =
-                _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(v0, nibble),
-                                                          _mm512_slli_epi16(t, 4), top, kOrMasked),
-                                bias);
-            const __m512i w1 = _mm512_sub_epi8(
-                _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble),
-                                          _mm512_slli_epi16(t, 2), top, kOrMasked),
-                bias);
-            const __m512i w2 = _mm512_sub_epi8(
-                _mm512_ternarylogic_epi32(_mm512_and_si512(v1, nibble), t, top, kOrMasked), bias);
-            const __m512i w3 = _mm512_sub_epi8(
-                _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble),
-                                          _mm512_srli_epi16(t, 2), top, kOrMasked),
-                bias);
+            const Q6Quads w = unpack_q6(c);
             const int8_t* xh = hi + g * kColGroup;
             const int8_t* xl = lo + g * kColGroup;
-            __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xh), w0);
-            __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xl), w0);
-            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 4), w1);
-            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 4), w1);
-            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 8), w2);
-            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 8), w2);
-            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 12), w3);
-            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 12), w3);
+            __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xh), w.w0);
+            __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xl), w.w0);
+            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 4), w.w1);
+            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 4), w.w1);
+            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 8), w.w2);
+            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 8), w.w2);
+            ph = _mm512_dpbusd_epi32(ph, bcast(xh + 12), w.w3);
+            pl = _mm512_dpbusd_epi32(pl, bcast(xl + 12), w.w3);
             const __m512i s = _mm512_cvtepu8_epi32(
                 _mm_load_si128(reinterpret_cast<const __m128i*>(blk + q6_scales_offset(g))));
             acc_h = _mm512_add_epi32(acc_h, _mm512_mullo_epi32(ph, s));
@@ -383,9 +386,87 @@ void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int 
     }
 }
 
+// NT tokens from token t0 over each unpacked group: per token only the eight vpdpbusd and
+// the two sub-scale multiplies remain. The activations come biased, so each broadcast is a
+// plain load (no ALU work). 2 * NT accumulators + the group stay in registers up to NT = 8.
+template <int NT>
+void q6_gemm_tile(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
+                  const BiasedHeadActs& x, int t0, int32_t* out_hi, int32_t* out_lo,
+                  size_t ld_out) {
+    const size_t block_bytes = q6_block_bytes(n_col_groups);
+    const auto bcast = [](const uint8_t* p) {
+        int32_t v;
+        std::memcpy(&v, p, sizeof v);
+        return _mm512_set1_epi32(v);
+    };
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* blk = data + b * block_bytes;
+        __m512i acc_h[NT], acc_l[NT];
+        for (int t = 0; t < NT; ++t) acc_h[t] = acc_l[t] = _mm512_setzero_si512();
+        for (int g = 0; g < n_col_groups; ++g) {
+            const uint8_t* c = blk + q6_codes_offset(g);
+            if (g % kQ6GroupsPerSuper == 0) {
+                _mm_prefetch(reinterpret_cast<const char*>(c - kBlockBytes + kHeadPrefetchBytes),
+                             _MM_HINT_T0);
+            }
+            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 64), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 128), _MM_HINT_T0);
+            const Q6Quads w = unpack_q6(c);
+            const __m512i s = _mm512_cvtepu8_epi32(
+                _mm_load_si128(reinterpret_cast<const __m128i*>(blk + q6_scales_offset(g))));
+            for (int t = 0; t < NT; ++t) {
+                const uint8_t* xh = x.hi + (t0 + t) * x.stride + g * kColGroup;
+                const uint8_t* xl = x.lo + (t0 + t) * x.stride + g * kColGroup;
+                __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xh), w.w0);
+                __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bcast(xl), w.w0);
+                ph = _mm512_dpbusd_epi32(ph, bcast(xh + 4), w.w1);
+                pl = _mm512_dpbusd_epi32(pl, bcast(xl + 4), w.w1);
+                ph = _mm512_dpbusd_epi32(ph, bcast(xh + 8), w.w2);
+                pl = _mm512_dpbusd_epi32(pl, bcast(xl + 8), w.w2);
+                ph = _mm512_dpbusd_epi32(ph, bcast(xh + 12), w.w3);
+                pl = _mm512_dpbusd_epi32(pl, bcast(xl + 12), w.w3);
+                acc_h[t] = _mm512_add_epi32(acc_h[t], _mm512_mullo_epi32(ph, s));
+                acc_l[t] = _mm512_add_epi32(acc_l[t], _mm512_mullo_epi32(pl, s));
+            }
+        }
+        const __m512i corr = _mm512_load_si512(blk + q6_corrections_offset(n_col_groups));
+        const size_t at = static_cast<size_t>(b - block_begin) * kRowBlock;
+        for (int t = 0; t < NT; ++t) {
+            const size_t row = (t0 + t) * ld_out + at;
+            _mm512_storeu_si512(out_hi + row, _mm512_sub_epi32(acc_h[t], corr));
+            _mm512_storeu_si512(out_lo + row, _mm512_sub_epi32(acc_l[t], corr));
+        }
+    }
+}
+
+constexpr int kQ6TileTokens = 8;
+
+using Q6TileFn = void (*)(const uint8_t*, int, int, int, const BiasedHeadActs&, int, int32_t*,
+                          int32_t*, size_t);
+
+template <int... NT>
+constexpr std::array<Q6TileFn, sizeof...(NT)> q6_tiles(std::integer_sequence<int, NT...>) {
+    return {q6_gemm_tile<NT + 1>...};
+}
+
+// Block by block: tiles of 8 tokens, then one of the 1..7 left (a later tile re-reads the
+// block from L1/L2, never from memory).
+void q6_gemm_avx512(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
+                    const BiasedHeadActs& acts, int32_t* out_hi, int32_t* out_lo, size_t ld_out) {
+    static constexpr auto kTiles = q6_tiles(std::make_integer_sequence<int, kQ6TileTokens>{});
+    for (int b = block_begin; b < block_end; ++b) {
+        const size_t at = static_cast<size_t>(b - block_begin) * kRowBlock;
+        for (int t = 0; t < acts.n_tokens; t += kQ6TileTokens) {
+            const int nt = std::min(kQ6TileTokens, acts.n_tokens - t);
+            kTiles[nt - 1](data, n_col_groups, b, b + 1, acts, t, out_hi + at, out_lo + at, ld_out);
+        }
+    }
+}
+
 const KernelTable kAvx512 = {
     "avx512",       ternary_gemm_avx512, quantize_row_avx512, ternary5_gemm_avx512,
-    q8_gemv_avx512, q4_gemv_avx512,      q6_gemv_avx512};
+    q8_gemv_avx512, q4_gemv_avx512,      q6_gemv_avx512,      q6_gemm_avx512};
 
 }  // namespace
 

@@ -41,6 +41,15 @@ struct QuantizedActs {
     int n_tokens;
 };
 
+// The two int8 activation terms of several tokens for q6_gemm, stored + 128 (x ^ 0x80, the
+// unsigned operand of vpdpbusd): token t's terms at hi + t * stride and lo + t * stride.
+struct BiasedHeadActs {
+    const uint8_t* hi;
+    const uint8_t* lo;
+    size_t stride;
+    int n_tokens;
+};
+
 struct KernelTable {
     const char* isa;
     // out[t * ld_out + 16*b + r] = sum_k w[16*b + r][k] * x[t][k] (exact int32) for row
@@ -77,6 +86,13 @@ struct KernelTable {
     // out_hi[16b + r] = sum_g s[r][g] * sum_{k in g} w * hi[k], out_lo likewise with lo.
     void (*q6_gemv)(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
                     const int8_t* hi, const int8_t* lo, int32_t* out_hi, int32_t* out_lo);
+    // As q6_gemv for several tokens at once (a batched decode step): each weight group is
+    // unpacked once for all of them, which is what bounds the head once the step has a few
+    // rows. Token t's outputs: out_hi[t * ld_out + 16 * (b - block_begin) + r], likewise
+    // out_lo, the values q6_gemv gives. nullptr in tables without one (the head then calls
+    // q6_gemv per token).
+    void (*q6_gemm)(const uint8_t* data, int n_col_groups, int block_begin, int block_end,
+                    const BiasedHeadActs& acts, int32_t* out_hi, int32_t* out_lo, size_t ld_out);
 };
 
 // Head layout "Q6_R16": weights w in [-31, 31] stored as u = w + 32 (6 bits), in 16-row blocks

@@ -28,7 +28,7 @@ const KernelTable* kernels_neon_dotprod();
 namespace {
 const KernelTable kNeon = {
     "neon",       ternary_gemm_neon, quantize_row_neon, ternary5_gemm_reference,
-    q8_gemv_neon, q4_gemv_neon,      q6_gemv_neon};
+    q8_gemv_neon, q4_gemv_neon,      q6_gemv_neon,      nullptr};
 
 bool cpu_has_dotprod() {
 #if defined(__linux__)

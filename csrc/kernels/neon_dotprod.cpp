@@ -10,7 +10,7 @@ namespace bitnet {
 const KernelTable* kernels_neon_dotprod() {
     static const KernelTable table = {
         "neon",       ternary_gemm_neon, quantize_row_neon, ternary5_gemm_reference,
-        q8_gemv_neon, q4_gemv_neon,      q6_gemv_neon};
+        q8_gemv_neon, q4_gemv_neon,      q6_gemv_neon,      nullptr};
     return &table;
 }
 

@@ -138,7 +138,7 @@ void q6_gemv_ref(const uint8_t* data, int n_col_groups, int block_begin, int blo
 }
 
 const KernelTable kRef = {"ref",       ternary_gemm_ref, quantize_row_ref, ternary5_gemm_ref,
-                          q8_gemv_ref, q4_gemv_ref,      q6_gemv_ref};
+                          q8_gemv_ref, q4_gemv_ref,      q6_gemv_ref,      nullptr};
 
 }  // namespace
 

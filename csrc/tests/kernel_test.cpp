@@ -121,6 +121,42 @@ void check_ternary_gemm(const KernelTable& k, std::mt19937& rng, int blocks, int
                       std::to_string(tokens));
 }
 
+// q6_gemm over a block range and `tokens` tokens against the reference q6_gemv per token;
+// rows outside the range and beyond each token's row stride stay untouched.
+void check_q6_gemm(const KernelTable& k, std::mt19937& rng, int blocks, int tokens) {
+    const KernelTable& ref = kernels_ref();
+    const int groups = 4 * (1 + tokens % 3);
+    AlignedCodes aligned(random_q6_blocks(rng, blocks, groups));
+    const size_t stride = static_cast<size_t>(groups) * kColGroup + 16;
+    auto hi = random_acts(rng, stride * tokens, -127);
+    auto lo = random_acts(rng, stride * tokens, -127);
+    std::vector<uint8_t> hi_biased(hi.size()), lo_biased(lo.size());
+    for (size_t i = 0; i < hi.size(); ++i) {
+        hi_biased[i] = static_cast<uint8_t>(hi[i] ^ 0x80);
+        lo_biased[i] = static_cast<uint8_t>(lo[i] ^ 0x80);
+    }
+    const int b0 = blocks > 1 ? 1 : 0;
+    const size_t rows = static_cast<size_t>(blocks) * kRowBlock;
+    const size_t ld = static_cast<size_t>(blocks - b0) * kRowBlock + 5;
+    std::vector<int32_t> out_hi(ld * tokens, 7), out_lo(ld * tokens, 7);
+    const BiasedHeadActs acts{hi_biased.data(), lo_biased.data(), stride, tokens};
+    k.q6_gemm(aligned.data(), groups, b0, blocks, acts, out_hi.data(), out_lo.data(), ld);
+    bool same = true;
+    std::vector<int32_t> a1(rows), a2(rows);
+    for (int t = 0; t < tokens; ++t) {
+        ref.q6_gemv(aligned.data(), groups, 0, blocks, hi.data() + t * stride,
+                    lo.data() + t * stride, a1.data(), a2.data());
+        for (size_t i = 0; i < ld; ++i) {
+            const size_t r = b0 * kRowBlock + i;
+            const bool inside = r < rows;
+            const int32_t h = out_hi[t * ld + i], l = out_lo[t * ld + i];
+            same &= inside ? (h == a1[r] && l == a2[r]) : (h == 7 && l == 7);
+        }
+    }
+    check(same, std::string(k.isa) + " q6_gemm " + std::to_string(blocks) + "x" +
+                    std::to_string(groups) + "x" + std::to_string(tokens));
+}
+
 void test_table(const KernelTable& k, std::mt19937& rng) {
     const KernelTable& ref = kernels_ref();
     const std::string isa = k.isa;
@@ -184,6 +220,9 @@ void test_table(const KernelTable& k, std::mt19937& rng) {
             only_range &= inside ? (c1[i] == a1[i] && c2[i] == a2[i]) : (c1[i] == 7 && c2[i] == 7);
         }
         check(only_range, isa + " q6_gemv block range " + std::to_string(blocks));
+    }
+    if (k.q6_gemm != nullptr) {
+        for (int tokens = 1; tokens <= 17; ++tokens) check_q6_gemm(k, rng, 3 + tokens % 4, tokens);
     }
     for (int n : {1, 3, 4, 16, 17, 100, 2560}) {
         std::vector<float> x(n);
