@@ -42,7 +42,7 @@ from .requests import EmbeddingRequest, GenerationRequest, acollect, collect
 from .requests import Plan as _Plan
 from .sampling import SamplingParams, resolve_seed
 from .scheduler import Scheduler, SchedulerStats, resolve_limits
-from .threads import check_n_threads, default_threads
+from .threads import adapt_to_busy_cores, check_n_threads, default_threads
 from .tokenizer import Tokenizer, find_chat_template
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ def load(
     loaded model within a process, use ``bitnet_backend.load_shared``. A large checkpoint
     that is not converted says once on stderr that ``bitnet convert`` makes its loads fast.
     """
+    default_team = n_threads is None
     n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
     if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
         raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
@@ -163,6 +164,8 @@ def load(
                 engine = chosen.load(ckpt, n_threads=n_threads, progress=bar.update, **options)
         else:
             engine = chosen.load(ckpt, n_threads=n_threads, **options)
+        if default_team:
+            adapt_to_busy_cores(engine)
     except BaseException:
         ckpt.close()
         raise
