@@ -5,7 +5,7 @@
 // loses its core in the middle of a chunk now and then, the region waits a scheduler time
 // slice for it, and the calling thread alone is faster. No single region shows this (a
 // preemption is rare per region and costly when it happens), so the policy measures
-// throughput, in work units per nanosecond of region time, in a probe of four blocks of a few
+// throughput, in work units per nanosecond of region time, in a probe of four blocks of several
 // milliseconds each: shared, alone, alone, shared (the symmetric order cancels a workload
 // that changes steadily, such as a prompt's prefill giving way to decoding). It then keeps
 // the faster mode for many times the probe's length and probes again. The split of work into
@@ -20,12 +20,14 @@ namespace bitnet {
 class TeamPolicy {
  public:
     struct Params {
-        // Region time of one probe block: several of a token's regions.
-        int64_t block_ns = 2'000'000;
+        // Region time of one probe block: tens of a token's regions, and a few of the
+        // scheduler's time slices (the preemptions that make sharing slow are rare events:
+        // a shorter block often sees none and misleads).
+        int64_t block_ns = 8'000'000;
         // Region time the faster mode is kept before the next probe: at least this, and
         // `exploit_per_probe` times the probe's own time (a probe of long prefill regions
         // takes longer), so the slower mode's blocks cost a few percent at most.
-        int64_t min_exploit_ns = 500'000'000;
+        int64_t min_exploit_ns = 1'000'000'000;
         int64_t exploit_per_probe = 30;
     };
 

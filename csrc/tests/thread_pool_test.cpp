@@ -337,9 +337,9 @@ void test_adaptive_team() {
     check(covered, "every item once while the team adapts");
     check(a.solo_regions + a.shared_regions == 600, "stats count every region");
     // A region the worker joins waits a millisecond for it, one alone takes about 40 us: after
-    // the probe (two shared blocks of 2 ms) the pool stays alone for half a second of region
-    // time. Shared regions no worker joined in time cost what one alone does, so the probe
-    // may pick either; the regions that waited for the worker stay few.
+    // the probe (two shared blocks of 8 ms) the pool stays alone for a second of region time.
+    // Shared regions no worker joined in time cost what one alone does, so the probe may pick
+    // either; the regions that waited for the worker stay few.
     const int64_t joined = a.shared_regions - a.lonely_regions;
     check(a.solo_regions > 0 && joined <= 60,
           "an adaptive pool rarely waits for a slow worker (solo " +
