@@ -1,12 +1,14 @@
 """One measurement of this engine in a fresh process (so its peak RSS is its own).
 
     python benchmarks/engine_worker.py CHECKPOINT --threads N --options '{"lm_head": "q4"}'
-        [--prompts 128,512] [--n-gen 64] [--depth 128]
+        [--prompts 128,512] [--n-gen 64] [--depth 128] [--adaptive]
 
 Prints one JSON object: load_s, pp<N> and tg<N> in tokens/s, and the engine's info. The
 timed parts mirror llama-bench: a warm-up pass, then each prompt size evaluated from an empty
 KV cache, then n_gen single-token decode steps after a depth-token prompt. Prompt tokens are
-random ids, as llama-bench's are.
+random ids, as llama-bench's are. ``--adaptive`` lets the thread team shrink while other
+programs take the cores, as ``bb.load()`` does for its default thread count; the pool's
+counters (``thread_stats``) are part of the result.
 """
 
 from __future__ import annotations
@@ -36,15 +38,19 @@ def run(
     n_gen: int,
     depth: int,
     seed: int = 0,
+    adaptive: bool = False,
 ) -> dict[str, Any]:
     """Load, warm up, and time prefill and decode; see the module docstring."""
     from bitnet_backend.backends.cpu import BACKEND
     from bitnet_backend.checkpoints.hf import load_checkpoint
     from bitnet_backend.sampling import SamplingParams
+    from bitnet_backend.threads import adapt_to_busy_cores
 
     t0 = time.perf_counter()
     ckpt = load_checkpoint(checkpoint)
     eng = BACKEND.load(ckpt, n_threads=threads, **options)
+    if adaptive:
+        adapt_to_busy_cores(eng)
     load_s = time.perf_counter() - t0
 
     vocab = ckpt.config.vocab_size
@@ -78,6 +84,7 @@ def run(
         out[f"tg{n_gen}"] = n_gen / (time.perf_counter() - t)
         s.truncate(0)
     out["vm_hwm_kib"] = _vm_hwm_kib()
+    out["thread_stats"] = eng.thread_stats()
     s.close()
     eng.close()
     ckpt.close()
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-gen", type=int, default=64)
     p.add_argument("--depth", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--adaptive", action="store_true", help="as bb.load()'s default threads")
     args = p.parse_args(argv)
     prompts = [int(x) for x in args.prompts.split(",") if x]
     res = run(
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         args.n_gen,
         args.depth,
         args.seed,
+        args.adaptive,
     )
     json.dump(res, sys.stdout)
     print()

@@ -1,13 +1,15 @@
 """Decode and prefill speed by thread count, on a quiet machine and beside a busy process.
 
-    python benchmarks/threads.py [--models embedded,2b-4t] [--threads default,1,2]
+    python benchmarks/threads.py [--quick] [--models embedded,2b-4t] [--threads default,1,2]
         [--conditions quiet,busy] [--rounds 3] [--n-gen 64] [--depth 32] [--prompt 64]
         [--busy-cpu N] [--out FILE]
 
 For each round, condition and thread setting, one fresh process (``engine_worker.py``) loads
 the model and measures ``tg`` (single-token decode steps after a ``depth``-token prompt) and
-``pp`` (prompt tokens/s from an empty cache). ``default`` is the thread count ``bb.load()``
-picks on this machine (``bitnet_backend.model.default_threads()``). The ``busy`` condition
+``pp`` (prompt tokens/s from an empty cache). ``default`` is what ``bb.load()`` does without
+``n_threads``: the count ``bitnet_backend.threads.default_threads()`` picks on this machine,
+with the team adapting to busy cores (``adapt_to_busy_cores``); each run records the pool's
+counters (regions shared and run alone, the caller's waits for workers). The ``busy`` condition
 runs one competing process that spins a core (``python -c "while True: pass"``; pinned to
 ``--busy-cpu`` when given) for the whole measurement, as another program on a laptop or a
 server would.
@@ -15,6 +17,11 @@ server would.
 Models: ``embedded`` (the small model inside the package) and ``2b-4t`` (random weights of
 the exact microsoft/bitnet-b1.58-2B-4T shape, written once to benchmarks/.cache/model-2b-4t
 by ``python -m bitnet_backend.testing``; ``--checkpoint-2b DIR`` uses an existing one).
+
+``--quick`` runs the whole matrix in a few minutes (2 rounds, 32 decode steps, unless given).
+The settings are interleaved within each round, so their ratios hold better than absolute
+figures on a machine that other work keeps busy (the load average at each run is recorded:
+say the conditions with the figures).
 
 Prints a table of medians over rounds with each setting's ratio to the best fixed thread
 count in the same condition, and writes every round to JSON (default
@@ -81,7 +88,9 @@ class BusyProcess:
         self.proc.wait(timeout=10)
 
 
-def measure(checkpoint: Path, threads: int, n_gen: int, depth: int, prompt: int) -> dict[str, Any]:
+def measure(
+    checkpoint: Path, threads: int, adaptive: bool, n_gen: int, depth: int, prompt: int
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(WORKER),
@@ -94,21 +103,37 @@ def measure(checkpoint: Path, threads: int, n_gen: int, depth: int, prompt: int)
         str(n_gen),
         "--depth",
         str(depth),
+        *(["--adaptive"] if adaptive else []),
     ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def parse_threads(spec: str, default: int) -> list[tuple[str, int]]:
+def parse_threads(spec: str, default: int) -> list[tuple[str, int, bool]]:
+    """(label, thread count, adaptive) per setting; ``default`` adapts, as bb.load() does."""
     settings = []
     for item in spec.split(","):
         item = item.strip()
         if item == "default":
-            settings.append((f"default ({default})", default))
+            settings.append((f"default ({default})", default, True))
         elif item:
-            settings.append((item, int(item)))
+            settings.append((item, int(item), False))
     return settings
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (the machine's conditions during a run)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def solo_share(stats: dict[str, int]) -> str:
+    """How often an adaptive pool ran alone, for the progress log."""
+    total = stats.get("solo_regions", 0) + stats.get("shared_regions", 0)
+    return f" alone {stats.get('solo_regions', 0) / total:.0%}" if total else ""
 
 
 def summarize(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
@@ -154,19 +179,26 @@ def table(rows: list[dict[str, Any]], metric: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry: measure, print the tables, write the JSON."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--quick", action="store_true", help="the whole matrix in minutes: 2 rounds, short runs"
+    )
     p.add_argument("--models", default="embedded,2b-4t")
     p.add_argument("--threads", default="default,1,2")
     p.add_argument("--conditions", default="quiet,busy")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--n-gen", type=int, default=64)
-    p.add_argument("--depth", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=None, help="default 3 (--quick: 2)")
+    p.add_argument("--n-gen", type=int, default=None, help="default 64 (--quick: 32)")
+    p.add_argument("--depth", type=int, default=None, help="default 32 (--quick: 16)")
     p.add_argument("--prompt", type=int, default=64)
     p.add_argument("--busy-cpu", type=int, default=None, help="pin the busy process to this CPU")
     p.add_argument("--checkpoint-2b", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    # --quick changes only the sizes not given explicitly.
+    for name, normal, quick in (("rounds", 3, 2), ("n_gen", 64, 32), ("depth", 32, 16)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else normal)
 
-    from bitnet_backend.model import default_threads
+    from bitnet_backend.threads import default_threads
 
     settings = parse_threads(args.threads, default_threads())
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -186,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                 if busy is not None:
                     busy.__enter__()
                 try:
-                    for label, n in order:
-                        res = measure(paths[model], n, args.n_gen, args.depth, args.prompt)
+                    for label, n, adaptive in order:
+                        res = measure(
+                            paths[model], n, adaptive, args.n_gen, args.depth, args.prompt
+                        )
                         run = {
                             "round": rnd,
                             "model": model,
@@ -197,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
                             "tg": res[f"tg{args.n_gen}"],
                             "pp": res[f"pp{args.prompt}"],
                             "info": res["info"],
+                            "thread_stats": res["thread_stats"],
+                            "load_average": load_average(),
                         }
                         runs.append(run)
                         log(
                             f"round {rnd} {model} {condition} {label}: tg {run['tg']:.1f} "
-                            f"pp {run['pp']:.1f} tok/s"
+                            f"pp {run['pp']:.1f} tok/s{solo_share(run['thread_stats'])} "
+                            f"(load {run['load_average']})"
                         )
                 finally:
                     if busy is not None:

@@ -15,7 +15,7 @@ from . import plugins, validation
 from .convert_hint import suggest_convert
 from .errors import CheckpointError, InvalidParameterError
 from .scheduler import resolve_limits
-from .threads import check_n_threads, default_threads
+from .threads import adapt_to_busy_cores, check_n_threads, default_threads
 from .tokenizer import Tokenizer, find_chat_template
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def load_parts(
     Every argument is checked before the weights are read; the checkpoint is closed again
     when anything fails after it was opened.
     """
+    default_team = n_threads is None
     n_threads = check_n_threads(default_threads() if n_threads is None else n_threads)
     if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
         raise InvalidParameterError(f"n_ctx must be an integer >= 1, got {n_ctx!r}")
@@ -84,6 +85,8 @@ def load_parts(
                 engine = chosen.load(ckpt, n_threads=n_threads, progress=bar.update, **options)
         else:
             engine = chosen.load(ckpt, n_threads=n_threads, **options)
+        if default_team:
+            adapt_to_busy_cores(engine)
     except BaseException:
         ckpt.close()
         raise

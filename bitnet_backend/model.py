@@ -86,7 +86,9 @@ def load(
     directory holding one), a hub id (``owner/name``, or ``owner/name/file.gguf``), or None
     for the default model bundled with the package. ``backend``: a backend name or "auto" (the
     highest-priority available one; see ``bitnet plugins``). ``n_threads``: worker threads
-    (default: the physical cores this process may use; at most 4 per usable CPU). ``n_ctx``:
+    (default: the physical cores this process may use, and the model then runs its work on
+    the calling thread alone while other programs make that faster, same results; a count
+    given here is used as given; at most 4 per usable CPU). ``n_ctx``:
     context window in tokens (default: the model's max_position_embeddings). ``progress``:
     show a progress bar while reading weights (None: only for large checkpoints).
     ``cache_prompt`` (default True): keep the KV caches of recent calls and start a prompt that

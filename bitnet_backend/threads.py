@@ -3,7 +3,10 @@
 The default is one thread per physical core this process may run on: a second hardware
 thread of a core shares that core's vector units and memory path, which the ternary kernels
 already fill, and waiting for it costs more than it brings. A CPU quota (cgroup ``cpu.max``,
-as containers set) lowers it further.
+as containers set) lowers it further. A model loaded with this default also adapts while it
+runs (``adapt_to_busy_cores``): when other programs take the cores, it runs its work on the
+calling thread alone as long as that is measured to be faster. A count the user gives is
+used as given.
 """
 
 from __future__ import annotations
@@ -71,6 +74,19 @@ def default_threads() -> int:
     if quota is not None:
         n = min(n, math.ceil(quota))
     return max(1, n)
+
+
+def adapt_to_busy_cores(engine: object) -> bool:
+    """Let an engine loaded with default_threads() shrink its team while that is faster.
+
+    Engines that can (the ``cpu`` backend) have ``set_adaptive_threads``; for others this
+    does nothing. Returns whether the engine adapts.
+    """
+    set_adaptive = getattr(engine, "set_adaptive_threads", None)
+    if set_adaptive is None:
+        return False
+    set_adaptive(True)
+    return True
 
 
 def max_threads() -> int:

@@ -1,6 +1,7 @@
 """Threads: the default count (physical cores of the CPUs this process may use, under a CPU
-quota), the cap on n_threads, identical results at every thread count, and fork safety (a
-model loaded before os.fork() works in the child)."""
+quota), the cap on n_threads, identical results at every thread count, the adaptive team of
+the default count only (and its identical results), and fork safety (a model loaded before
+os.fork() works in the child)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import bitnet_backend as bb
+from bitnet_backend import model as model_module
 from bitnet_backend import threads
 from bitnet_backend.errors import InvalidParameterError
 
@@ -56,7 +58,7 @@ def test_cpu_quota_missing_file(tmp_path: Path) -> None:
 def test_default_threads_is_within_the_usable_cpus() -> None:
     n = threads.default_threads()
     assert 1 <= n <= len(threads.usable_cpus())
-    assert n == bb.model.default_threads()
+    assert n == model_module.default_threads()
 
 
 def test_default_threads_follows_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,6 +110,49 @@ def test_logits_identical_at_every_thread_count() -> None:
     for n, (logits, text) in results.items():
         assert np.array_equal(logits, logits_1), n
         assert text == text_1, n
+
+
+def test_only_the_default_thread_count_adapts() -> None:
+    with bb.load() as model:
+        assert model.engine.info["adaptive_threads"] is True
+    # A count the user gives is used as given, even the default one.
+    for n in sorted({1, 2, threads.default_threads()}):
+        with bb.load(n_threads=n) as model:
+            assert model.engine.info["adaptive_threads"] is False, n
+
+
+def test_engines_without_an_adaptive_pool_are_left_alone() -> None:
+    assert threads.adapt_to_busy_cores(object()) is False
+    with bb.load(backend="reference") as model:
+        assert "adaptive_threads" not in model.engine.info
+
+
+def test_adaptive_pool_gives_the_same_logits() -> None:
+    """The adaptive pool probes both modes (shared, alone) within its first milliseconds of
+    shared-size regions; every prefill gives the bits of a fixed pool."""
+    from bitnet_backend.backends.cpu import BACKEND
+    from bitnet_backend.checkpoints.hf import load_checkpoint
+    from bitnet_backend.model import DEFAULT_MODEL_DIR
+
+    ckpt = load_checkpoint(DEFAULT_MODEL_DIR)
+    fixed = BACKEND.load(ckpt, n_threads=2, lm_head="int8")
+    adaptive = BACKEND.load(ckpt, n_threads=2, lm_head="int8")
+    try:
+        assert threads.adapt_to_busy_cores(adaptive) is True
+        ids = [int(t) for t in np.random.default_rng(0).integers(0, 4000, 96)]
+        expected = fixed.logits(ids)
+        assert fixed.thread_stats()["solo_regions"] == 0
+        for _ in range(200):  # each prefill is ~40 shared-size regions
+            assert np.array_equal(adaptive.logits(ids), expected)
+            stats = adaptive.thread_stats()
+            if stats["solo_regions"] > 0 and stats["shared_regions"] > 0:
+                break
+        assert stats["solo_regions"] > 0 and stats["shared_regions"] > 0, stats
+        assert stats["caller_chunks"] + stats["worker_chunks"] > 0
+    finally:
+        adaptive.close()
+        fixed.close()
+        ckpt.close()
 
 
 FORK_SCRIPT = textwrap.dedent(

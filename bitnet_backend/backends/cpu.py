@@ -241,11 +241,21 @@ class CpuEngine:
         except RuntimeError as exc:
             raise InvalidParameterError(str(exc)) from None
 
+    def set_adaptive_threads(self, adaptive: bool) -> None:
+        """Let the thread pool run a step's work on the calling thread alone while that is
+        measured to be faster (other programs on the cores); results are the same bits."""
+        self._model.adaptive_threads = bool(adaptive)
+
+    def thread_stats(self) -> dict[str, int]:
+        """The thread pool's counters: regions shared and run alone, chunks per side, waits."""
+        return dict(self._model.thread_stats())
+
     @property
     def info(self) -> dict[str, Any]:
         return {
             "isa": self._model.isa,
             "n_threads": self._model.n_threads,
+            "adaptive_threads": bool(self._model.adaptive_threads),
             "weight_format": self._model.weight_layout.name,
             "lm_head": self._model.lm_head.name,
             "exact_logits": int(self._model.exact_logits),

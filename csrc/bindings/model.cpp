@@ -114,6 +114,20 @@ std::vector<py::array_t<float>> hidden_states_batch(const std::shared_ptr<Model>
     return outs;
 }
 
+// The pool's counters (ThreadPool::Stats) by name.
+py::dict thread_stats(Model& mdl) {
+    const ThreadPool::Stats s = mdl.pool().stats();
+    py::dict d;
+    d["shared_regions"] = s.shared_regions;
+    d["solo_regions"] = s.solo_regions;
+    d["caller_chunks"] = s.caller_chunks;
+    d["worker_chunks"] = s.worker_chunks;
+    d["lonely_regions"] = s.lonely_regions;
+    d["caller_wait_ns"] = s.caller_wait_ns;
+    d["caller_sleeps"] = s.caller_sleeps;
+    return d;
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
@@ -133,6 +147,10 @@ void bind_model(py::module_& m) {
         .def_property_readonly("isa",
                                [](const Model& mdl) { return std::string(mdl.kernels().isa); })
         .def_property_readonly("n_threads", &Model::n_threads)
+        .def_property(
+            "adaptive_threads", [](Model& mdl) { return mdl.pool().adaptive(); },
+            [](Model& mdl, bool adaptive) { mdl.pool().set_adaptive(adaptive); })
+        .def("thread_stats", &thread_stats)
         .def_property_readonly("weight_layout",
                                [](const Model& mdl) {
                                    return mdl.config().base3_layout ? WeightLayout::I1R16

@@ -31,6 +31,15 @@ constexpr auto kCallerSpin = std::chrono::microseconds(50);
 // Spins between two reads of the clock.
 constexpr int kSpinsPerClockRead = 64;
 
+int64_t nanoseconds(Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+// Adds to a counter only the thread holding the pool's region writes (no read-modify-write).
+void bump(std::atomic<int64_t>& counter, int64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 // Bumped in every child process fork() creates: a pool whose threads were started in another
 // generation has no threads in this process.
 std::atomic<unsigned> g_fork_epoch{0};
@@ -109,6 +118,24 @@ void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
         run_inline(n_chunks, task, ctx);
         return;
     }
+    struct Release {
+        std::atomic<bool>& in_use;
+        ~Release() { in_use.store(false, std::memory_order_release); }
+    } release{in_use_};
+    // Loading and tests pass no estimate: nothing to measure, always shared.
+    const bool measured = adaptive() && work != kUnknownWork;
+    const bool share = !measured || policy_.share();
+    const auto start = Clock::now();
+    if (share) {
+        run_shared(n_chunks, task, ctx);
+    } else {
+        run_inline(n_chunks, task, ctx);
+        bump(counters_.solo_regions, 1);
+    }
+    if (measured) policy_.record(work, nanoseconds(Clock::now() - start));
+}
+
+void ThreadPool::run_shared(int n_chunks, Task task, void* ctx) {
     task_ = task;
     ctx_ = ctx;
     n_chunks_ = n_chunks;
@@ -118,12 +145,31 @@ void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
     if (sleepers_.load() > 0) wake_workers();
     const auto start = Clock::now();
     const int mine = claim_chunks();
-    const auto per_chunk = (Clock::now() - start) / std::max(mine, 1);
-    wait_for_region_done(std::max<std::chrono::nanoseconds>(kCallerSpin, 2 * per_chunk));
+    const auto claimed = Clock::now();
+    const auto per_chunk = (claimed - start) / std::max(mine, 1);
+    const bool slept =
+        wait_for_region_done(std::max<std::chrono::nanoseconds>(kCallerSpin, 2 * per_chunk));
+    bump(counters_.shared_regions, 1);
+    bump(counters_.caller_chunks, mine);
+    bump(counters_.worker_chunks, n_chunks - mine);
+    bump(counters_.lonely_regions, mine == n_chunks ? 1 : 0);
+    bump(counters_.caller_wait_ns, nanoseconds(Clock::now() - claimed));
+    bump(counters_.caller_sleeps, slept ? 1 : 0);
     std::exception_ptr error;
     if (failed_.load(std::memory_order_acquire)) error = std::move(error_);
-    in_use_.store(false, std::memory_order_release);
     if (error) std::rethrow_exception(error);
+}
+
+ThreadPool::Stats ThreadPool::stats() const {
+    Stats s;
+    s.shared_regions = counters_.shared_regions.load(std::memory_order_relaxed);
+    s.solo_regions = counters_.solo_regions.load(std::memory_order_relaxed);
+    s.caller_chunks = counters_.caller_chunks.load(std::memory_order_relaxed);
+    s.worker_chunks = counters_.worker_chunks.load(std::memory_order_relaxed);
+    s.lonely_regions = counters_.lonely_regions.load(std::memory_order_relaxed);
+    s.caller_wait_ns = counters_.caller_wait_ns.load(std::memory_order_relaxed);
+    s.caller_sleeps = counters_.caller_sleeps.load(std::memory_order_relaxed);
+    return s;
 }
 
 int ThreadPool::claim_chunks() {
@@ -150,7 +196,8 @@ void ThreadPool::run_chunk(int chunk) {
     }
 }
 
-void ThreadPool::wait_for_region_done(std::chrono::nanoseconds spin) {
+// Returns whether the caller slept (the chunks were not done within `spin`).
+bool ThreadPool::wait_for_region_done(std::chrono::nanoseconds spin) {
     const auto done = [&] { return completed_.load() == n_chunks_; };
     const auto spin_until = Clock::now() + spin;
     for (int spins = 1; !done(); ++spins) {
@@ -160,9 +207,10 @@ void ThreadPool::wait_for_region_done(std::chrono::nanoseconds spin) {
             caller_sleeping_.store(true);
             sync_->region_done.wait(lock, done);
             caller_sleeping_.store(false);
-            return;
+            return true;
         }
     }
+    return false;
 }
 
 void ThreadPool::wake_workers() {

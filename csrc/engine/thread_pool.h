@@ -7,7 +7,9 @@
 // share runs on the calling thread alone. Workers spin briefly between regions (a token's
 // regions arrive microseconds apart), then sleep; a caller whose last chunk is slow to finish
 // sleeps too, which frees its core for the thread holding that chunk. After fork() the child
-// (which has only the forking thread) starts fresh workers before its first region.
+// (which has only the forking thread) starts fresh workers before its first region. An
+// adaptive pool (the thread count the user did not choose) runs its regions on the calling
+// thread alone while that is measured to be faster (team_policy.h).
 #pragma once
 
 #include <algorithm>
@@ -22,6 +24,8 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#include "team_policy.h"
 
 namespace bitnet {
 
@@ -44,6 +48,24 @@ class ThreadPool {
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return n_threads_; }
+
+    // Adaptive: measured regions (work estimate given) run on the calling thread alone while
+    // that is faster than sharing them (team_policy.h). Off by default: a thread count the
+    // user chose is used as given. The split into chunks, and so every result, is the same.
+    void set_adaptive(bool adaptive) { adaptive_.store(adaptive, std::memory_order_relaxed); }
+    bool adaptive() const { return adaptive_.load(std::memory_order_relaxed); }
+
+    // What the regions worth sharing cost since the pool started (benchmarks, tests).
+    struct Stats {
+        int64_t shared_regions = 0;  // published to the workers
+        int64_t solo_regions = 0;    // run alone by an adaptive pool's choice
+        int64_t caller_chunks = 0;   // chunks of shared regions run by the calling thread
+        int64_t worker_chunks = 0;   // ... and by the workers
+        int64_t lonely_regions = 0;  // shared regions no worker joined in time for a chunk
+        int64_t caller_wait_ns = 0;  // the caller waiting for chunks workers held
+        int64_t caller_sleeps = 0;   // waits long enough for the caller to sleep
+    };
+    Stats stats() const;
 
     // Whether a region of `work` units is worth sharing among this pool's threads.
     bool worth_sharing(int64_t work) const {
@@ -148,9 +170,10 @@ class ThreadPool {
 
     void run_chunks(int n_chunks, int64_t work, Task task, void* ctx);
     void run_inline(int n_chunks, Task task, void* ctx);
+    void run_shared(int n_chunks, Task task, void* ctx);
     int claim_chunks();
     void run_chunk(int chunk);
-    void wait_for_region_done(std::chrono::nanoseconds spin);
+    bool wait_for_region_done(std::chrono::nanoseconds spin);
     void wake_workers();
     bool wait_for_work();
     void worker();
@@ -176,6 +199,16 @@ class ThreadPool {
     std::atomic<bool> in_use_{false};  // a region is running: other callers run inline
     std::atomic<int> sleepers_{0};
     std::atomic<bool> stop_{false};
+
+    std::atomic<bool> adaptive_{false};
+    TeamPolicy policy_;  // used only by the thread that holds in_use_
+
+    // Stats, written only by the thread that holds in_use_ (atomic for stats() readers).
+    struct Counters {
+        std::atomic<int64_t> shared_regions{0}, solo_regions{0}, caller_chunks{0}, worker_chunks{0},
+            lonely_regions{0}, caller_wait_ns{0}, caller_sleeps{0};
+    };
+    Counters counters_;
 };
 
 }  // namespace bitnet

@@ -1,6 +1,7 @@
 // ThreadPool: every item visited exactly once whatever the split, small work on the calling
 // thread, calls from inside a region and from several threads at once, more threads than
-// cores, exceptions, and fork() (the child gets working threads; the parent keeps its own).
+// cores, exceptions, fork() (the child gets working threads; the parent keeps its own), and
+// the adaptive team: the policy's choices, and a pool whose worker loses its core mid-chunk.
 // Prints one line per failed check and "N passed, M failed"; exits non-zero on a failure. A
 // hang is a failure too: an alarm ends the process.
 #include "../engine/thread_pool.h"
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -16,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+using bitnet::TeamPolicy;
 using bitnet::ThreadPool;
 
 namespace {
@@ -225,6 +228,132 @@ void test_fork() {
     check(in_child(child_uses_pool, busy), "fork right after a region");
 }
 
+// Feeds `policy` one region per block of the probe: shared, alone, alone, shared.
+void probe(TeamPolicy& policy, int64_t shared_work, int64_t solo_work, int64_t ns) {
+    policy.record(shared_work, ns);
+    policy.record(solo_work, ns);
+    policy.record(solo_work, ns);
+    policy.record(shared_work, ns);
+}
+
+// TeamPolicy on made-up measurements: probes shared, alone, alone, shared; keeps the faster
+// mode for the exploit time; probes again.
+void test_team_policy() {
+    TeamPolicy::Params params;
+    params.block_ns = 1000;
+    params.min_exploit_ns = 10000;
+    params.exploit_per_probe = 2;
+
+    TeamPolicy busy(params);
+    check(busy.share(), "the policy starts with a shared block");
+    busy.record(500, 500);
+    check(busy.share(), "a block lasts its region time");
+    busy.record(500, 500);
+    check(!busy.share(), "then a block alone");
+    busy.record(3000, 1000);
+    check(!busy.share(), "and another alone");
+    busy.record(3000, 1000);
+    check(busy.share(), "and a shared one");
+    busy.record(1000, 1000);
+    check(!busy.share(), "alone was faster: it stays alone");
+    bool alone_throughout = true;
+    for (int r = 0; r < 9; ++r) {
+        busy.record(3000, 1000);
+        alone_throughout = alone_throughout && !busy.share();
+    }
+    check(alone_throughout, "alone for the exploit time");
+    busy.record(3000, 1000);
+    check(busy.share(), "then the next probe starts shared");
+    probe(busy, 1000, 3000, 1000);
+    check(!busy.share(), "still busy: alone again");
+
+    TeamPolicy quiet(params);
+    probe(quiet, 2000, 1000, 1000);
+    bool shared_throughout = quiet.share();
+    for (int r = 0; r < 9; ++r) {
+        quiet.record(2000, 1000);
+        shared_throughout = shared_throughout && quiet.share();
+    }
+    check(shared_throughout, "sharing was faster: shared for the exploit time");
+    quiet.record(2000, 1000);
+    quiet.record(2000, 1000);
+    check(!quiet.share(), "the next probe measures alone again");
+
+    TeamPolicy tie(params);
+    probe(tie, 1000, 1000, 1000);
+    check(tie.share(), "a tie goes to sharing");
+
+    // A probe of long regions (a prefill) is followed by an exploit 2x its length.
+    TeamPolicy long_regions(params);
+    probe(long_regions, 1000, 3000, 100000);
+    bool alone = true;
+    for (int r = 0; r < 7; ++r) {
+        long_regions.record(3000, 100000);
+        alone = alone && !long_regions.share();
+    }
+    check(alone, "the exploit time grows with the probe's");
+}
+
+// A region whose chunks take a few microseconds on the calling thread, and a millisecond on
+// any other thread: a worker that loses its core in the middle of its chunk. With
+// `await_worker`, the caller's first chunk waits (at most a second) until a worker has
+// started one, so that the region surely waits for it.
+bool slow_worker_region(ThreadPool& pool, bool await_worker = false) {
+    const auto caller = std::this_thread::get_id();
+    std::atomic<bool> worker_started{false};
+    Visits v(64);
+    pool.parallel_for_dynamic(64, 8, int64_t(1) << 30, [&](int b, int e) {
+        using std::chrono::steady_clock;
+        if (std::this_thread::get_id() != caller) {
+            worker_started = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        } else if (await_worker && b == 0) {
+            const auto until = steady_clock::now() + std::chrono::seconds(1);
+            while (!worker_started && steady_clock::now() < until) std::this_thread::yield();
+        } else {
+            const auto until = steady_clock::now() + std::chrono::microseconds(5);
+            while (steady_clock::now() < until) {
+            }
+        }
+        v.visit(b, e);
+    });
+    return v.each_once();
+}
+
+void test_adaptive_team() {
+    ThreadPool fixed(2);
+    check(!fixed.adaptive(), "a pool is not adaptive unless asked");
+    bool covered = true;
+    for (int r = 0; r < 40; ++r) covered = slow_worker_region(fixed, true) && covered;
+    const ThreadPool::Stats f = fixed.stats();
+    check(covered && f.solo_regions == 0 && f.shared_regions == 40,
+          "a fixed pool shares every region, however slow its worker");
+    check(f.caller_chunks + f.worker_chunks == 40 * 8, "stats count every chunk");
+
+    ThreadPool adaptive(2);
+    adaptive.set_adaptive(true);
+    for (int r = 0; r < 600; ++r) covered = slow_worker_region(adaptive) && covered;
+    const ThreadPool::Stats a = adaptive.stats();
+    check(covered, "every item once while the team adapts");
+    check(a.solo_regions + a.shared_regions == 600, "stats count every region");
+    // A region the worker joins waits a millisecond for it, one alone takes about 40 us: after
+    // the probe (two shared blocks of 8 ms) the pool stays alone for a second of region time.
+    // Shared regions no worker joined in time cost what one alone does, so the probe may pick
+    // either; the regions that waited for the worker stay few.
+    const int64_t joined = a.shared_regions - a.lonely_regions;
+    check(a.solo_regions > 0 && joined <= 60,
+          "an adaptive pool rarely waits for a slow worker (solo " +
+              std::to_string(a.solo_regions) + ", shared " + std::to_string(a.shared_regions) +
+              ", joined by the worker " + std::to_string(joined) + ")");
+    check(f.caller_sleeps > 0 && f.caller_wait_ns > 0, "the caller's waits are counted");
+
+    // Regions of unknown size are never measured, so an adaptive pool shares them.
+    ThreadPool::Stats before = adaptive.stats();
+    check(dynamic_covers(adaptive, 4096, 16), "unknown work on an adaptive pool");
+    check(adaptive.stats().shared_regions == before.shared_regions + 1,
+          "unknown work is shared by an adaptive pool");
+}
+
 }  // namespace
 
 int main() {
@@ -235,6 +364,8 @@ int main() {
     test_oversubscribed();
     test_exceptions();
     test_fork();
+    test_team_policy();
+    test_adaptive_team();
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
