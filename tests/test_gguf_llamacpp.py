@@ -13,6 +13,11 @@ RMS and flips the argmax at 3-7% of positions, all of them near-ties (top two lo
 0.11 of the row's RMS); with Q8_K emulated in the NumPy reference the RMS gap halves. So the
 loose rule's RMS bound holds as it is, and its argmax part is asked where it is decidable:
 llama.cpp must pick our top token wherever it leads the runner-up by DECISIVE_MARGIN.
+
+The module runs when llama-cpp-python is installed: ``pip install llama-cpp-python==0.3.36``
+(a source build of llama.cpp), or, reusing the libllama benchmarks/llamacpp.py builds,
+``CMAKE_ARGS=-DLLAMA_BUILD=OFF pip install llama-cpp-python==0.3.36`` and
+``LLAMA_CPP_LIB_PATH=benchmarks/.cache/llamacpp/0.3.36/build/bin``.
 """
 
 from __future__ import annotations
