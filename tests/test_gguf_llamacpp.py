@@ -4,7 +4,7 @@ For every family and ternary type llama.cpp implements, a small generated checkp
 exported with our exporter and run by llama.cpp (llama-cpp-python, in a child process:
 tests/llamacpp_runner.py). Its logits are compared with ours on the same GGUF (cpu backend)
 and on the Hugging Face checkpoint it was made from (reference backend), and its greedy
-tokens must equal ours.
+tokens must be ours (a divergence is allowed only where our choice was a near-tie).
 
 The two sides quantize activations differently: llama.cpp's TQ1_0 / TQ2_0 dot products take
 them as Q8_K (int8 per block of 256 values, its own rounding), the BitNet recipe as int8 per
@@ -147,10 +147,19 @@ def llamacpp_run(
     return np.load(out), [int(t) for t in meta["generated"]]
 
 
+def decisive(logits: np.ndarray) -> np.ndarray:
+    """Rows whose top logit leads the runner-up by DECISIVE_MARGIN x the row's RMS."""
+    top2 = np.sort(logits, axis=-1)[..., -2:]
+    return np.asarray(
+        top2[..., 1] - top2[..., 0] > DECISIVE_MARGIN * np.sqrt(np.mean(logits**2, axis=-1))
+    )
+
+
 def our_run(
     path: Path, backend: str, prompts: list[list[int]], n_gen: int
-) -> tuple[np.ndarray, list[int]]:
-    """Our logits of every prompt position (concatenated) and greedy tokens."""
+) -> tuple[np.ndarray, list[int], list[bool]]:
+    """Our logits of every prompt position (concatenated), greedy tokens, and whether each
+    of those tokens was a decisive choice."""
     if backend == "cpu":
         from bitnet_backend.backends import cpu as module
     else:
@@ -161,13 +170,16 @@ def our_run(
         try:
             logits = np.concatenate([engine.logits(ids) for ids in prompts])
             generated: list[int] = []
+            sure: list[bool] = []
             if n_gen:
                 session = engine.new_session(len(prompts[0]) + n_gen)
                 session.eval(prompts[0])
                 for _ in range(n_gen):
-                    generated.append(int(np.argmax(session.last_logits())))
+                    step = session.last_logits()
+                    sure.append(bool(decisive(step)))
+                    generated.append(int(np.argmax(step)))
                     session.eval(generated[-1:])
-            return logits, generated
+            return logits, generated, sure
         finally:
             engine.close()
 
@@ -181,17 +193,21 @@ def test_llamacpp_logits_on_our_gguf_agree_with_ours(exported, case, ggml_type, 
         prompts = [prompt_ids(c.vocab_size, n, seed=s, bos=c.bos_token_id) for s, n in PROMPTS]
 
     theirs, their_tokens = llamacpp_run(gguf, prompts, N_GEN, tmp_path)
-    ours_gguf, our_tokens = our_run(gguf, "cpu", prompts, N_GEN)
-    ours_hf, _ = our_run(src, "reference", prompts, 0)
+    ours_gguf, our_tokens, sure = our_run(gguf, "cpu", prompts, N_GEN)
+    ours_hf, _, _ = our_run(src, "reference", prompts, 0)
 
     assert theirs.shape == ours_gguf.shape
     for ours in (ours_gguf, ours_hf):
         a = agreement(theirs, ours)
         assert a.rel_rms <= LOOSE_MAX_REL_RMS, a
-        top2 = np.sort(ours, axis=-1)[:, -2:]
-        decisive = top2[:, 1] - top2[:, 0] > DECISIVE_MARGIN * np.sqrt(np.mean(ours**2, axis=-1))
+        sure_rows = decisive(ours)
         # Half the positions or more are decisive on these models: the check is not vacuous.
-        assert decisive.mean() >= 0.5, decisive.mean()
-        flips = np.flatnonzero(decisive & (theirs.argmax(-1) != ours.argmax(-1)))
+        assert sure_rows.mean() >= 0.5, sure_rows.mean()
+        flips = np.flatnonzero(sure_rows & (theirs.argmax(-1) != ours.argmax(-1)))
         assert flips.size == 0, f"llama.cpp's argmax differs at decisive positions {flips}: {a}"
-    assert their_tokens == our_tokens
+    # Greedy decoding: the same tokens, or the same up to a step where ours was a near-tie
+    # (the random models soon repeat a token by small margins; no divergence seen so far).
+    assert len(their_tokens) == len(our_tokens) == N_GEN
+    same = [a == b for a, b in zip(their_tokens, our_tokens, strict=True)] + [False]
+    first_difference = same.index(False)
+    assert first_difference == N_GEN or not sure[first_difference], (their_tokens, our_tokens)
