@@ -15,9 +15,9 @@ loose rule's RMS bound holds as it is, and its argmax part is asked where it is 
 llama.cpp must pick our top token wherever it leads the runner-up by DECISIVE_MARGIN.
 
 The module runs when llama-cpp-python is installed: ``pip install llama-cpp-python==0.3.36``
-(a source build of llama.cpp), or, reusing the libllama benchmarks/llamacpp.py builds,
-``CMAKE_ARGS=-DLLAMA_BUILD=OFF pip install llama-cpp-python==0.3.36`` and
-``LLAMA_CPP_LIB_PATH=benchmarks/.cache/llamacpp/0.3.36/build/bin``.
+(a source build of llama.cpp: about 25 minutes on 2 cores, too long for CI), or, reusing the
+libllama benchmarks/llamacpp.py builds, ``CMAKE_ARGS=-DLLAMA_BUILD=OFF pip install
+llama-cpp-python==0.3.36`` and ``LLAMA_CPP_LIB_PATH=benchmarks/.cache/llamacpp/0.3.36/build/bin``.
 """
 
 from __future__ import annotations
