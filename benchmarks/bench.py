@@ -96,8 +96,10 @@ def ensure_model(path: Path, shape: str = "2b-4t") -> Path:
     return path
 
 
-def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
-    """GGUF TQ2_0 / TQ1_0 of the checkpoint, rebuilt if the model changed.
+def ensure_ggufs(
+    lc: llamacpp.LlamaCpp, model: Path, types: tuple[str, ...] = LLAMACPP_TYPES
+) -> dict[str, Path]:
+    """GGUF files of the checkpoint in ``types`` (TQ2_0 / TQ1_0), rebuilt if the model changed.
 
     2B-4T goes through an f16 GGUF of llama.cpp's "bitnet" arch and llama-quantize; the
     Llama-architecture families are written directly by ``bitnet convert --to gguf`` (arch
@@ -112,7 +114,7 @@ def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
     src_mtime = (model / "config.json").stat().st_mtime
     f16 = out_dir / "model.f16.gguf"
     files: dict[str, Path] = {}
-    for qtype in LLAMACPP_TYPES:
+    for qtype in types:
         q = out_dir / f"model.{qtype.lower()}.gguf"
         if q.exists() and q.stat().st_mtime < src_mtime:
             q.unlink()
@@ -135,10 +137,14 @@ def ensure_ggufs(lc: llamacpp.LlamaCpp, model: Path) -> dict[str, Path]:
 
 
 def gguf_tensor_bytes(path: Path) -> int:
-    """Bytes of tensor data in a GGUF (all of it is read per token: the head is token_embd)."""
+    """Bytes of the tensors a decoded token reads: all of them, except the token embedding
+    when an untied output head exists (then only one embedding row is read per token)."""
     import gguf
 
-    return sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
+    tensors = {t.name: int(t.n_bytes) for t in gguf.GGUFReader(path).tensors}
+    if "output.weight" in tensors:
+        tensors.pop("token_embd.weight", None)
+    return sum(tensors.values())
 
 
 # --- engine variants ---------------------------------------------------------------------

@@ -7,9 +7,12 @@ completions of --max-tokens tokens, at once, to:
 - ``http``: ``bitnet serve`` in a child process, through HTTP/SSE (httpx), the same way a
   real client talks to it; overhead = 1 - http/api aggregate tokens/s;
 - ``llamacpp`` (``--llamacpp``): llama-cpp-python's own server (``python -m llama_cpp.server``)
-  on the TQ2_0 GGUF of the same checkpoint, driven by the same client code. It is installed
-  once from the llama-cpp-python sdist that benchmarks/llamacpp.py uses, into a venv under
-  benchmarks/.cache (a source build of llama.cpp: several minutes on 2 cores).
+  on the TQ2_0 GGUF of the same checkpoint, driven by the same client code. It runs in this
+  Python when llama-cpp-python and its [server] dependencies are installed here, else in a
+  venv under benchmarks/.cache built once from the llama-cpp-python sdist that
+  benchmarks/llamacpp.py uses (a source build of llama.cpp: several minutes on 2 cores).
+
+Throughput counts tokens, never text chunks (see ``http_request``).
 
 Nothing here asserts a timing. Run it on an otherwise idle machine: on a shared one the
 figures measure the neighbours. Smoke run on the bundled model:
@@ -19,6 +22,7 @@ figures measure the neighbours. Smoke run on the bundled model:
 A real comparison (2B-4T-shaped checkpoint, as bench.py writes it):
 
     python benchmarks/server_bench.py --checkpoint benchmarks/.cache/model-2b-4t --llamacpp
+    python benchmarks/server_bench.py --checkpoint benchmarks/.cache/model-2b-4t --llamacpp --quick
 """
 
 from __future__ import annotations
@@ -103,7 +107,18 @@ def api_request(model: Any, max_tokens: int) -> Request:
     return request
 
 
-def http_request(client: Any, model: str, max_tokens: int) -> Request:
+def http_request(
+    client: Any, model: str, max_tokens: int, extra: dict[str, Any] | None = None
+) -> Request:
+    """A streaming /v1/completions request; its token count is the server's own.
+
+    The count is ``usage.completion_tokens`` of the final chunk (``stream_options``). A
+    server that sends no usage while streaming (llama_cpp.server) must run every request to
+    ``max_tokens``: then a ``"length"`` finish means exactly ``max_tokens`` tokens. Text chunks
+    are no count: a random-weight model's tokens are mostly partial UTF-8 that a server holds
+    back or merges.
+    """
+
     async def request(prompt: str) -> tuple[float, float, int]:
         body = {
             "model": model,
@@ -112,9 +127,10 @@ def http_request(client: Any, model: str, max_tokens: int) -> Request:
             "temperature": 0,
             "stream": True,
             "stream_options": {"include_usage": True},
+            **(extra or {}),
         }
         start = time.perf_counter()
-        ttft, chunks, usage = 0.0, 0, None
+        ttft, usage, finish = 0.0, None, None
         async with client.stream("POST", "/v1/completions", json=body) as r:
             r.raise_for_status()
             async for line in r.aiter_lines():
@@ -124,13 +140,34 @@ def http_request(client: Any, model: str, max_tokens: int) -> Request:
                     ttft = time.perf_counter() - start
                 data = json.loads(line[6:])
                 if data.get("usage"):
-                    usage = data["usage"]["completion_tokens"]
-                elif data.get("choices"):
-                    chunks += 1
-        # llama_cpp.server sends no usage when streaming: one chunk per token there.
-        return ttft, time.perf_counter() - start, usage if usage is not None else chunks
+                    usage = int(data["usage"]["completion_tokens"])
+                for choice in data.get("choices") or ():
+                    finish = choice.get("finish_reason") or finish
+        latency = time.perf_counter() - start
+        if usage is not None:
+            return ttft, latency, usage
+        if finish == "length":
+            return ttft, latency, max_tokens
+        raise RuntimeError(f"no usage and finish_reason {finish!r}: the tokens cannot be counted")
 
     return request
+
+
+def banned_ends(gguf: Path) -> dict[str, float]:
+    """A logit_bias that keeps llama.cpp from ending a completion before max_tokens.
+
+    Every control token of the GGUF's vocabulary (end of text / turn among them; llama.cpp
+    also treats some of them as end-of-generation by their text) gets -1e9.
+    """
+    from bitnet_backend.checkpoints.gguf import open_gguf
+
+    meta, _ = open_gguf(gguf)
+    control = 3  # llama.cpp's LLAMA_TOKEN_TYPE_CONTROL
+    ids = {i for i, t in enumerate(meta.get("tokenizer.ggml.token_type") or ()) if t == control}
+    for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
+        if key in meta:
+            ids.add(int(meta[key]))
+    return {str(i): -1e9 for i in sorted(ids)}
 
 
 # -- the servers -----------------------------------------------------------------------------
@@ -189,8 +226,17 @@ def bitnet_server(source: str | None, threads: int, parallel: int, port: int) ->
     return ChildServer(cmd, port)
 
 
+SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context")
+
+
 def llamacpp_python(version: str) -> Path:
-    """A venv with llama-cpp-python[server] built from the sdist (cached)."""
+    """A Python that runs ``llama_cpp.server``: this one if it has llama-cpp-python and the
+    [server] dependencies, else a venv with llama-cpp-python[server] built from the sdist
+    (cached under benchmarks/.cache)."""
+    import importlib.util
+
+    if all(importlib.util.find_spec(m) is not None for m in SERVER_MODULES):
+        return Path(sys.executable)
     sys.path.insert(0, str(HERE))
     import llamacpp
 
@@ -226,7 +272,7 @@ def tq2_gguf(checkpoint: Path, version: str) -> Path:
     import llamacpp
 
     lc = llamacpp.build(CACHE, version)
-    return Path(bench.ensure_ggufs(lc, checkpoint)["TQ2_0"])
+    return Path(bench.ensure_ggufs(lc, checkpoint, ("TQ2_0",))["TQ2_0"])
 
 
 def llamacpp_server(python: Path, gguf: Path, threads: int, n_ctx: int, port: int) -> ChildServer:
@@ -249,6 +295,8 @@ def llamacpp_server(python: Path, gguf: Path, threads: int, n_ctx: int, port: in
         # Queue the requests: its default cancels a running stream when another arrives.
         "--interrupt_requests",
         "False",
+        "--verbose",
+        "False",
     ]
     return ChildServer(cmd, port)
 
@@ -256,13 +304,15 @@ def llamacpp_server(python: Path, gguf: Path, threads: int, n_ctx: int, port: in
 # -- main ------------------------------------------------------------------------------------
 
 
-async def measure_http(url: str, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+async def measure_http(
+    url: str, model: str, args: argparse.Namespace, extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     import httpx
 
     out = []
     limits = httpx.Limits(max_connections=max(args.clients))
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as c:
-        request = http_request(c, model, args.max_tokens)
+        request = http_request(c, model, args.max_tokens, extra)
         await run_clients(request, 1, 1)  # warm-up
         for w in args.clients:
             out.append(await run_clients(request, w, args.requests))
@@ -279,8 +329,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--checkpoint", type=Path, help="model directory (default: the bundled one)")
     p.add_argument("--clients", default="1,4,8,16", help="concurrent streaming clients")
-    p.add_argument("--requests", type=int, default=4, help="requests per client")
-    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--requests", type=int, help="requests per client (4; quick: 1)")
+    p.add_argument("--max-tokens", type=int, help="tokens per completion (64; quick: 32)")
+    p.add_argument(
+        "--quick", action="store_true", help="1 request of 32 tokens per client (~6 min, 2B-4T)"
+    )
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--llamacpp", action="store_true", help="also llama-cpp-python's server")
@@ -289,6 +342,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="results JSON (default results/server-<time>.json)")
     args = p.parse_args(argv)
     args.clients = [int(x) for x in args.clients.split(",") if x]
+    if args.requests is None:
+        args.requests = 1 if args.quick else 4
+    if args.max_tokens is None:
+        args.max_tokens = 32 if args.quick else 64
     return args
 
 
@@ -321,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         lsrv = llamacpp_server(python, gguf, args.threads, args.n_ctx, free_port())
         try:
             lsrv.wait_ready()
-            report["llamacpp"] = asyncio.run(measure_http(lsrv.url, "bench", args))
+            extra = {"logit_bias": banned_ends(gguf)}
+            report["llamacpp"] = asyncio.run(measure_http(lsrv.url, "bench", args, extra))
         finally:
             lsrv.stop()
 
