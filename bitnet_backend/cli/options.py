@@ -85,14 +85,17 @@ def model_options(thread_counts: bool = False) -> argparse.ArgumentParser:
             "--threads",
             type=counts,
             metavar="N[,N...]",
-            help="thread counts to test, one load each (default: the CPUs this process may use)",
+            help="thread counts to test, one load each (default: the physical cores this "
+            "process may use)",
         )
     else:
         g.add_argument(
             "--threads",
             type=int32,
             metavar="N",
-            help="worker threads (default: the CPUs this process may use)",
+            help="worker threads (default: the physical cores this process may use, running on "
+            "the calling thread alone while other programs make that faster; a given N is "
+            "used as given)",
         )
     g.add_argument(
         "--ctx",
