@@ -1,14 +1,18 @@
 """One measurement of this engine in a fresh process (so its peak RSS is its own).
 
     python benchmarks/engine_worker.py CHECKPOINT --threads N --options '{"lm_head": "q4"}'
-        [--prompts 128,512] [--n-gen 64] [--depth 128] [--adaptive]
+        [--prompts 128,512] [--n-gen 64] [--depth 128] [--adaptive] [--min-time S]
 
 Prints one JSON object: load_s, pp<N> and tg<N> in tokens/s, and the engine's info. The
 timed parts mirror llama-bench: a warm-up pass, then each prompt size evaluated from an empty
 KV cache, then n_gen single-token decode steps after a depth-token prompt. Prompt tokens are
 random ids, as llama-bench's are. ``--adaptive`` lets the thread team shrink while other
 programs take the cores, as ``bb.load()`` does for its default thread count; the pool's
-counters (``thread_stats``) are part of the result.
+counters (``thread_stats``) are part of the result. ``--min-time S`` repeats each timed part
+(the prompt, or the depth prompt and its n_gen steps, of which only the steps are timed) until
+it has run S seconds, and reports tokens over the total time: a small model's single prompt
+lasts a few milliseconds, less than a scheduler time slice, while its real use (a chat, a
+batch of requests) is many such calls in one process.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def run(
     depth: int,
     seed: int = 0,
     adaptive: bool = False,
+    min_time: float = 0.0,
 ) -> dict[str, Any]:
     """Load, warm up, and time prefill and decode; see the module docstring."""
     from bitnet_backend.backends.cpu import BACKEND
@@ -69,20 +74,28 @@ def run(
     s.truncate(0)
 
     for n in prompts:
-        t = time.perf_counter()
-        s.eval(ids[:n])
-        out[f"pp{n}"] = n / (time.perf_counter() - t)
-        s.truncate(0)
+        tokens, seconds = 0, 0.0
+        while tokens == 0 or seconds < min_time:
+            t = time.perf_counter()
+            s.eval(ids[:n])
+            seconds += time.perf_counter() - t
+            tokens += n
+            s.truncate(0)
+        out[f"pp{n}"] = tokens / seconds
 
     if n_gen > 0:
-        s.eval(ids[:depth])
-        tok = s.sample(greedy)
-        t = time.perf_counter()
-        for _ in range(n_gen):
-            s.eval([tok])
+        tokens, seconds = 0, 0.0
+        while tokens == 0 or seconds < min_time:
+            s.eval(ids[:depth])
             tok = s.sample(greedy)
-        out[f"tg{n_gen}"] = n_gen / (time.perf_counter() - t)
-        s.truncate(0)
+            t = time.perf_counter()
+            for _ in range(n_gen):
+                s.eval([tok])
+                tok = s.sample(greedy)
+            seconds += time.perf_counter() - t
+            tokens += n_gen
+            s.truncate(0)
+        out[f"tg{n_gen}"] = tokens / seconds
     out["vm_hwm_kib"] = _vm_hwm_kib()
     out["thread_stats"] = eng.thread_stats()
     s.close()
@@ -102,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--adaptive", action="store_true", help="as bb.load()'s default threads")
+    p.add_argument(
+        "--min-time", type=float, default=0.0, help="repeat each timed part for S seconds"
+    )
     args = p.parse_args(argv)
     prompts = [int(x) for x in args.prompts.split(",") if x]
     res = run(
@@ -113,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         args.depth,
         args.seed,
         args.adaptive,
+        args.min_time,
     )
     json.dump(res, sys.stdout)
     print()

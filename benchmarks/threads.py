@@ -2,11 +2,15 @@
 
     python benchmarks/threads.py [--quick] [--models embedded,2b-4t] [--threads default,1,2]
         [--conditions quiet,busy] [--rounds 3] [--n-gen 64] [--depth 32] [--prompt 64]
-        [--busy-cpu N] [--out FILE]
+        [--min-time S] [--busy-cpu N] [--out FILE]
 
 For each round, condition and thread setting, one fresh process (``engine_worker.py``) loads
 the model and measures ``tg`` (single-token decode steps after a ``depth``-token prompt) and
-``pp`` (prompt tokens/s from an empty cache). ``default`` is what ``bb.load()`` does without
+``pp`` (prompt tokens/s from an empty cache), each repeated in that process until it has run
+``--min-time`` seconds (default 1, ``--quick`` 0.5): the embedded model's prompt takes a
+few milliseconds, too short to time alone on a machine with other work, and its users make
+many such calls in one process, over which the default team settles; the 2B-4T shape's parts
+last longer than that once. ``default`` is what ``bb.load()`` does without
 ``n_threads``: the count ``bitnet_backend.threads.default_threads()`` picks on this machine,
 with the team adapting to busy cores (``adapt_to_busy_cores``); each run records the pool's
 counters (regions shared and run alone, the caller's waits for workers). The ``busy`` condition
@@ -18,7 +22,8 @@ Models: ``embedded`` (the small model inside the package) and ``2b-4t`` (random 
 the exact microsoft/bitnet-b1.58-2B-4T shape, written once to benchmarks/.cache/model-2b-4t
 by ``python -m bitnet_backend.testing``; ``--checkpoint-2b DIR`` uses an existing one).
 
-``--quick`` runs the whole matrix in a few minutes (2 rounds, 32 decode steps, unless given).
+``--quick`` runs the whole matrix in a few minutes (2 rounds, 32 decode steps, half a second
+per timed part, unless given).
 The settings are interleaved within each round, so their ratios hold better than absolute
 figures on a machine that other work keeps busy (the load average at each run is recorded:
 say the conditions with the figures).
@@ -89,7 +94,13 @@ class BusyProcess:
 
 
 def measure(
-    checkpoint: Path, threads: int, adaptive: bool, n_gen: int, depth: int, prompt: int
+    checkpoint: Path,
+    threads: int,
+    adaptive: bool,
+    n_gen: int,
+    depth: int,
+    prompt: int,
+    min_time: float,
 ) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -103,6 +114,8 @@ def measure(
         str(n_gen),
         "--depth",
         str(depth),
+        "--min-time",
+        str(min_time),
         *(["--adaptive"] if adaptive else []),
     ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
@@ -189,12 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-gen", type=int, default=None, help="default 64 (--quick: 32)")
     p.add_argument("--depth", type=int, default=None, help="default 32 (--quick: 16)")
     p.add_argument("--prompt", type=int, default=64)
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
+        help="seconds per timed part (default 1, --quick 0.5)",
+    )
     p.add_argument("--busy-cpu", type=int, default=None, help="pin the busy process to this CPU")
     p.add_argument("--checkpoint-2b", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     # --quick changes only the sizes not given explicitly.
-    for name, normal, quick in (("rounds", 3, 2), ("n_gen", 64, 32), ("depth", 32, 16)):
+    sizes = (("rounds", 3, 2), ("n_gen", 64, 32), ("depth", 32, 16), ("min_time", 1.0, 0.5))
+    for name, normal, quick in sizes:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else normal)
 
@@ -220,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     for label, n, adaptive in order:
                         res = measure(
-                            paths[model], n, adaptive, args.n_gen, args.depth, args.prompt
+                            paths[model],
+                            n,
+                            adaptive,
+                            args.n_gen,
+                            args.depth,
+                            args.prompt,
+                            args.min_time,
                         )
                         run = {
                             "round": rnd,

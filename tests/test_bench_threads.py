@@ -14,7 +14,8 @@ TIMEOUT_S = 300
 def test_threads_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "threads.json"
     args = ["--models", "embedded", "--conditions", "quiet", "--rounds", "1"]
-    args += ["--n-gen", "2", "--depth", "4", "--prompt", "16", "--out", str(out)]
+    args += ["--n-gen", "2", "--depth", "4", "--prompt", "16", "--min-time", "0.05"]
+    args += ["--out", str(out)]
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=TIMEOUT_S
     )

@@ -155,6 +155,28 @@ def test_adaptive_pool_gives_the_same_logits() -> None:
         ckpt.close()
 
 
+def test_adaptive_pool_chooses_within_its_first_call() -> None:
+    """A small model's call is a few milliseconds of regions: the first probe's blocks are
+    short enough that one long prompt already runs regions both shared and alone."""
+    from bitnet_backend.backends.cpu import BACKEND
+    from bitnet_backend.checkpoints.hf import load_checkpoint
+    from bitnet_backend.model import DEFAULT_MODEL_DIR
+
+    ckpt = load_checkpoint(DEFAULT_MODEL_DIR)
+    engine = BACKEND.load(ckpt, n_threads=2, lm_head="int8")
+    try:
+        threads.adapt_to_busy_cores(engine)
+        # 512 tokens: over a billion multiply-accumulates in regions worth sharing, many
+        # milliseconds on any machine.
+        ids = [int(t) for t in np.random.default_rng(1).integers(0, 4000, 512)]
+        engine.logits(ids)
+        stats = engine.thread_stats()
+        assert stats["solo_regions"] > 0 and stats["shared_regions"] > 0, stats
+    finally:
+        engine.close()
+        ckpt.close()
+
+
 FORK_SCRIPT = textwrap.dedent(
     """
     import os, sys

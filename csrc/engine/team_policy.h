@@ -8,8 +8,11 @@
 // throughput, in work units per nanosecond of region time, in a probe of four blocks of several
 // milliseconds each: shared, alone, alone, shared (the symmetric order cancels a workload
 // that changes steadily, such as a prompt's prefill giving way to decoding). It then keeps
-// the faster mode for many times the probe's length and probes again. The split of work into
-// chunks is the same in both modes, so results do not depend on the choice.
+// the faster mode for many times the probe's length and probes again. The very first probe is
+// short: a small model's call is a few milliseconds of regions, and a probe that outlasts the
+// calls it measures never acts on them. Its choice is kept only 30 times its own length, so a
+// choice misled by its short blocks soon meets a full probe. The split of work into chunks is
+// the same in both modes, so results do not depend on the choice.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +27,9 @@ class TeamPolicy {
         // scheduler's time slices (the preemptions that make sharing slow are rare events:
         // a shorter block often sees none and misleads).
         int64_t block_ns = 8'000'000;
+        // The first probe's blocks: a few of a small model's prefill regions, or one of a
+        // large model's, so the first choice comes within the first call.
+        int64_t first_block_ns = 1'000'000;
         // Region time the faster mode is kept before the next probe: at least this, and
         // `exploit_per_probe` times the probe's own time (a probe of long prefill regions
         // takes longer), so the slower mode's blocks cost a few percent at most.
@@ -48,14 +54,14 @@ class TeamPolicy {
         work_[mode] += static_cast<double>(work);
         ns_[mode] += static_cast<double>(ns);
         block_ns_ += ns;
-        if (block_ns_ < params_.block_ns) return;
+        if (block_ns_ < (first_probe_ ? params_.first_block_ns : params_.block_ns)) return;
         block_ns_ = 0;
         if (++block_ < kProbeBlocks) return;
         // Ties go to sharing: the full team is what a quiet machine wants.
         exploit_share_ = work_[1] * ns_[0] >= work_[0] * ns_[1];
-        const double probe_ns = ns_[0] + ns_[1];
-        exploit_left_ns_ = std::max(params_.min_exploit_ns,
-                                    static_cast<int64_t>(probe_ns) * params_.exploit_per_probe);
+        const int64_t scaled = static_cast<int64_t>(ns_[0] + ns_[1]) * params_.exploit_per_probe;
+        exploit_left_ns_ = first_probe_ ? scaled : std::max(params_.min_exploit_ns, scaled);
+        first_probe_ = false;
     }
 
  private:
@@ -70,6 +76,7 @@ class TeamPolicy {
     }
 
     Params params_;
+    bool first_probe_ = true;
     int block_ = 0;  // the probe block being measured; kProbeBlocks: keeping exploit_share_
     int64_t block_ns_ = 0;
     double work_[2] = {0, 0};  // this probe's work and time, [0] alone and [1] shared

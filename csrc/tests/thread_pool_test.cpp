@@ -236,15 +236,45 @@ void probe(TeamPolicy& policy, int64_t shared_work, int64_t solo_work, int64_t n
     policy.record(shared_work, ns);
 }
 
+// A policy past its short first probe (shared, alone, alone, shared; sharing twice as fast),
+// and past that probe's exploit time.
+TeamPolicy after_first_probe(const TeamPolicy::Params& params) {
+    TeamPolicy policy(params);
+    probe(policy, 2 * params.first_block_ns, params.first_block_ns, params.first_block_ns);
+    policy.record(params.first_block_ns, 4 * params.first_block_ns * params.exploit_per_probe);
+    return policy;
+}
+
 // TeamPolicy on made-up measurements: probes shared, alone, alone, shared; keeps the faster
 // mode for the exploit time; probes again.
 void test_team_policy() {
     TeamPolicy::Params params;
     params.block_ns = 1000;
+    params.first_block_ns = 100;
     params.min_exploit_ns = 10000;
     params.exploit_per_probe = 2;
 
-    TeamPolicy busy(params);
+    // The first probe has short blocks, and its choice is kept 2x its length only.
+    TeamPolicy first(params);
+    check(first.share(), "the first probe starts with a shared block");
+    first.record(100, 100);
+    check(!first.share(), "a first probe's block lasts its own, shorter time");
+    first.record(300, 100);
+    first.record(300, 100);
+    check(first.share(), "the first probe ends shared");
+    first.record(100, 100);
+    bool alone_first = !first.share();
+    for (int r = 0; r < 7; ++r) {
+        first.record(300, 100);
+        alone_first = alone_first && !first.share();
+    }
+    check(alone_first, "alone was faster: alone for 2x the first probe's time");
+    first.record(300, 100);
+    check(first.share(), "then a probe of full blocks starts shared");
+    first.record(1000, 900);
+    check(first.share(), "whose blocks last the full block time");
+
+    TeamPolicy busy = after_first_probe(params);
     check(busy.share(), "the policy starts with a shared block");
     busy.record(500, 500);
     check(busy.share(), "a block lasts its region time");
@@ -267,7 +297,7 @@ void test_team_policy() {
     probe(busy, 1000, 3000, 1000);
     check(!busy.share(), "still busy: alone again");
 
-    TeamPolicy quiet(params);
+    TeamPolicy quiet = after_first_probe(params);
     probe(quiet, 2000, 1000, 1000);
     bool shared_throughout = quiet.share();
     for (int r = 0; r < 9; ++r) {
@@ -279,12 +309,12 @@ void test_team_policy() {
     quiet.record(2000, 1000);
     check(!quiet.share(), "the next probe measures alone again");
 
-    TeamPolicy tie(params);
+    TeamPolicy tie = after_first_probe(params);
     probe(tie, 1000, 1000, 1000);
     check(tie.share(), "a tie goes to sharing");
 
     // A probe of long regions (a prefill) is followed by an exploit 2x its length.
-    TeamPolicy long_regions(params);
+    TeamPolicy long_regions = after_first_probe(params);
     probe(long_regions, 1000, 3000, 100000);
     bool alone = true;
     for (int r = 0; r < 7; ++r) {
@@ -337,7 +367,8 @@ void test_adaptive_team() {
     check(covered, "every item once while the team adapts");
     check(a.solo_regions + a.shared_regions == 600, "stats count every region");
     // A region the worker joins waits a millisecond for it, one alone takes about 40 us: after
-    // the probe (two shared blocks of 8 ms) the pool stays alone for a second of region time.
+    // the first probe (two shared blocks of 1 ms) the pool stays alone for 30 times the
+    // probe's region time, longer than these regions last.
     // Shared regions no worker joined in time cost what one alone does, so the probe may pick
     // either; the regions that waited for the worker stay few.
     const int64_t joined = a.shared_regions - a.lonely_regions;
