@@ -146,7 +146,10 @@ def load_average() -> float | None:
 def solo_share(stats: dict[str, int]) -> str:
     """How often an adaptive pool ran alone, for the progress log."""
     total = stats.get("solo_regions", 0) + stats.get("shared_regions", 0)
-    return f" alone {stats.get('solo_regions', 0) / total:.0%}" if total else ""
+    if not total:
+        return ""
+    short = stats.get("short_regions", 0) / total
+    return f" alone {stats.get('solo_regions', 0) / total:.0%} (too short to share {short:.0%})"
 
 
 def summarize(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:

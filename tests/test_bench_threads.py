@@ -27,6 +27,7 @@ def test_threads_benchmark_smoke(tmp_path: Path) -> None:
     assert runs["2"]["info"]["adaptive_threads"] is False
     for r in runs.values():
         assert r["tg"] > 0 and r["pp"] > 0
-        assert set(r["thread_stats"]) >= {"shared_regions", "solo_regions", "caller_wait_ns"}
+        counters = {"shared_regions", "solo_regions", "short_regions", "caller_wait_ns"}
+        assert set(r["thread_stats"]) >= counters
     assert runs["2"]["thread_stats"]["solo_regions"] == 0
     assert {row["setting"].split()[0] for row in report["tg"]} == {"1", "2", "default"}

@@ -142,6 +142,7 @@ def test_adaptive_pool_gives_the_same_logits() -> None:
         ids = [int(t) for t in np.random.default_rng(0).integers(0, 4000, 96)]
         expected = fixed.logits(ids)
         assert fixed.thread_stats()["solo_regions"] == 0
+        assert fixed.thread_stats()["short_regions"] == 0
         for _ in range(200):  # each prefill is ~40 shared-size regions
             assert np.array_equal(adaptive.logits(ids), expected)
             stats = adaptive.thread_stats()
@@ -149,6 +150,8 @@ def test_adaptive_pool_gives_the_same_logits() -> None:
                 break
         assert stats["solo_regions"] > 0 and stats["shared_regions"] > 0, stats
         assert stats["caller_chunks"] + stats["worker_chunks"] > 0
+        # Regions measured too short to share are among those run alone.
+        assert 0 <= stats["short_regions"] <= stats["solo_regions"], stats
     finally:
         adaptive.close()
         fixed.close()

@@ -120,6 +120,7 @@ py::dict thread_stats(Model& mdl) {
     py::dict d;
     d["shared_regions"] = s.shared_regions;
     d["solo_regions"] = s.solo_regions;
+    d["short_regions"] = s.short_regions;
     d["caller_chunks"] = s.caller_chunks;
     d["worker_chunks"] = s.worker_chunks;
     d["lonely_regions"] = s.lonely_regions;

@@ -124,15 +124,22 @@ void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
     } release{in_use_};
     // Loading and tests pass no estimate: nothing to measure, always shared.
     const bool measured = adaptive() && work != kUnknownWork;
-    const bool share = !measured || policy_.share();
+    // Short alone, whatever the team policy says: such regions run alone in both of its
+    // modes, so its probe compares sharing the others with running everything alone.
+    const bool short_region = measured && solo_cost_.known_short(work);
+    const bool share = !measured || (!short_region && policy_.share());
     const auto start = Clock::now();
     if (share) {
         run_shared(n_chunks, task, ctx);
     } else {
         run_inline(n_chunks, task, ctx);
         bump(counters_.solo_regions, 1);
+        bump(counters_.short_regions, short_region ? 1 : 0);
     }
-    if (measured) policy_.record(work, nanoseconds(Clock::now() - start));
+    if (!measured) return;
+    const int64_t ns = nanoseconds(Clock::now() - start);
+    policy_.record(work, ns);
+    if (!share) solo_cost_.record_solo(work, ns);
 }
 
 void ThreadPool::run_shared(int n_chunks, Task task, void* ctx) {
@@ -164,6 +171,7 @@ ThreadPool::Stats ThreadPool::stats() const {
     Stats s;
     s.shared_regions = counters_.shared_regions.load(std::memory_order_relaxed);
     s.solo_regions = counters_.solo_regions.load(std::memory_order_relaxed);
+    s.short_regions = counters_.short_regions.load(std::memory_order_relaxed);
     s.caller_chunks = counters_.caller_chunks.load(std::memory_order_relaxed);
     s.worker_chunks = counters_.worker_chunks.load(std::memory_order_relaxed);
     s.lonely_regions = counters_.lonely_regions.load(std::memory_order_relaxed);

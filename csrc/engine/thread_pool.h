@@ -9,7 +9,8 @@
 // sleeps too, which frees its core for the thread holding that chunk. After fork() the child
 // (which has only the forking thread) starts fresh workers before its first region. An
 // adaptive pool (the thread count the user did not choose) runs its regions on the calling
-// thread alone while that is measured to be faster (team_policy.h).
+// thread alone while that is measured to be faster (team_policy.h), and those measured to
+// take only tens of microseconds alone always (solo_cost.h).
 #pragma once
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "solo_cost.h"
 #include "team_policy.h"
 
 namespace bitnet {
@@ -50,8 +52,9 @@ class ThreadPool {
     int size() const { return n_threads_; }
 
     // Adaptive: measured regions (work estimate given) run on the calling thread alone while
-    // that is faster than sharing them (team_policy.h). Off by default: a thread count the
-    // user chose is used as given. The split into chunks, and so every result, is the same.
+    // that is faster than sharing them (team_policy.h), or when regions of their size take
+    // only tens of microseconds alone (solo_cost.h). Off by default: a thread count the user
+    // chose is used as given. The split into chunks, and so every result, is the same.
     void set_adaptive(bool adaptive) { adaptive_.store(adaptive, std::memory_order_relaxed); }
     bool adaptive() const { return adaptive_.load(std::memory_order_relaxed); }
 
@@ -59,6 +62,7 @@ class ThreadPool {
     struct Stats {
         int64_t shared_regions = 0;  // published to the workers
         int64_t solo_regions = 0;    // run alone by an adaptive pool's choice
+        int64_t short_regions = 0;   // ... of which measured too short alone to share
         int64_t caller_chunks = 0;   // chunks of shared regions run by the calling thread
         int64_t worker_chunks = 0;   // ... and by the workers
         int64_t lonely_regions = 0;  // shared regions no worker joined in time for a chunk
@@ -201,12 +205,13 @@ class ThreadPool {
     std::atomic<bool> stop_{false};
 
     std::atomic<bool> adaptive_{false};
-    TeamPolicy policy_;  // used only by the thread that holds in_use_
+    TeamPolicy policy_;   // used only by the thread that holds in_use_
+    SoloCost solo_cost_;  // likewise
 
     // Stats, written only by the thread that holds in_use_ (atomic for stats() readers).
     struct Counters {
-        std::atomic<int64_t> shared_regions{0}, solo_regions{0}, caller_chunks{0}, worker_chunks{0},
-            lonely_regions{0}, caller_wait_ns{0}, caller_sleeps{0};
+        std::atomic<int64_t> shared_regions{0}, solo_regions{0}, short_regions{0}, caller_chunks{0},
+            worker_chunks{0}, lonely_regions{0}, caller_wait_ns{0}, caller_sleeps{0};
     };
     Counters counters_;
 };

@@ -1,7 +1,8 @@
 // ThreadPool: every item visited exactly once whatever the split, small work on the calling
 // thread, calls from inside a region and from several threads at once, more threads than
 // cores, exceptions, fork() (the child gets working threads; the parent keeps its own), and
-// the adaptive team: the policy's choices, and a pool whose worker loses its core mid-chunk.
+// the adaptive team: the policy's choices, a pool whose worker loses its core mid-chunk, and
+// regions measured too short to share.
 // Prints one line per failed check and "N passed, M failed"; exits non-zero on a failure. A
 // hang is a failure too: an alarm ends the process.
 #include "../engine/thread_pool.h"
@@ -18,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+using bitnet::SoloCost;
 using bitnet::TeamPolicy;
 using bitnet::ThreadPool;
 
@@ -58,9 +60,9 @@ bool parallel_for_covers(ThreadPool& pool, int n) {
     return v.each_once();
 }
 
-bool dynamic_covers(ThreadPool& pool, int n, int grain) {
+bool dynamic_covers(ThreadPool& pool, int n, int grain, int64_t work = kBig) {
     Visits v(n);
-    pool.parallel_for_dynamic(n, grain, [&](int b, int e) { v.visit(b, e); });
+    pool.parallel_for_dynamic(n, grain, work, [&](int b, int e) { v.visit(b, e); });
     return v.each_once();
 }
 
@@ -385,6 +387,57 @@ void test_adaptive_team() {
           "unknown work is shared by an adaptive pool");
 }
 
+// SoloCost on made-up measurements: a size class is short once measured short alone, and
+// one slow region does not make it long.
+void test_solo_cost() {
+    const int64_t work = int64_t(1) << 21;
+    SoloCost cost;
+    check(!cost.known_short(work), "a size never run alone is not known to be short");
+    cost.record_solo(work, 10'000);
+    check(cost.known_short(work), "10 us alone is short");
+    check(cost.known_short(2 * work - 1), "so is about 20 us of the same size class");
+    check(!cost.known_short(2 * work), "the next power of two is another class");
+    cost.record_solo(4 * work, 100'000);
+    check(!cost.known_short(4 * work), "100 us alone is worth sharing");
+    cost.record_solo(work, 4'000'000);
+    check(cost.known_short(work), "one preempted region leaves a class short");
+    int slow_regions = 0;
+    while (cost.known_short(work) && slow_regions < 10) {
+        cost.record_solo(work, 200'000);
+        ++slow_regions;
+    }
+    check(slow_regions <= 4, "a class that became slow is shared again within a few regions");
+}
+
+// An adaptive pool runs regions it measured short alone on the calling thread, whatever the
+// team policy chose; a fixed pool shares them.
+void test_short_regions_alone() {
+    const int64_t work = int64_t(1) << 30;  // claimed large, takes microseconds
+    ThreadPool fixed(2);
+    for (int r = 0; r < 100; ++r) dynamic_covers(fixed, 256, 16, work);
+    check(fixed.stats().short_regions == 0 && fixed.stats().shared_regions == 100,
+          "a fixed pool shares short regions");
+
+    ThreadPool adaptive(2);
+    adaptive.set_adaptive(true);
+    bool covered = true;
+    for (int r = 0; r < 100000 && adaptive.stats().short_regions == 0; ++r) {
+        covered = dynamic_covers(adaptive, 256, 16, work) && covered;
+    }
+    check(covered && adaptive.stats().short_regions > 0,
+          "an adaptive pool learns that regions of a few microseconds are short");
+    const ThreadPool::Stats before = adaptive.stats();
+    const auto me = std::this_thread::get_id();
+    bool on_caller = true;
+    Visits v(256);
+    adaptive.parallel_for_dynamic(256, 16, work, [&](int b, int e) {
+        on_caller = on_caller && std::this_thread::get_id() == me;
+        v.visit(b, e);
+    });
+    check(on_caller && v.each_once() && adaptive.stats().short_regions == before.short_regions + 1,
+          "a short region runs on the calling thread");
+}
+
 }  // namespace
 
 int main() {
@@ -397,6 +450,8 @@ int main() {
     test_fork();
     test_team_policy();
     test_adaptive_team();
+    test_solo_cost();
+    test_short_regions_alone();
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
