@@ -7,7 +7,7 @@
 // about what a second thread saves (publishing it, a sleeping worker's wake-up, waiting for
 // the last chunk). So the pool keeps, per power of two of work (regions of one kind and size
 // fall in one class, a decode step's and a long prompt's in different ones), the time per
-// unit measured alone, and runs a region alone when that predicts less than `min_shared_ns`.
+// unit measured alone, and runs a region alone when that predicts less than kMinSharedNs.
 // A class never run alone is not known to be short: its regions are shared as before.
 #pragma once
 
