@@ -1,7 +1,7 @@
 """Decode and prefill per model family against llama.cpp TQ2_0 on the same shapes, one run.
 
     python benchmarks/families.py [--quick] [--shapes 2b-4t,falcon3-3b,llama3-8b] [--threads 2]
-                                  [--rounds N] [--smoke] [--out FILE]
+                                  [--rounds N] [--smoke] [--prepare-only] [--out FILE]
 
 For each shape (random weights written by bitnet_backend.testing, cached): this engine with
 its default load options (a fresh engine_worker.py process per measurement) and llama-bench
@@ -13,7 +13,9 @@ bytes), so that a family slower per weight byte than 2B-4T shows. JSON goes to
 benchmarks/results/families-<time>.json.
 
 ``--smoke`` swaps every shape for a tiny one of the same family (seconds; checks the script,
-not the speed). Figures mean something only on an otherwise idle machine.
+not the speed). ``--prepare-only`` builds llama.cpp and writes the checkpoints and GGUFs of the
+chosen shapes, then stops: the long one-off work, done ahead of a timed run. Figures mean
+something only on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -67,11 +69,24 @@ def ensure_smoke_model(shape: str) -> Path:
     return path
 
 
+def prepare_shape(lc: llamacpp.LlamaCpp, shape: str, smoke: bool) -> tuple[Path, Path]:
+    """The cached checkpoint of ``shape`` and its GGUF for llama.cpp, written if missing."""
+    if smoke:
+        model = ensure_smoke_model(shape)
+    else:
+        model = bench.ensure_model(bench.CACHE / f"model-{shape}", shape)
+    return model, bench.ensure_ggufs(lc, model, (LLAMACPP_TYPE,))[LLAMACPP_TYPE]
+
+
 def measure_shape(
-    lc: llamacpp.LlamaCpp, shape: str, model: Path, threads: int, cfg: dict[str, Any]
+    lc: llamacpp.LlamaCpp,
+    shape: str,
+    model: Path,
+    gguf: Path,
+    threads: int,
+    cfg: dict[str, Any],
 ) -> dict[str, Any]:
     """Alternating rounds of this engine and llama-bench on one shape."""
-    gguf = bench.ensure_ggufs(lc, model, (LLAMACPP_TYPE,))[LLAMACPP_TYPE]
     llama_bytes = bench.gguf_tensor_bytes(gguf)
     runs: list[dict[str, Any]] = []
     for rnd in range(cfg["rounds"]):
@@ -166,6 +181,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="pp64, tg32, 2 rounds (~6 minutes)")
     p.add_argument("--rounds", type=int, help="alternating rounds (3; quick: 2)")
     p.add_argument("--smoke", action="store_true", help="tiny models of the same families")
+    p.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="build llama.cpp, write the checkpoints and GGUFs, measure nothing",
+    )
     p.add_argument("--llamacpp-version", default=llamacpp.DEFAULT_VERSION)
     p.add_argument("--out", type=Path, help="results JSON (default results/families-<time>.json)")
     args = p.parse_args(argv)
@@ -188,17 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     metrics = [*(f"pp{n}" for n in cfg["prompts"]), f"tg{cfg['n_gen']}"]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     lc = llamacpp.build(bench.CACHE, args.llamacpp_version)
+    if args.prepare_only:
+        for shape in args.shapes:
+            model, gguf = prepare_shape(lc, shape, args.smoke)
+            log(f"{shape}: {model} and {gguf} are ready")
+        return 0
     report: dict[str, Any] = {"date": stamp, "machine": bench.machine(), "llamacpp": lc.commit}
     report["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     report["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
 
     results: dict[str, Any] = {}
     for shape in args.shapes:
-        if args.smoke:
-            model = ensure_smoke_model(shape)
-        else:
-            model = bench.ensure_model(bench.CACHE / f"model-{shape}", shape)
-        results[shape] = measure_shape(lc, shape, model, args.threads, cfg)
+        model, gguf = prepare_shape(lc, shape, args.smoke)
+        results[shape] = measure_shape(lc, shape, model, gguf, args.threads, cfg)
     report["shapes"] = results
     report["summary"] = summarize(results, metrics)
 

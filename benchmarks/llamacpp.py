@@ -3,11 +3,14 @@
 The llama-cpp-python source distribution vendors a pinned llama.cpp. It is downloaded with
 pip, unpacked and built (Release, GGML_NATIVE) under benchmarks/.cache; nothing of llama.cpp
 lives in this repository. Besides llama-bench and llama-quantize, a small program of our own
-(llama_logits.cpp) is linked against the built libllama to read logits and load times.
+(llama_logits.cpp) is linked against the built libllama to read logits and load times. The
+tests need only that program: ``build_logits_only`` builds libllama and it, nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DEFAULT_VERSION = "0.3.36"  # the llama.cpp (commit 0c1e570) behind the anchors in KERNELS notes
 TARGETS = ("llama-bench", "llama-quantize")
+LIBRARY_TARGET = "llama"  # libllama and the ggml libraries it links
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DGGML_NATIVE=ON",
@@ -48,6 +53,10 @@ class LlamaCpp:
 
     def tool(self, name: str) -> Path:
         return self.bin_dir / name
+
+    def built(self, target: str) -> Path:
+        """The file a build target produces: a tool, or the shared libllama."""
+        return self.bin_dir / "libllama.so" if target == LIBRARY_TARGET else self.tool(target)
 
     @property
     def commit(self) -> str:
@@ -97,27 +106,49 @@ def fetch_source(cache: Path, version: str = DEFAULT_VERSION) -> Path:
     return src
 
 
-def build(cache: Path, version: str = DEFAULT_VERSION, jobs: int = 2) -> LlamaCpp:
-    """Fetch and build llama.cpp once (cached); later calls only check the build is current."""
+@contextlib.contextmanager
+def _locked(cache: Path, version: str) -> Iterator[None]:
+    """One writer at a time per llama.cpp version: a cache shared by several checkouts (or
+    CI runs) on one machine would otherwise see two downloads or builds interleave."""
+    import fcntl
+
+    lock = cache / "llamacpp" / f"{version}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build(
+    cache: Path, version: str = DEFAULT_VERSION, jobs: int = 2, targets: tuple[str, ...] = TARGETS
+) -> LlamaCpp:
+    """Fetch and build llama.cpp once (cached); later calls only check the build is current.
+
+    ``targets`` are CMake targets of the one build tree: a later call with more targets builds
+    only what is missing.
+    """
     cache = cache.resolve()
-    src = fetch_source(cache, version)
-    bdir = cache / "llamacpp" / version / "build"
-    lc = LlamaCpp(version, src, bdir)
-    if all(lc.tool(t).exists() for t in TARGETS) and (bdir / "commit.txt").exists():
-        return lc
-    if not (bdir / "CMakeCache.txt").exists():
-        _log("configuring (cmake)")
+    with _locked(cache, version):
+        src = fetch_source(cache, version)
+        bdir = cache / "llamacpp" / version / "build"
+        lc = LlamaCpp(version, src, bdir)
+        if all(lc.built(t).exists() for t in targets) and (bdir / "commit.txt").exists():
+            return lc
+        if not (bdir / "CMakeCache.txt").exists():
+            _log("configuring (cmake)")
+            cmake = ["cmake", "-S", str(src), "-B", str(bdir), *CMAKE_OPTIONS]
+            _run_logged(cmake, bdir.parent / "cmake.log")
+        _log(f"building {', '.join(targets)} with -j{jobs} (several minutes, once)")
+        t0 = time.perf_counter()
         _run_logged(
-            ["cmake", "-S", str(src), "-B", str(bdir), *CMAKE_OPTIONS], bdir.parent / "cmake.log"
+            ["cmake", "--build", str(bdir), f"-j{jobs}", "--target", *targets],
+            bdir.parent / "build.log",
         )
-    _log(f"building {', '.join(TARGETS)} with -j{jobs} (several minutes, once)")
-    t0 = time.perf_counter()
-    _run_logged(
-        ["cmake", "--build", str(bdir), f"-j{jobs}", "--target", *TARGETS],
-        bdir.parent / "build.log",
-    )
-    _log(f"built in {time.perf_counter() - t0:.0f} s")
-    (bdir / "commit.txt").write_text(_source_commit(src) + "\n")
+        _log(f"built in {time.perf_counter() - t0:.0f} s")
+        (bdir / "commit.txt").write_text(_source_commit(src) + "\n")
     return lc
 
 
@@ -142,17 +173,48 @@ def _source_commit(src: Path) -> str:
     return f"llama-cpp-python {version}, llama.cpp {commit}"
 
 
+LOGITS_SOURCE = HERE / "llama_logits.cpp"
+
+
+def logits_tool_path(cache: Path, version: str = DEFAULT_VERSION) -> Path:
+    """Where build_logits_tool puts llama_logits.cpp's program for this cache and version."""
+    return cache.resolve() / "llamacpp" / version / "llama-logits"
+
+
+def logits_tool_current(tool: Path) -> bool:
+    """Whether ``tool`` exists and was compiled from the llama_logits.cpp of this checkout."""
+    stamp = tool.with_name(tool.name + ".sha256")
+    return tool.is_file() and stamp.is_file() and stamp.read_text().strip() == _logits_digest()
+
+
+def _logits_digest() -> str:
+    # By content, not mtime: a fresh clone's source is always newer than the cached program.
+    return hashlib.sha256(LOGITS_SOURCE.read_bytes()).hexdigest()
+
+
 def build_logits_tool(lc: LlamaCpp, cache: Path) -> Path:
-    """Compile llama_logits.cpp against the built libllama (cached by source mtime)."""
-    source = HERE / "llama_logits.cpp"
-    out = cache.resolve() / "llamacpp" / lc.version / "llama-logits"
-    if out.exists() and out.stat().st_mtime >= source.stat().st_mtime:
-        return out
+    """Compile llama_logits.cpp against the built libllama (cached by source content)."""
+    out = logits_tool_path(cache, lc.version)
+    with _locked(cache.resolve(), lc.version):
+        if logits_tool_current(out):
+            return out
+        _compile_logits_tool(lc, out)
+    return out
+
+
+def build_logits_only(cache: Path, version: str = DEFAULT_VERSION, jobs: int = 2) -> Path:
+    """libllama and llama_logits.cpp's program, none of llama.cpp's tools (what tests need)."""
+    return build_logits_tool(build(cache, version, jobs, targets=(LIBRARY_TARGET,)), cache)
+
+
+def _compile_logits_tool(lc: LlamaCpp, out: Path) -> None:
+    # Written aside and renamed: a reader never sees a half-written program.
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     cmd = [
         os.environ.get("CXX", "g++"),
         "-O2",
         "-std=c++17",
-        str(source),
+        str(LOGITS_SOURCE),
         "-I",
         str(lc.source / "include"),
         "-I",
@@ -164,10 +226,11 @@ def build_logits_tool(lc: LlamaCpp, cache: Path) -> Path:
         "-lggml",
         "-lggml-base",
         "-o",
-        str(out),
+        str(tmp),
     ]
-    _run_logged(cmd, out.with_suffix(".log"))
-    return out
+    _run_logged(cmd, out.with_name(out.name + ".log"))
+    tmp.replace(out)
+    out.with_name(out.name + ".sha256").write_text(_logits_digest() + "\n")
 
 
 def quantize(

@@ -1,10 +1,12 @@
 """llama.cpp as a live peer: its own logits on the GGUF files ``bitnet convert --to gguf`` writes.
 
 For every family and ternary type llama.cpp implements, a small generated checkpoint is
-exported with our exporter and run by llama.cpp (llama-cpp-python, in a child process:
-tests/llamacpp_runner.py). Its logits are compared with ours on the same GGUF (cpu backend)
-and on the Hugging Face checkpoint it was made from (reference backend), and its greedy
-tokens must be ours (a divergence is allowed only where our choice was a near-tie).
+exported with our exporter and run by llama.cpp (benchmarks/llama_logits.cpp on libllama, a
+child process per prompt: llama.cpp aborts the whole process on a file it cannot build a graph
+for, which must fail one test rather than end the test run). Its logits are compared with ours
+on the same GGUF (cpu backend) and on the Hugging Face checkpoint it was made from (reference
+backend), and its greedy tokens must be ours (a divergence is allowed only where our choice
+was a near-tie).
 
 The two sides quantize activations differently: llama.cpp's TQ1_0 / TQ2_0 dot products take
 them as Q8_K (int8 per block of 256 values, its own rounding), the BitNet recipe as int8 per
@@ -14,19 +16,16 @@ RMS and flips the argmax at 3-7% of positions, all of them near-ties (top two lo
 loose rule's RMS bound holds as it is, and its argmax part is asked where it is decidable:
 llama.cpp must pick our top token wherever it leads the runner-up by DECISIVE_MARGIN.
 
-The module runs when llama-cpp-python is installed: ``pip install llama-cpp-python==0.3.36``
-(a source build of llama.cpp: about 25 minutes on 2 cores, too long for CI), or, reusing the
-libllama benchmarks/llamacpp.py builds, ``CMAKE_ARGS=-DLLAMA_BUILD=OFF pip install
-llama-cpp-python==0.3.36`` and ``LLAMA_CPP_LIB_PATH=benchmarks/.cache/llamacpp/0.3.36/build/bin``.
+The module runs where that program is built: ``python tests/llamacpp_tool.py`` builds it once
+per machine from the llama.cpp the llama-cpp-python 0.3.36 sdist vendors (.ci/run does so
+before pytest); elsewhere it is skipped, saying so.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import pytest
 from backends import cpu_built
+from llamacpp_tool import NOT_BUILT, built_tool
 from oracle import LOOSE_MAX_REL_RMS, agreement, prompt_ids
 
 from bitnet_backend.architecture import BITNET_1BITLLM, BITNET_B158, LLAMA_BITNET
@@ -41,12 +41,12 @@ from bitnet_backend.checkpoints.hf import load_checkpoint
 from bitnet_backend.gguf_export import export_gguf
 
 pytest.importorskip("gguf")
-# Only looked up, not imported: importing it loads libllama, which the child process does.
-if importlib.util.find_spec("llama_cpp") is None:
-    pytest.skip("llama-cpp-python is not installed", allow_module_level=True)
+TOOL = built_tool()
+if TOOL is None:
+    pytest.skip(NOT_BUILT, allow_module_level=True)
 
-RUNNER = Path(__file__).with_name("llamacpp_runner.py")
-RUNNER_TIMEOUT_S = 300
+TOOL_TIMEOUT_S = 300
+THREADS = 2
 N_GEN = 12
 # Enough positions for the loose rule (one near-tie argmax flip in 200 is within 99.5%).
 PROMPTS = ((1, 96), (2, 96), (3, 32))
@@ -136,15 +136,23 @@ def exported(
 def llamacpp_run(
     gguf: Path, prompts: list[list[int]], n_gen: int, tmp: Path
 ) -> tuple[np.ndarray, list[int]]:
-    """llama.cpp's logits of every prompt position (concatenated) and greedy tokens."""
-    out = tmp / "llamacpp-logits.npy"
-    cmd = [sys.executable, str(RUNNER), str(gguf), str(out), "--gen", str(n_gen)]
-    for ids in prompts:
-        cmd += ["--prompt", ",".join(map(str, ids))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUNNER_TIMEOUT_S)
-    assert proc.returncode == 0, f"llama.cpp failed on {gguf.name}:\n{proc.stderr[-3000:]}"
-    meta = json.loads(proc.stdout)
-    return np.load(out), [int(t) for t in meta["generated"]]
+    """llama.cpp's logits of every prompt position (concatenated; each prompt from an empty
+    KV cache) and ``n_gen`` greedy tokens after the first prompt."""
+    rows = []
+    generated: list[int] = []
+    for k, ids in enumerate(prompts):
+        out = tmp / f"llamacpp-logits-{k}.f32"
+        cmd = [str(TOOL), "--model", str(gguf), "--threads", str(THREADS)]
+        cmd += ["--ids", ",".join(map(str, ids)), "--gen", str(n_gen if k == 0 else 0)]
+        # f32 K/V and no flash attention: their f16 rounding is not what is compared.
+        cmd += ["--logits-out", str(out), "--kv-f32", "--no-flash-attn"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
+        assert proc.returncode == 0, f"llama.cpp failed on {gguf.name}:\n{proc.stderr[-3000:]}"
+        meta = json.loads(proc.stdout)
+        rows.append(np.fromfile(out, dtype=np.float32).reshape(len(ids), int(meta["n_vocab"])))
+        if k == 0:
+            generated = [int(t) for t in meta["generated"]]
+    return np.concatenate(rows), generated
 
 
 def decisive(logits: np.ndarray) -> np.ndarray:
