@@ -24,7 +24,6 @@ DEFAULT_VERSION = "0.3.36"  # the llama.cpp (commit 0c1e570) behind the anchors 
 TARGETS = ("llama-bench", "llama-quantize")
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
-    "-DGGML_NATIVE=ON",
     # Shared libraries so that llama_logits.cpp can link against the same libllama.
     "-DBUILD_SHARED_LIBS=ON",
     "-DLLAMA_BUILD_TESTS=OFF",
@@ -32,6 +31,34 @@ CMAKE_OPTIONS = (
     "-DLLAMA_BUILD_SERVER=OFF",
     "-DLLAMA_OPENSSL=OFF",
 )
+# The instruction sets a build may use, each built in its own directory: "native" is this
+# CPU's best (GGML_NATIVE); "avx2" stands in for an AVX2-only CPU on a machine with AVX-512.
+ISA_OPTIONS: dict[str, tuple[str, ...]] = {
+    "native": ("-DGGML_NATIVE=ON",),
+    "avx2": (
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_AVX=ON",
+        "-DGGML_AVX2=ON",
+        "-DGGML_FMA=ON",
+        "-DGGML_F16C=ON",
+        "-DGGML_BMI2=ON",
+        "-DGGML_AVX_VNNI=OFF",
+        "-DGGML_AVX512=OFF",
+        "-DGGML_AVX512_VBMI=OFF",
+        "-DGGML_AVX512_VNNI=OFF",
+        "-DGGML_AVX512_BF16=OFF",
+        "-DGGML_AMX_TILE=OFF",
+        "-DGGML_AMX_INT8=OFF",
+        "-DGGML_AMX_BF16=OFF",
+    ),
+}
+
+
+def build_dir_name(isa: str) -> str:
+    """The build directory of one ISA setting (the native build keeps its historical name)."""
+    if isa not in ISA_OPTIONS:
+        raise ValueError(f"unknown llama.cpp ISA {isa!r} (expected one of {sorted(ISA_OPTIONS)})")
+    return "build" if isa == "native" else f"build-{isa}"
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,7 @@ class LlamaCpp:
     version: str
     source: Path  # the vendored llama.cpp tree
     build: Path
+    isa: str = "native"  # a key of ISA_OPTIONS
 
     @property
     def bin_dir(self) -> Path:
@@ -97,24 +125,27 @@ def fetch_source(cache: Path, version: str = DEFAULT_VERSION) -> Path:
     return src
 
 
-def build(cache: Path, version: str = DEFAULT_VERSION, jobs: int = 2) -> LlamaCpp:
-    """Fetch and build llama.cpp once (cached); later calls only check the build is current."""
+def build(
+    cache: Path, version: str = DEFAULT_VERSION, jobs: int = 2, isa: str = "native"
+) -> LlamaCpp:
+    """Fetch and build llama.cpp once per ISA setting (cached); later calls only check it."""
     cache = cache.resolve()
     src = fetch_source(cache, version)
-    bdir = cache / "llamacpp" / version / "build"
-    lc = LlamaCpp(version, src, bdir)
+    bdir = cache / "llamacpp" / version / build_dir_name(isa)
+    lc = LlamaCpp(version, src, bdir, isa)
     if all(lc.tool(t).exists() for t in TARGETS) and (bdir / "commit.txt").exists():
         return lc
     if not (bdir / "CMakeCache.txt").exists():
         _log("configuring (cmake)")
         _run_logged(
-            ["cmake", "-S", str(src), "-B", str(bdir), *CMAKE_OPTIONS], bdir.parent / "cmake.log"
+            ["cmake", "-S", str(src), "-B", str(bdir), *CMAKE_OPTIONS, *ISA_OPTIONS[isa]],
+            bdir.parent / f"cmake-{bdir.name}.log",
         )
     _log(f"building {', '.join(TARGETS)} with -j{jobs} (several minutes, once)")
     t0 = time.perf_counter()
     _run_logged(
         ["cmake", "--build", str(bdir), f"-j{jobs}", "--target", *TARGETS],
-        bdir.parent / "build.log",
+        bdir.parent / f"{bdir.name}.log",
     )
     _log(f"built in {time.perf_counter() - t0:.0f} s")
     (bdir / "commit.txt").write_text(_source_commit(src) + "\n")
@@ -145,7 +176,8 @@ def _source_commit(src: Path) -> str:
 def build_logits_tool(lc: LlamaCpp, cache: Path) -> Path:
     """Compile llama_logits.cpp against the built libllama (cached by source mtime)."""
     source = HERE / "llama_logits.cpp"
-    out = cache.resolve() / "llamacpp" / lc.version / "llama-logits"
+    name = "llama-logits" if lc.isa == "native" else f"llama-logits-{lc.isa}"
+    out = cache.resolve() / "llamacpp" / lc.version / name
     if out.exists() and out.stat().st_mtime >= source.stat().st_mtime:
         return out
     cmd = [
