@@ -1,7 +1,7 @@
 """Benchmark this engine against llama.cpp on a model of the BitNet b1.58 2B-4T shape.
 
     python benchmarks/bench.py [--threads 1,2] [--rounds 3] [--quick] [--skip-llamacpp] [--check]
-                               [--shape 2b-4t|falcon3-3b|llama3-8b]
+                               [--shape 2b-4t|falcon3-3b|llama3-8b] [--isa native|avx2]
 
 One run: builds llama.cpp from the llama-cpp-python sdist on PyPI (once, cached), writes a
 random checkpoint of the exact microsoft/bitnet-b1.58-2B-4T shape (once, cached), converts
@@ -10,6 +10,8 @@ alternating rounds measures prefill (pp), decode (tg after a prompt), peak RSS a
 of every engine variant and llama.cpp type. Prints a markdown table, writes
 benchmarks/results/<timestamp>.json. --check instead verifies the GGUF conversion on a small
 checkpoint (llama.cpp vs this engine). Everything cached lives in benchmarks/.cache.
+--isa avx2 stands in for an AVX2-only CPU on a machine with AVX-512: this engine runs its AVX2
+kernels and llama.cpp is built (separately cached) with AVX-512 off.
 """
 
 from __future__ import annotations
@@ -150,8 +152,11 @@ def gguf_tensor_bytes(path: Path) -> int:
 # --- engine variants ---------------------------------------------------------------------
 
 
-def discover_variants(selected: list[str] | None) -> list[EngineVariant]:
-    """ENGINE_VARIANTS plus listed-but-uncovered option values, minus what the backend rejects."""
+def discover_variants(selected: list[str] | None, isa: str = "native") -> list[EngineVariant]:
+    """ENGINE_VARIANTS plus listed-but-uncovered option values, minus what the backend rejects.
+
+    ``isa`` other than "native" loads every variant with that kernel family (``isa`` option).
+    """
     from bitnet_backend.backends import cpu
     from bitnet_backend.checkpoints.hf import load_checkpoint
     from bitnet_backend.errors import InvalidParameterError
@@ -170,6 +175,8 @@ def discover_variants(selected: list[str] | None) -> list[EngineVariant]:
                 )
     if selected:
         variants = [v for v in variants if v.name in selected]
+    if isa != "native":
+        variants = [EngineVariant(v.name, {**v.options, "isa": isa}, v.note) for v in variants]
     tiny = CACHE / "tiny"
     if not (tiny / "config.json").exists():
         write_checkpoint(tiny)
@@ -398,6 +405,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (1,2)")
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (3; quick: 1)")
     p.add_argument("--quick", action="store_true", help="short prompts and runs: smoke test")
+    p.add_argument("--prompts", default="", help="comma-separated prompt sizes (128,512)")
     p.add_argument("--skip-llamacpp", action="store_true", help="measure this engine only")
     p.add_argument("--check", action="store_true", help="only verify the GGUF conversion")
     p.add_argument("--variants", default="", help="comma-separated engine variant names")
@@ -409,6 +417,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--checkpoint", type=Path, help="use this checkpoint instead")
     p.add_argument("--llamacpp-version", default=llamacpp.DEFAULT_VERSION)
+    p.add_argument(
+        "--isa",
+        choices=tuple(llamacpp.ISA_OPTIONS),
+        default="native",
+        help="native: each system's best kernels; avx2: this engine's AVX2 kernels against a "
+        "llama.cpp built without AVX-512 (an AVX2-only CPU)",
+    )
     p.add_argument("--out", type=Path, help="results JSON (default results/<timestamp>.json)")
     p.add_argument("--show", type=Path, help="print the tables of a saved results JSON and exit")
     return p.parse_args(argv)
@@ -424,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     threads = [int(x) for x in args.threads.split(",") if x]
     cfg = dict(QUICK if args.quick else FULL)
+    if args.prompts:
+        cfg["prompts"] = tuple(int(x) for x in args.prompts.split(",") if x)
     rounds = args.rounds or (1 if args.quick else 3)
     CACHE.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -434,9 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     lc = None
     tool = None
     if not args.skip_llamacpp or args.check:
-        lc = llamacpp.build(CACHE, args.llamacpp_version)
+        lc = llamacpp.build(CACHE, args.llamacpp_version, isa=args.isa)
         tool = llamacpp.build_logits_tool(lc, CACHE)
-        report["llamacpp"] = lc.commit
+        report["llamacpp"] = lc.commit + ("" if args.isa == "native" else f" ({args.isa} build)")
 
     if args.check:
         import check
@@ -451,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.checkpoint or ensure_model(CACHE / f"model-{args.shape}", args.shape)
     ggufs = ensure_ggufs(lc, model) if lc is not None else {}
-    variants = discover_variants([v for v in args.variants.split(",") if v] or None)
+    variants = discover_variants([v for v in args.variants.split(",") if v] or None, args.isa)
     report["engine_variants"] = [vars(v) for v in variants]
     log(f"engine variants: {', '.join(v.name for v in variants)}")
 
@@ -495,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
 
     report["summary"] = summarize(runs, _metrics(cfg))
     print_report(report)
-    out = args.out or RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    suffix = ("" if args.isa == "native" else f"-{args.isa}") + ("-quick" if args.quick else "")
+    out = args.out or RESULTS / f"{stamp}{suffix}.json"
     _write(out, report)
     return 0
 
@@ -517,6 +535,9 @@ def print_report(report: dict[str, Any]) -> None:
     )
     if "llamacpp" in report:
         print(f"llama.cpp: {report['llamacpp']}")
+    if report.get("args", {}).get("isa", "native") != "native":
+        isa = report["args"]["isa"]
+        print(f"ISA: {isa} (this engine's {isa} kernels; llama.cpp built for {isa} only)")
     print(f"\nRead bandwidth (GB/s, median of {cfg['bw_reps']}, {cfg['bw_mib']} MiB):\n")
     print(bandwidth_table(bw))
     print(

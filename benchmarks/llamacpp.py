@@ -29,7 +29,6 @@ TARGETS = ("llama-bench", "llama-quantize")
 LIBRARY_TARGET = "llama"  # libllama and the ggml libraries it links
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
-    "-DGGML_NATIVE=ON",
     # Shared libraries so that llama_logits.cpp can link against the same libllama.
     "-DBUILD_SHARED_LIBS=ON",
     "-DLLAMA_BUILD_TESTS=OFF",
@@ -37,6 +36,34 @@ CMAKE_OPTIONS = (
     "-DLLAMA_BUILD_SERVER=OFF",
     "-DLLAMA_OPENSSL=OFF",
 )
+# The instruction sets a build may use, each built in its own directory: "native" is this
+# CPU's best (GGML_NATIVE); "avx2" stands in for an AVX2-only CPU on a machine with AVX-512.
+ISA_OPTIONS: dict[str, tuple[str, ...]] = {
+    "native": ("-DGGML_NATIVE=ON",),
+    "avx2": (
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_AVX=ON",
+        "-DGGML_AVX2=ON",
+        "-DGGML_FMA=ON",
+        "-DGGML_F16C=ON",
+        "-DGGML_BMI2=ON",
+        "-DGGML_AVX_VNNI=OFF",
+        "-DGGML_AVX512=OFF",
+        "-DGGML_AVX512_VBMI=OFF",
+        "-DGGML_AVX512_VNNI=OFF",
+        "-DGGML_AVX512_BF16=OFF",
+        "-DGGML_AMX_TILE=OFF",
+        "-DGGML_AMX_INT8=OFF",
+        "-DGGML_AMX_BF16=OFF",
+    ),
+}
+
+
+def build_dir_name(isa: str) -> str:
+    """The build directory of one ISA setting (the native build keeps its historical name)."""
+    if isa not in ISA_OPTIONS:
+        raise ValueError(f"unknown llama.cpp ISA {isa!r} (expected one of {sorted(ISA_OPTIONS)})")
+    return "build" if isa == "native" else f"build-{isa}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class LlamaCpp:
     version: str
     source: Path  # the vendored llama.cpp tree
     build: Path
+    isa: str = "native"  # a key of ISA_OPTIONS
 
     @property
     def bin_dir(self) -> Path:
@@ -123,9 +151,13 @@ def _locked(cache: Path, version: str) -> Iterator[None]:
 
 
 def build(
-    cache: Path, version: str = DEFAULT_VERSION, jobs: int = 2, targets: tuple[str, ...] = TARGETS
+    cache: Path,
+    version: str = DEFAULT_VERSION,
+    jobs: int = 2,
+    targets: tuple[str, ...] = TARGETS,
+    isa: str = "native",
 ) -> LlamaCpp:
-    """Fetch and build llama.cpp once (cached); later calls only check the build is current.
+    """Fetch and build llama.cpp once per ISA setting (cached); later calls only check it.
 
     ``targets`` are CMake targets of the one build tree: a later call with more targets builds
     only what is missing.
@@ -133,19 +165,19 @@ def build(
     cache = cache.resolve()
     with _locked(cache, version):
         src = fetch_source(cache, version)
-        bdir = cache / "llamacpp" / version / "build"
-        lc = LlamaCpp(version, src, bdir)
+        bdir = cache / "llamacpp" / version / build_dir_name(isa)
+        lc = LlamaCpp(version, src, bdir, isa)
         if all(lc.built(t).exists() for t in targets) and (bdir / "commit.txt").exists():
             return lc
         if not (bdir / "CMakeCache.txt").exists():
             _log("configuring (cmake)")
-            cmake = ["cmake", "-S", str(src), "-B", str(bdir), *CMAKE_OPTIONS]
-            _run_logged(cmake, bdir.parent / "cmake.log")
+            cmake = ["cmake", "-S", str(src), "-B", str(bdir), *CMAKE_OPTIONS, *ISA_OPTIONS[isa]]
+            _run_logged(cmake, bdir.parent / f"cmake-{bdir.name}.log")
         _log(f"building {', '.join(targets)} with -j{jobs} (several minutes, once)")
         t0 = time.perf_counter()
         _run_logged(
             ["cmake", "--build", str(bdir), f"-j{jobs}", "--target", *targets],
-            bdir.parent / "build.log",
+            bdir.parent / f"{bdir.name}.log",
         )
         _log(f"built in {time.perf_counter() - t0:.0f} s")
         (bdir / "commit.txt").write_text(_source_commit(src) + "\n")
@@ -176,9 +208,10 @@ def _source_commit(src: Path) -> str:
 LOGITS_SOURCE = HERE / "llama_logits.cpp"
 
 
-def logits_tool_path(cache: Path, version: str = DEFAULT_VERSION) -> Path:
-    """Where build_logits_tool puts llama_logits.cpp's program for this cache and version."""
-    return cache.resolve() / "llamacpp" / version / "llama-logits"
+def logits_tool_path(cache: Path, version: str = DEFAULT_VERSION, isa: str = "native") -> Path:
+    """Where build_logits_tool puts llama_logits.cpp's program for this cache, version and ISA."""
+    name = "llama-logits" if isa == "native" else f"llama-logits-{isa}"
+    return cache.resolve() / "llamacpp" / version / name
 
 
 def logits_tool_current(tool: Path) -> bool:
@@ -194,7 +227,7 @@ def _logits_digest() -> str:
 
 def build_logits_tool(lc: LlamaCpp, cache: Path) -> Path:
     """Compile llama_logits.cpp against the built libllama (cached by source content)."""
-    out = logits_tool_path(cache, lc.version)
+    out = logits_tool_path(cache, lc.version, lc.isa)
     with _locked(cache.resolve(), lc.version):
         if logits_tool_current(out):
             return out

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -144,6 +145,105 @@ void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs
     }
 }
 
+// Prefill (many tokens): each chunk of kWidenGroups groups of a row block is unpacked once into
+// a small buffer that stays in L1, and every token of the step reads its planes from there, so
+// the unpack no longer grows with the token count; each broadcast activation quad feeds both
+// 8-row halves. Per token and group only the maddubs + add pairs remain.
+constexpr int kPanelTokens = 4;  // 2 * 4 int16 sums + 2 planes + 1 broadcast of 16 ymm
+// From 5 tokens on, the half tiles below would unpack every half-group twice.
+constexpr int kPanelMinTokens = 5;
+
+// Both halves' planes of up to kWidenGroups groups: plane p of half h of chunk group g at
+// [(2 * g + h) * kPlanes + p].
+template <class L>
+using PanelChunk = __m256i[kWidenGroups * 2 * L::kPlanes];
+
+template <class L>
+void unpack_chunk(const uint8_t* groups, int n_groups, __m256i* planes) {
+    for (int g = 0; g < n_groups; ++g) {
+        for (int half = 0; half < 2; ++half) {
+            const auto p = L::unpack(groups + g * kBlockBytes + 32 * half);
+            for (int d = 0; d < L::kPlanes; ++d) planes[(2 * g + half) * L::kPlanes + d] = p.c[d];
+        }
+    }
+}
+
+// NT tokens over one unpacked chunk: out (16 rows per token) is stored on the first chunk,
+// added to on the later ones, and the activation sum comes off on the last (sums != nullptr).
+template <class L, int NT>
+void panel_tile(const __m256i* planes, int n_groups, const int8_t* x, size_t stride, int32_t* out,
+                size_t ld_out, bool first, const int32_t* sums) {
+    __m256i lo[NT], hi[NT];
+    for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
+    for (int g = 0; g < n_groups; ++g) {
+        const __m256i* pg = planes + 2 * g * L::kPlanes;
+        for (int d = 0; d < L::kPlanes; ++d) {
+            const __m256i a = _mm256_load_si256(pg + d);
+            const __m256i b = _mm256_load_si256(pg + L::kPlanes + d);
+            for (int t = 0; t < NT; ++t) {
+                const __m256i q =
+                    _mm256_set1_epi32(load_i32(x + t * stride + g * L::kCols + 4 * d));
+                lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(a, q));
+                hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(b, q));
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t) {
+        int32_t* o = out + t * ld_out;
+        __m256i l = widen(lo[t]), h = widen(hi[t]);
+        if (!first) {
+            l = _mm256_add_epi32(l, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o)));
+            h = _mm256_add_epi32(h, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 8)));
+        }
+        if (sums != nullptr) {
+            const __m256i s = _mm256_set1_epi32(sums[t]);
+            l = _mm256_sub_epi32(l, s);
+            h = _mm256_sub_epi32(h, s);
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), l);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), h);
+    }
+}
+
+template <class L>
+void gemm_panel(const PackedTernary& w, int block_begin, int block_end, const QuantizedActs& acts,
+                int32_t* out, size_t ld_out) {
+    const int G = w.n_col_groups, n = acts.n_tokens;
+    const size_t stride = acts.stride;
+    PanelChunk<L> planes;
+    for (int b = block_begin; b < block_end; ++b) {
+        const uint8_t* blk = w.codes + static_cast<size_t>(b) * G * kBlockBytes;
+        int32_t* out_b = out + b * kRowBlock;
+        for (int g0 = 0; g0 < G; g0 += kWidenGroups) {
+            const int ng = std::min(kWidenGroups, G - g0);
+            unpack_chunk<L>(blk + g0 * kBlockBytes, ng, planes);
+            const bool first = g0 == 0, last = g0 + ng == G;
+            const int8_t* x = acts.x + g0 * L::kCols;
+            const auto tile = [&](auto nt, int t) {
+                panel_tile<L, decltype(nt)::value>(planes, ng, x + t * stride, stride,
+                                                   out_b + t * ld_out, ld_out, first,
+                                                   last ? acts.sums + t : nullptr);
+            };
+            int t = 0;
+            for (; t + kPanelTokens <= n; t += kPanelTokens)
+                tile(std::integral_constant<int, kPanelTokens>{}, t);
+            switch (n - t) {
+                case 3:
+                    tile(std::integral_constant<int, 3>{}, t);
+                    break;
+                case 2:
+                    tile(std::integral_constant<int, 2>{}, t);
+                    break;
+                case 1:
+                    tile(std::integral_constant<int, 1>{}, t);
+                    break;
+                default:
+                    break;
+            }
+        }
+    }
+}
+
 template <class L>
 void gemm(const PackedTernary& w, int block_begin, int block_end, const QuantizedActs& acts,
           int32_t* out, size_t ld_out) {
@@ -155,22 +255,23 @@ void gemm(const PackedTernary& w, int block_begin, int block_end, const Quantize
         }
         return;
     }
-    // Tiles of 4 tokens, then one of the 1..3 left: a batched decode step of 2 or 3 tokens
-    // unpacks each half-group once for all of them.
+    if (acts.n_tokens >= kPanelMinTokens) {
+        gemm_panel<L>(w, block_begin, block_end, acts, out, ld_out);
+        return;
+    }
+    // 2..4 tokens (a small batched decode step): one tile, each half-group unpacked once for
+    // all of them.
     for (int b = block_begin; b < block_end; ++b) {
         for (int half = 0; half < 2; ++half) {
-            int t = 0;
-            for (; t + 4 <= acts.n_tokens; t += 4)
-                gemm_half_tile<L, 4>(w, b, half, acts, t, out, ld_out);
-            switch (acts.n_tokens - t) {
+            switch (acts.n_tokens) {
+                case 4:
+                    gemm_half_tile<L, 4>(w, b, half, acts, 0, out, ld_out);
+                    break;
                 case 3:
-                    gemm_half_tile<L, 3>(w, b, half, acts, t, out, ld_out);
+                    gemm_half_tile<L, 3>(w, b, half, acts, 0, out, ld_out);
                     break;
                 case 2:
-                    gemm_half_tile<L, 2>(w, b, half, acts, t, out, ld_out);
-                    break;
-                case 1:
-                    gemm_half_tile<L, 1>(w, b, half, acts, t, out, ld_out);
+                    gemm_half_tile<L, 2>(w, b, half, acts, 0, out, ld_out);
                     break;
                 default:
                     break;

@@ -160,10 +160,12 @@ void check_q6_gemm(const KernelTable& k, std::mt19937& rng, int blocks, int toke
 void test_table(const KernelTable& k, std::mt19937& rng) {
     const KernelTable& ref = kernels_ref();
     const std::string isa = k.isa;
-    // {row blocks, column groups, tokens}: 2..16 tokens are batched decode steps.
-    const int shapes[][3] = {{1, 1, 1},  {2, 3, 1},  {5, 10, 7}, {3, 160, 9}, {8, 6, 17},
-                             {40, 2, 4}, {2, 7, 2},  {3, 5, 3},  {1, 9, 5},   {4, 11, 6},
-                             {2, 3, 8},  {3, 6, 10}, {2, 9, 15}, {5, 4, 16},  {3, 13, 12}};
+    // {row blocks, column groups, tokens}: 2..16 tokens are batched decode steps, 37 and 128
+    // prompt chunks (AVX2 unpacks 8-group chunks of a block once for all of their tokens).
+    const int shapes[][3] = {{1, 1, 1},   {2, 3, 1},   {5, 10, 7}, {3, 160, 9}, {8, 6, 17},
+                             {40, 2, 4},  {2, 7, 2},   {3, 5, 3},  {1, 9, 5},   {4, 11, 6},
+                             {2, 3, 8},   {3, 6, 10},  {2, 9, 15}, {5, 4, 16},  {3, 13, 12},
+                             {2, 21, 37}, {1, 17, 128}};
     for (bool base3 : {false, true}) {
         for (const auto& s : shapes) check_ternary_gemm(k, rng, s[0], s[1], s[2], base3);
     }
