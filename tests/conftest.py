@@ -1,10 +1,12 @@
-"""Shared test setup: eager torch for the transformers oracle, cached random checkpoints."""
+"""Shared test setup: eager torch for the transformers oracle, cached random checkpoints, a
+tokenizer cache in tmp for GGUF tests.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,15 @@ def make_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def gguf_tokenizer_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """XDG_CACHE_HOME in tmp for one module, so the tokenizer.json that loading a GGUF rebuilds
+    is cached there, not in the user's cache. A module takes it with
+    ``pytestmark = pytest.mark.usefixtures("gguf_tokenizer_cache_in_tmp")``.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        cache = tmp_path_factory.mktemp("cache")
+        env.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
