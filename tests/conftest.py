@@ -1,5 +1,5 @@
 """Shared test setup: eager torch for the transformers oracle, cached random checkpoints, a
-tokenizer cache in tmp for GGUF tests.
+tokenizer cache in tmp for GGUF tests, the saved states of a training run.
 """
 
 from __future__ import annotations
@@ -49,3 +49,22 @@ def gguf_tokenizer_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Ite
         cache = tmp_path_factory.mktemp("cache")
         env.setenv("XDG_CACHE_HOME", str(cache))
         yield cache
+
+
+@pytest.fixture
+def saved_training_states(monkeypatch: pytest.MonkeyPatch) -> dict[int, bytes]:
+    """Every training state a run in this test saves, by step, as the bytes written then.
+
+    A run keeps one state file and overwrites it; resume tests need the earlier states too.
+    """
+    from bitnet_backend.training import state
+
+    saved: dict[int, bytes] = {}
+    real_save = state.save
+
+    def keep_every_state(path: Path, **kw: Any) -> None:
+        real_save(path, **kw)
+        saved[int(kw["step"])] = Path(path).read_bytes()
+
+    monkeypatch.setattr(state, "save", keep_every_state)
+    return saved
