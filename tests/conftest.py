@@ -1,10 +1,12 @@
-"""Shared test setup: eager torch for the transformers oracle, cached random checkpoints."""
+"""Shared test setup: eager torch for the transformers oracle, cached random checkpoints, a
+tokenizer cache in tmp for GGUF tests, the saved states of a training run.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,34 @@ def make_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def gguf_tokenizer_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """XDG_CACHE_HOME in tmp for one module, so the tokenizer.json that loading a GGUF rebuilds
+    is cached there, not in the user's cache. A module takes it with
+    ``pytestmark = pytest.mark.usefixtures("gguf_tokenizer_cache_in_tmp")``.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        cache = tmp_path_factory.mktemp("cache")
+        env.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
+
+
+@pytest.fixture
+def saved_training_states(monkeypatch: pytest.MonkeyPatch) -> dict[int, bytes]:
+    """Every training state a run in this test saves, by step, as the bytes written then.
+
+    A run keeps one state file and overwrites it; resume tests need the earlier states too.
+    """
+    from bitnet_backend.training import state
+
+    saved: dict[int, bytes] = {}
+    real_save = state.save
+
+    def keep_every_state(path: Path, **kw: Any) -> None:
+        real_save(path, **kw)
+        saved[int(kw["step"])] = Path(path).read_bytes()
+
+    monkeypatch.setattr(state, "save", keep_every_state)
+    return saved

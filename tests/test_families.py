@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from backends import greedy
 from oracle import check_loose, check_strict, oracle_greedy, oracle_logits, prompt_ids
 
 from bitnet_backend.architecture import BITNET_1BITLLM, LLAMA_BITNET
@@ -33,7 +34,6 @@ from bitnet_backend.checkpoints.safetensors_file import (
 )
 from bitnet_backend.config import ModelConfig
 from bitnet_backend.errors import CheckpointError, UnsupportedModelError
-from bitnet_backend.sampling import SamplingParams
 
 LLAMA3_ROPE = {
     "rope_type": "llama3",
@@ -74,7 +74,6 @@ CHECKPOINTS: dict[str, dict[str, Any]] = {
 }
 BACKENDS = ["reference", "cpu"]
 LOAD_OPTIONS: dict[str, dict[str, Any]] = {"reference": {}, "cpu": {"lm_head": "f32"}}
-GREEDY = SamplingParams(temperature=0.0)
 
 
 def backend_module(name: str) -> Any:
@@ -163,17 +162,6 @@ def engine_for(
 def short_prompts(ckpt: Checkpoint) -> list[list[int]]:
     c = ckpt.config
     return [prompt_ids(c.vocab_size, 8, seed=s, bos=c.bos_token_id) for s in range(3)]
-
-
-def greedy(engine: Engine, prompt: list[int], n_new: int) -> list[int]:
-    session = engine.new_session(len(prompt) + n_new)
-    session.eval(prompt)
-    out: list[int] = []
-    for _ in range(n_new):
-        out.append(session.sample(GREEDY))
-        session.eval(out[-1:])
-    session.close()
-    return out
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)

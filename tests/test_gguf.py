@@ -10,9 +10,8 @@ otherwise the same ternary codes with a multiplier within float16 rounding.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +43,8 @@ TYPES = ["tq2_0", "tq1_0", "i2_s"]
 LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "mlp.down_proj"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tokenizer_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The tokenizer.json rebuilt from a GGUF goes to the user cache: keep it in tmp here."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+# The tokenizer.json rebuilt from a GGUF is cached per user: keep it in tmp (conftest.py).
+pytestmark = pytest.mark.usefixtures("gguf_tokenizer_cache_in_tmp")
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,8 @@ before pytest); elsewhere it is skipped, saying so.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,16 +106,8 @@ def _params() -> list[Any]:
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tokenizer_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The tokenizer.json rebuilt from a GGUF goes to the user cache: keep it in tmp here."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+# The tokenizer.json rebuilt from a GGUF is cached per user: keep it in tmp (conftest.py).
+pytestmark = pytest.mark.usefixtures("gguf_tokenizer_cache_in_tmp")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ token for token, on mixed text; and the model must give the same logits.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +57,8 @@ MIXED = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tokenizer_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The tokenizer.json rebuilt from a GGUF goes to the user cache: keep it in tmp here."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+# The tokenizer.json rebuilt from a GGUF is cached per user: keep it in tmp (conftest.py).
+pytestmark = pytest.mark.usefixtures("gguf_tokenizer_cache_in_tmp")
 
 
 @pytest.fixture(scope="module")

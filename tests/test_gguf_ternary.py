@@ -59,6 +59,8 @@ def test_bad_i2s_bytes_are_refused():
     data = gguf_ternary.encode(w, 1.0, I2_S)
     with pytest.raises(TernaryFormatError, match="bytes"):
         gguf_ternary.decode(data[:-1], w.shape, I2_S)
+    with pytest.raises(TernaryFormatError, match="bytes"):
+        gguf_ternary.multiplier(data[:-1], w.shape, I2_S)
     data[0] = 0xFF
     with pytest.raises(TernaryFormatError, match="code 3"):
         gguf_ternary.decode(data, w.shape, I2_S)

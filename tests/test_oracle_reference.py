@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from backends import GREEDY, greedy
 from oracle import check_loose, check_strict, oracle_greedy, oracle_logits, prompt_ids
 
 from bitnet_backend.backend import Engine
@@ -53,7 +54,6 @@ BACKENDS = ["reference", "cpu"]
 # The cpu backend's exact float32 output head: the oracle's lm_head is not quantized.
 LOAD_OPTIONS: dict[str, dict[str, Any]] = {"reference": {}, "cpu": {"lm_head": "f32"}}
 TEXT = "The teacher reads a good story every day."
-GREEDY = SamplingParams(temperature=0.0)
 
 
 def backend_module(name: str) -> Any:
@@ -113,17 +113,6 @@ def long_prompts(ckpt: Checkpoint) -> list[list[int]]:
         prompt_ids(c.vocab_size, n, seed=seed, bos=c.bos_token_id)
         for n, seed in ((64, 10), (64, 11), (64, 12), (128, 13))
     ]
-
-
-def greedy(engine: Engine, prompt: list[int], n_new: int) -> list[int]:
-    session = engine.new_session(len(prompt) + n_new)
-    session.eval(prompt)
-    out: list[int] = []
-    for _ in range(n_new):
-        out.append(session.sample(GREEDY))
-        session.eval(out[-1:])
-    session.close()
-    return out
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)

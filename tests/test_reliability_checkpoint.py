@@ -44,6 +44,19 @@ def replace_tensor(d: Path, name: str, make: Callable[[np.ndarray], np.ndarray])
     write_safetensors(path, {n: TensorSpec.of(a, dtypes[n]) for n, a in arrays.items()})
 
 
+def load_isolated(d: Path, memory: int) -> dict[str, Any]:
+    """``bb.load(d)`` in a child process limited to ``memory`` bytes: its outcome."""
+    return run_isolated(
+        """
+        import bitnet_backend as bb
+        bb.load(path)
+        """,
+        path=str(d),
+        timeout=60,
+        memory=memory,
+    )
+
+
 def load_error(d: Path) -> CheckpointError:
     with pytest.raises(CheckpointError) as info:
         bb.load(d).close()
@@ -56,14 +69,7 @@ def load_error(d: Path) -> CheckpointError:
 def test_fifo_weights_file_is_refused_without_blocking(ckpt: Path) -> None:
     (ckpt / "model.safetensors").unlink()
     os.mkfifo(ckpt / "model.safetensors")
-    out = run_isolated(
-        """
-        import bitnet_backend as bb
-        bb.load(path)
-        """,
-        path=str(ckpt),
-        timeout=60,
-    )
+    out = load_isolated(ckpt, memory=3 * 1024**3)
     assert out["error"] == "CheckpointError"
     assert "not a regular file" in out["message"]
 
@@ -92,15 +98,7 @@ def test_deeply_nested_header_is_typed(ckpt: Path) -> None:
 
 def test_huge_layer_count_fails_at_once_in_bounded_memory(ckpt: Path) -> None:
     edit_config(ckpt, num_hidden_layers=10**6)
-    out = run_isolated(
-        """
-        import bitnet_backend as bb
-        bb.load(path)
-        """,
-        path=str(ckpt),
-        timeout=60,
-        memory=2 * 1024**3,
-    )
+    out = load_isolated(ckpt, memory=2 * 1024**3)
     assert out["error"] == "CheckpointError"
     assert "num_hidden_layers is 1000000 but the weights hold 2 layer(s)" in out["message"]
 
@@ -113,15 +111,7 @@ def test_fewer_layers_than_the_weights_hold_is_refused(ckpt: Path) -> None:
 @pytest.mark.parametrize("value", [10**8, 10**9, -1, 0, 2**31, "abc", None, 1.5, True])
 def test_max_position_embeddings_is_range_checked(ckpt: Path, value: object) -> None:
     edit_config(ckpt, max_position_embeddings=value)
-    out = run_isolated(
-        """
-        import bitnet_backend as bb
-        bb.load(path)
-        """,
-        path=str(ckpt),
-        timeout=60,
-        memory=2 * 1024**3,
-    )
+    out = load_isolated(ckpt, memory=2 * 1024**3)
     assert out["error"] == "CheckpointError"
     assert "'max_position_embeddings' must be an integer in [1, 1048576]" in out["message"]
 

@@ -23,7 +23,6 @@ from oracle import check_strict, oracle_greedy, oracle_logits  # noqa: E402
 import bitnet_backend as bb  # noqa: E402
 from bitnet_backend.testing import tokenizer_json  # noqa: E402
 from bitnet_backend.training import passages, tools  # noqa: E402
-from bitnet_backend.training import state as training_state  # noqa: E402
 from bitnet_backend.training.dataset import (  # noqa: E402
     CONTEXT,
     NOT_TARGET,
@@ -253,23 +252,15 @@ TINY += ["--kv-heads", "2", "--lr", "4e-3", "--warmup", "2", "--threads", "1", "
 
 
 def test_resumed_run_writes_the_same_model_as_an_uninterrupted_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, saved_training_states: dict[int, bytes]
 ) -> None:
-    saved_at: dict[int, bytes] = {}
-    real_save = training_state.save
-
-    def keep_every_state(path: Path, **kw: object) -> None:
-        real_save(path, **kw)  # type: ignore[arg-type]
-        saved_at[int(kw["step"])] = Path(path).read_bytes()  # type: ignore[call-overload]
-
-    monkeypatch.setattr(training_state, "save", keep_every_state)
     whole = tmp_path / "whole"
     argv = [*TINY, "--steps", "8", "--state-every", "3"]
     assert train_main([*argv, "--out", str(whole), "--save-state", str(tmp_path / "s.pt")]) == 0
-    assert sorted(saved_at) == [3, 6, 8]
+    assert sorted(saved_training_states) == [3, 6, 8]
     # A run stopped after step 6 (its last saved state) and carried on.
     partial = tmp_path / "at6.pt"
-    partial.write_bytes(saved_at[6])
+    partial.write_bytes(saved_training_states[6])
     resumed = tmp_path / "resumed"
     assert train_main([*argv, "--out", str(resumed), "--resume", str(partial)]) == 0
     for name in ("model.safetensors", "tokenizer.json"):

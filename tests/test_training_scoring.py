@@ -72,6 +72,7 @@ def test_json_mode_replies_must_be_non_empty_and_relevant() -> None:
     assert scoring.json_mode_ok('{"joke": "A cat walks in."}', "stop", topic)
     assert not scoring.json_mode_ok('{"joke": "A dog walks in."}', "stop", topic)
     assert not scoring.json_mode_ok('{"joke": "A cat', "length", topic)
+    assert not scoring.json_mode_ok('{"joke": "A cat', "stop", topic)  # not JSON
 
 
 def test_top1_needs_the_answer_strictly_first() -> None:

@@ -160,7 +160,7 @@ def test_v2_stream_is_seeded_and_has_every_kind(tokenizer: bb.Tokenizer) -> None
         "text",
         "echo",
     } <= kinds
-    assert abs(sum(w for _, w in MIX_V2) - 1.0) < 1e-9
+    assert abs(sum(w for _, w, _ in MIX_V2) - 1.0) < 1e-9
     for e in first:
         if isinstance(e.answer, structured.StructuredCase):
             assert e.completion == e.answer.text

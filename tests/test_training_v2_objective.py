@@ -124,16 +124,10 @@ TINY += ["--recipe", "v2", "--retrieval-pairs", "6", "--log-every", "1"]
 
 
 def test_v2_run_learns_resumes_to_the_same_files_and_loads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    saved_training_states: dict[int, bytes],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    saved_at: dict[int, bytes] = {}
-    real_save = training_state.save
-
-    def keep_every_state(path: Path, **kw: object) -> None:
-        real_save(path, **kw)  # type: ignore[arg-type]
-        saved_at[int(kw["step"])] = Path(path).read_bytes()  # type: ignore[call-overload]
-
-    monkeypatch.setattr(training_state, "save", keep_every_state)
     whole = tmp_path / "whole"
     argv = [*TINY, "--steps", "24", "--state-every", "20"]
     assert train_main([*argv, "--out", str(whole), "--save-state", str(tmp_path / "s.pt")]) == 0
@@ -142,7 +136,7 @@ def test_v2_run_learns_resumes_to_the_same_files_and_loads(
     assert len(losses) == 24 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.5
     assert len(re.findall(r"retrieval \d+\.\d+", log)) == 24
     partial = tmp_path / "at20.pt"
-    partial.write_bytes(saved_at[20])
+    partial.write_bytes(saved_training_states[20])
     resumed = tmp_path / "resumed"
     assert train_main([*argv, "--out", str(resumed), "--resume", str(partial)]) == 0
     for name in ("model.safetensors", "tokenizer.json"):

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..architecture import BITNET_1BITLLM, BITNET_B158, LLAMA_BITNET, architecture
 from ..errors import CheckpointError, UnsupportedModelError
+from ..user_cache import user_cache_dir
 from . import gguf_ternary
 from .gguf_vocab import VocabError, tokenizer_json
 from .ternary import pack_ternary
@@ -404,9 +405,8 @@ def _packed_decoder(
 
 def _cache_tokenizer(text: str) -> Path:
     """tokenizer.json written once per content under the user cache (the tokenizer loads files)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-    out = Path(root) / "bitnet_backend" / "gguf-tokenizers" / digest / "tokenizer.json"
+    out = user_cache_dir() / "bitnet_backend" / "gguf-tokenizers" / digest / "tokenizer.json"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")

@@ -59,14 +59,19 @@ def multiplier(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> floa
 
     TernaryFormatError as ``decode`` raises it for a wrong size or several TQ block scales.
     """
-    out_f, in_f = shape
     raw = np.asarray(data, dtype=np.uint8).reshape(-1)
     if ggml_type == I2_S:
-        n = out_f * in_f
-        if raw.size != i2s_nbytes(n) or n % _I2S_BLOCK:
-            raise TernaryFormatError(f"I2_S data has {raw.size} bytes, expected {i2s_nbytes(n)}")
+        n = _i2s_elements(raw, shape)
         return float(raw[n // 4 : n // 4 + 4].view("<f4")[0])
     return _tq_scale(raw, shape, ggml_type)[1]
+
+
+def _i2s_elements(raw: np.ndarray, shape: tuple[int, int]) -> int:
+    """The element count of I2_S bytes ``raw`` for ``shape`` (TernaryFormatError: a wrong size)."""
+    n = shape[0] * shape[1]
+    if raw.size != i2s_nbytes(n) or n % _I2S_BLOCK:
+        raise TernaryFormatError(f"I2_S data has {raw.size} bytes, expected {i2s_nbytes(n)}")
+    return n
 
 
 def _tq_scale(raw: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np.ndarray, float]:
@@ -98,9 +103,7 @@ def decode(data: np.ndarray, shape: tuple[int, int], ggml_type: int) -> tuple[np
     out_f, in_f = shape
     raw = np.asarray(data, dtype=np.uint8).reshape(-1)
     if ggml_type == I2_S:
-        n = out_f * in_f
-        if raw.size != i2s_nbytes(n) or n % _I2S_BLOCK:
-            raise TernaryFormatError(f"I2_S data has {raw.size} bytes, expected {i2s_nbytes(n)}")
+        n = _i2s_elements(raw, shape)
         packed = raw[: n // 4].reshape(-1, 1, 32)
         shifts = np.array([6, 4, 2, 0], dtype=np.uint8).reshape(1, 4, 1)
         codes = (packed >> shifts) & np.uint8(3)

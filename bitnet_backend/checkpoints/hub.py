@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..user_cache import user_cache_dir
 
 # The files a BitNet checkpoint needs; anything else in a repo (GGUF, PyTorch .bin) is skipped.
 ALLOW_PATTERNS = [
@@ -44,10 +45,7 @@ def hub_cache_dir() -> Path:
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     if explicit:
         return Path(os.path.expandvars(explicit)).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "huggingface",
-    )
+    home = os.environ.get("HF_HOME") or str(user_cache_dir() / "huggingface")
     return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 

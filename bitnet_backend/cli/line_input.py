@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from ..user_cache import user_cache_dir
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -16,8 +17,7 @@ HISTORY_LENGTH = 1000
 
 def history_file() -> Path:
     """Where chat input history is kept: the user's cache directory (XDG_CACHE_HOME)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "bitnet-backend" / "chat_history"
+    return user_cache_dir() / "bitnet-backend" / "chat_history"
 
 
 class LineInput:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,38 +264,49 @@ def echo_example(rng: random.Random) -> Example:
     return Example("echo", f"{text}\n\n{text}", "", False)
 
 
-MIX = (
-    ("rag", 0.30),
-    ("rag_turns", 0.16),
-    ("tool", 0.27),
-    ("instruction", 0.11),
-    ("completion", 0.04),
-    ("text", 0.06),
-    ("echo", 0.06),
+# A kind of example: draws what it needs from the stream's rng, renders chats with the renderer
+# and returns the example(s) it made (a tool call can bring its answer along).
+KindGenerator = Callable[[random.Random, Renderer], Iterable[Example]]
+# A recipe's data: (kind, share, generator) in a fixed order. The order and the shares are part
+# of the seeded stream: rng.choices draws over them, so changing either changes every example.
+Mix = tuple[tuple[str, float, KindGenerator], ...]
+
+
+def one(make: Callable[[random.Random, Renderer], Example]) -> KindGenerator:
+    """A generator of one rendered example."""
+    return lambda rng, renderer: (make(rng, renderer),)
+
+
+def unrendered(make: Callable[[random.Random], Example]) -> KindGenerator:
+    """A generator of one example that is plain text (no chat to render)."""
+    return lambda rng, _renderer: (make(rng),)
+
+
+MIX: Mix = (
+    ("rag", 0.30, one(rag_example)),
+    ("rag_turns", 0.16, one(rag_turns_example)),
+    ("tool", 0.27, tool_examples),
+    ("instruction", 0.11, one(instruction_example)),
+    ("completion", 0.04, unrendered(completion_example)),
+    ("text", 0.06, unrendered(text_example)),
+    ("echo", 0.06, unrendered(echo_example)),
 )
 
 
-def examples(seed: int, renderer: Renderer) -> Iterator[Example]:
-    """An endless, seeded stream of examples in the proportions of MIX."""
+def examples(seed: int, renderer: Renderer, mix: Mix = MIX) -> Iterator[Example]:
+    """An endless, seeded stream of examples in the proportions of ``mix`` (recipe v1's: MIX).
+
+    Each step draws a kind by its share, then lets that kind's generator draw the rest from
+    the same rng: the stream is a function of the seed, the mix and the chat template alone.
+    """
+    weights = [w for _, w, _ in mix]
+    if not all(w >= 0 for w in weights) or not sum(weights) > 0:
+        raise ValueError(f"a mix needs shares >= 0 and some share > 0, got {weights}")
+    generators = [g for _, _, g in mix]
     rng = random.Random(seed)
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
     while True:
-        kind = rng.choices(kinds, weights)[0]
-        if kind == "rag":
-            yield rag_example(rng, renderer)
-        elif kind == "rag_turns":
-            yield rag_turns_example(rng, renderer)
-        elif kind == "tool":
-            yield from tool_examples(rng, renderer)
-        elif kind == "instruction":
-            yield instruction_example(rng, renderer)
-        elif kind == "completion":
-            yield completion_example(rng)
-        elif kind == "echo":
-            yield echo_example(rng)
-        else:
-            yield text_example(rng)
+        generate = rng.choices(generators, weights)[0]
+        yield from generate(rng, renderer)
 
 
 # What predicting a token teaches (the trainer weighs the two kinds of target apart).

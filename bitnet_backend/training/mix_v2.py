@@ -10,6 +10,7 @@ loops of two calls whose final answer uses both results. Everything is rendered 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 from collections.abc import Iterator
@@ -19,38 +20,25 @@ from . import passages, plain, structured, tools
 from .dataset import (
     EOT,
     Example,
+    Mix,
     Renderer,
     _call_id,
     _context,
     call_text,
     completion_example,
     echo_example,
+    examples,
     instruction_example,
+    one,
     rag_example,
     rag_messages,
     rag_turns_example,
     text_example,
     tool_examples,
+    unrendered,
 )
 from .novel_values import novel_tool_case
 from .unicode_values import unicode_passage, unicode_tool_case
-
-MIX_V2 = (
-    ("rag", 0.21),
-    ("rag_turns", 0.14),
-    ("tool", 0.13),
-    ("novel_tool", 0.04),
-    ("unicode_tool", 0.06),
-    ("unicode_rag", 0.03),
-    ("tool_loop", 0.06),
-    ("structured", 0.10),
-    ("json_mode", 0.05),
-    ("instruction", 0.06),
-    ("plain", 0.03),
-    ("completion", 0.02),
-    ("text", 0.03),
-    ("echo", 0.04),
-)
 
 
 def structured_example(rng: random.Random, r: Renderer, json_mode: bool) -> Example:
@@ -131,36 +119,34 @@ def _tool_examples_of(
     return [dataclasses.replace(e, kind=prefix + e.kind) for e in out]
 
 
+def unicode_tool_examples(rng: random.Random, r: Renderer) -> list[Example]:
+    """A call (and usually its answer) whose arguments hold non-ASCII values."""
+    return _tool_examples_of("unicode_", unicode_tool_case(rng), rng, r)
+
+
+def novel_tool_examples(rng: random.Random, r: Renderer) -> list[Example]:
+    """A call (and usually its answer) whose arguments are invented values, only copyable."""
+    return _tool_examples_of("novel_", novel_tool_case(rng), rng, r)
+
+
+MIX_V2: Mix = (
+    ("rag", 0.21, one(rag_example)),
+    ("rag_turns", 0.14, one(rag_turns_example)),
+    ("tool", 0.13, tool_examples),
+    ("novel_tool", 0.04, novel_tool_examples),
+    ("unicode_tool", 0.06, unicode_tool_examples),
+    ("unicode_rag", 0.03, one(unicode_rag_example)),
+    ("tool_loop", 0.06, one(tool_loop_example)),
+    ("structured", 0.10, one(functools.partial(structured_example, json_mode=False))),
+    ("json_mode", 0.05, one(functools.partial(structured_example, json_mode=True))),
+    ("instruction", 0.06, one(instruction_example)),
+    ("plain", 0.03, unrendered(plain_example)),
+    ("completion", 0.02, unrendered(completion_example)),
+    ("text", 0.03, unrendered(text_example)),
+    ("echo", 0.04, unrendered(echo_example)),
+)
+
+
 def examples_v2(seed: int, renderer: Renderer) -> Iterator[Example]:
     """An endless, seeded stream of examples in the proportions of MIX_V2."""
-    rng = random.Random(seed)
-    kinds = [k for k, _ in MIX_V2]
-    weights = [w for _, w in MIX_V2]
-    while True:
-        kind = rng.choices(kinds, weights)[0]
-        if kind == "rag":
-            yield rag_example(rng, renderer)
-        elif kind == "rag_turns":
-            yield rag_turns_example(rng, renderer)
-        elif kind == "tool":
-            yield from tool_examples(rng, renderer)
-        elif kind == "unicode_tool":
-            yield from _tool_examples_of("unicode_", unicode_tool_case(rng), rng, renderer)
-        elif kind == "novel_tool":
-            yield from _tool_examples_of("novel_", novel_tool_case(rng), rng, renderer)
-        elif kind == "unicode_rag":
-            yield unicode_rag_example(rng, renderer)
-        elif kind == "tool_loop":
-            yield tool_loop_example(rng, renderer)
-        elif kind in ("structured", "json_mode"):
-            yield structured_example(rng, renderer, json_mode=kind == "json_mode")
-        elif kind == "instruction":
-            yield instruction_example(rng, renderer)
-        elif kind == "plain":
-            yield plain_example(rng)
-        elif kind == "completion":
-            yield completion_example(rng)
-        elif kind == "echo":
-            yield echo_example(rng)
-        else:
-            yield text_example(rng)
+    return examples(seed, renderer, MIX_V2)

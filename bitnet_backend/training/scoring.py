@@ -69,26 +69,26 @@ def uses_result(answer: str, result: str) -> bool:
     return bool(text) and all(normalize(v) in text for v in values)
 
 
+def _closed_json(content: str, finish_reason: str | None) -> tuple[bool, Any]:
+    """``(True, value)`` when the reply closed by itself (not cut by max_tokens) and parses."""
+    if finish_reason != "stop":
+        return False, None
+    try:
+        return True, json.loads(content)
+    except json.JSONDecodeError:
+        return False, None
+
+
 def structured_ok(content: str, finish_reason: str | None, schema: dict[str, Any]) -> bool:
     """The reply closed by itself (not cut by max_tokens) and is valid for the schema."""
-    if finish_reason != "stop":
-        return False
-    try:
-        value = json.loads(content)
-    except json.JSONDecodeError:
-        return False
-    return valid_for(value, schema)
+    parsed, value = _closed_json(content, finish_reason)
+    return parsed and valid_for(value, schema)
 
 
 def json_mode_ok(content: str, finish_reason: str | None, case: StructuredCase) -> bool:
     """JSON mode: a complete, non-empty object relevant to the request."""
-    if finish_reason != "stop":
-        return False
-    try:
-        value = json.loads(content)
-    except json.JSONDecodeError:
-        return False
-    return is_relevant(value, case)
+    parsed, value = _closed_json(content, finish_reason)
+    return parsed and is_relevant(value, case)
 
 
 def top1(query: np.ndarray, passages: np.ndarray, answer_index: int) -> bool:

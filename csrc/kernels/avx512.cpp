@@ -342,6 +342,19 @@ inline Q6Quads unpack_q6(const uint8_t* c) {
             quad(_mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble), _mm512_srli_epi16(t, 2))};
 }
 
+// The head stream kHeadPrefetchBytes ahead of group g's 192 code bytes (at ``codes``). A
+// super-group opens with 64 bytes of sub-scales before its first group's codes: its first group
+// fetches that line ahead too, so the whole 832-byte super-group stream is covered.
+inline void prefetch_q6_group(const uint8_t* codes, int g) {
+    if (g % kQ6GroupsPerSuper == 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(codes - kBlockBytes + kHeadPrefetchBytes),
+                     _MM_HINT_T0);
+    }
+    _mm_prefetch(reinterpret_cast<const char*>(codes + kHeadPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(codes + kHeadPrefetchBytes + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(codes + kHeadPrefetchBytes + 128), _MM_HINT_T0);
+}
+
 // Per 16-column group: rebuild the four quads of 6-bit codes (low nibbles | top bits << 4), make
 // them signed, dot them with x + 128 (vpdpbusd's unsigned operand), scale the group's sums by
 // the rows' sub-scales; the stored correction removes the +128 at the end.
@@ -357,13 +370,7 @@ void q6_gemv_avx512(const uint8_t* data, int n_col_groups, int block_begin, int 
         __m512i acc_h = _mm512_setzero_si512(), acc_l = acc_h;
         for (int g = 0; g < n_col_groups; ++g) {
             const uint8_t* c = blk + q6_codes_offset(g);
-            if (g % kQ6GroupsPerSuper == 0) {
-                _mm_prefetch(reinterpret_cast<const char*>(c - kBlockBytes + kHeadPrefetchBytes),
-                             _MM_HINT_T0);
-            }
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 64), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 128), _MM_HINT_T0);
+            prefetch_q6_group(c, g);
             const Q6Quads w = unpack_q6(c);
             const int8_t* xh = hi + g * kColGroup;
             const int8_t* xl = lo + g * kColGroup;
@@ -405,13 +412,7 @@ void q6_gemm_tile(const uint8_t* data, int n_col_groups, int block_begin, int bl
         for (int t = 0; t < NT; ++t) acc_h[t] = acc_l[t] = _mm512_setzero_si512();
         for (int g = 0; g < n_col_groups; ++g) {
             const uint8_t* c = blk + q6_codes_offset(g);
-            if (g % kQ6GroupsPerSuper == 0) {
-                _mm_prefetch(reinterpret_cast<const char*>(c - kBlockBytes + kHeadPrefetchBytes),
-                             _MM_HINT_T0);
-            }
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 64), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + kHeadPrefetchBytes + 128), _MM_HINT_T0);
+            prefetch_q6_group(c, g);
             const Q6Quads w = unpack_q6(c);
             const __m512i s = _mm512_cvtepu8_epi32(
                 _mm_load_si128(reinterpret_cast<const __m128i*>(blk + q6_scales_offset(g))));
