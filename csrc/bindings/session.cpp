@@ -137,10 +137,6 @@ py::list sample_batch(const std::vector<SampleRow>& rows) {
 }  // namespace
 
 void bind_session(py::module_& m) {
-    m.def("sample_batch", &sample_batch, py::arg("rows"),
-          "Samples the next token of several sessions with one GIL release: each row is "
-          "(session, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, mask); "
-          "each result the token or a (kind, message) tuple for a row that failed.");
     py::class_<Session>(m, "Session")
         .def(py::init([](std::shared_ptr<Model> model, int n_ctx) {
                  return std::make_unique<Session>(std::move(model), n_ctx);
@@ -162,6 +158,11 @@ void bind_session(py::module_& m) {
                 without_gil([&] { s.copy_prefix(src, n); });
             },
             py::arg("src"), py::arg("n"));
+    // After the class: its signature names the Python type.
+    m.def("sample_batch", &sample_batch, py::arg("rows"),
+          "Samples the next token of several sessions with one GIL release: each row is "
+          "(session, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, mask); "
+          "each result the token or a (kind, message) tuple for a row that failed.");
 }
 
 }  // namespace bitnet::bindings
