@@ -7,17 +7,20 @@ callers need no worker thread, and the event loop never runs model work.
 
 A blocked caller waits in a C-level queue: waking it costs the producer one call and the
 caller no Python-level lock hand-over, so a step that wakes many callers keeps the GIL and
-the cores for the model.
+the cores for the model. asyncio (several MB of modules) is imported where a caller awaits,
+which has it loaded already: a process of threads only never loads it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -74,6 +77,8 @@ class Channel(Generic[T]):
 
     async def aget(self) -> T:
         """The next item, awaiting the producer without blocking the event loop."""
+        import asyncio
+
         while True:
             with self._lock:
                 try:
