@@ -5,8 +5,8 @@ while admitted, and the Channel its chunks go to. The scheduler thread calls ``b
 feeds prompt chunks, then after every forward that produced its logits asks for its
 ``sampling`` (session, options, grammar mask), samples the token with the step's other rows
 and hands it to ``accept``, which assembles text and emits chunks. Emitted items wait in the
-request until the scheduler calls ``publish`` at the end of the step, so the caller wakes
-once per step, after the step's Python work. Its work per token does not grow with the
+request until the scheduler calls ``publish`` once the token is taken, so the caller wakes
+once per step, after the step's last engine call. Its work per token does not grow with the
 prompt, the text or the vocabulary.
 """
 

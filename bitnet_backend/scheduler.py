@@ -6,10 +6,10 @@ wait in the queue. Each step evaluates the next token of every running generatio
 chunks of admitted prompts up to a token budget (a long prompt is prefilled over several
 steps, so it never stalls the running streams), in one batched engine call without the GIL;
 then the next token of every generation is sampled, each with its own options, in one more
-engine call, and only at the end of the step is each caller handed its chunks, at once:
-each call that releases the GIL may wait for it while callers hold it, so a step makes two
-however many sequences it carries, and callers wake once per step, when the scheduler no
-longer needs the GIL. Embedding requests share the thread: one batch of texts per step.
+engine call, then each caller is handed all of its chunks of the step at once: each call
+that releases the GIL may wait for it while callers hold it, so a step makes two however
+many sequences it carries, and a caller wakes once per step, after the last of them.
+Embedding requests share the thread: one batch of texts per step.
 
 A cancelled request is dropped at the next step, a failing one fails alone, and ``close``
 ends every request with a BitnetError after the current step.
@@ -276,10 +276,10 @@ class Scheduler:
                         self._retire(r, keep=True)
                 except Exception as exc:
                     self._drop(r, exc)
-        # The callers wake only now, once each, with the step's Python work done: none of
-        # them waits on the GIL for this thread, nor this thread for them, until the next eval.
-        for r in stepping:
-            self._wakeups += r.publish()
+                # Its caller wakes now, once, with all of the step's chunks: its thread gets
+                # going while this one finishes the other rows, and takes the GIL when the
+                # next forward releases it (this thread releases it nowhere before).
+                self._wakeups += r.publish()
 
     def _drop(self, r: GenerationRequest, exc: Exception) -> None:
         """End ``r`` alone with ``exc``; the step's other requests go on."""
