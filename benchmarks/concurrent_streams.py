@@ -12,7 +12,8 @@ For each N in --streams, N plain threads each stream one greedy generation from 
 * time to first token (median and worst over the streams);
 * inter-token latency p50 / p99: gaps between the arrivals of consecutive tokens of a stream
   (the tokens of a chunk that carries several arrive together; the gaps between chunks count);
-* peak RSS during the run against weights + KV caches (below), and the scheduler's counters.
+* peak RSS during the run against weights + KV caches (below), and the scheduler's counters
+  (engine calls and caller wake-ups per step among them).
 
 Everything counts TOKENS (the ids of each CompletionChunk, checked against the final usage),
 never text: a random-weight model's tokens may decode to no text at all. For the same reason
@@ -161,6 +162,7 @@ def run_streams(model: Any, prompts: list[list[int]], tokens: int, rss: PeakRss)
         window_end = window_start
     gaps = sorted(b - a for ts in times for a, b in itertools.pairwise(ts) if b > a)
     window = window_end - window_start
+    steps = max(1, after["steps"] - before["steps"])
     per_position = kv_bytes_per_position(model)
     kv = per_position * sum(len(p) + c for p, c in zip(prompts, counted, strict=True))
     weights = int(model.info["engine"].get("weight_bytes", 0))
@@ -173,7 +175,11 @@ def run_streams(model: Any, prompts: list[list[int]], tokens: int, rss: PeakRss)
         "ttft_max_s": max(firsts) if firsts else None,
         "itl_p50_s": _quantile(gaps, 0.50),
         "itl_p99_s": _quantile(gaps, 0.99),
-        "steps": after["steps"] - before["steps"],
+        "steps": steps,
+        # GIL hand-offs and caller wake-ups the scheduler made per step (at most 2, and at
+        # most one per stream): counts, so they compare across machines and loads.
+        "engine_calls_per_step": (after["engine_calls"] - before["engine_calls"]) / steps,
+        "wakeups_per_step": (after["wakeups"] - before["wakeups"]) / steps,
         "max_sequences_per_step": after["max_sequences_per_step"],
         "peak_rss_bytes": peak,
         "peak_rss_is_per_run": rss.resettable,

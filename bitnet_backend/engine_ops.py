@@ -1,7 +1,8 @@
 """Engine calls the scheduler makes, with a sequential fallback for engines without them.
 
 A backend may offer batched calls natively: ``engine.eval_batch(items)`` (one forward over
-several sessions' new tokens), ``engine.hidden_states_batch(id_lists)`` and
+several sessions' new tokens), ``engine.sample_batch(rows)`` (the next token of several
+sessions in one call), ``engine.hidden_states_batch(id_lists)`` and
 ``session.copy_prefix(src, n)``. The functions here use them when present and otherwise do
 the same work one sequence at a time, so every backend runs the same scheduler. The results
 are the same either way: a sequence's logits in a batched step equal its logits alone.
@@ -20,6 +21,10 @@ from .errors import BitnetError
 
 if TYPE_CHECKING:
     from .backend import Engine, Session
+    from .sampling import SamplingParams
+
+# One sequence's next token to sample: its session, options and mask of allowed tokens.
+SampleRow = tuple["Session", "SamplingParams", "np.ndarray | None"]
 
 
 def eval_batch(
@@ -47,6 +52,32 @@ def eval_batch(
                 errors[i] = _eval_one(*items[i])
             return errors
     return [_eval_one(session, ids) for session, ids in items]
+
+
+def sample_batch(engine: Engine, rows: Sequence[SampleRow]) -> list[int | BaseException]:
+    """The next token of each row's session, or the error of that row alone.
+
+    Each row samples exactly as ``session.sample(params, mask)`` would. A native call
+    samples every row with the GIL released once; it checks the whole batch before sampling
+    any row, so when it raises, the rows are sampled one by one and each error lands on its
+    own row.
+    """
+    native = getattr(engine, "sample_batch", None)
+    if native is not None and len(rows) > 1:
+        try:
+            return list(native(rows))
+        except Exception:
+            pass
+    return [_sample_one(*row) for row in rows]
+
+
+def _sample_one(
+    session: Session, params: SamplingParams, mask: np.ndarray | None
+) -> int | BaseException:
+    try:
+        return session.sample(params, mask)
+    except Exception as exc:
+        return exc
 
 
 def _eval_one(session: Session, ids: Sequence[int]) -> BaseException | None:

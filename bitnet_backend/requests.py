@@ -2,9 +2,12 @@
 
 A GenerationRequest carries a validated prompt and Plan, the sequence (Session) it runs in
 while admitted, and the Channel its chunks go to. The scheduler thread calls ``begin``,
-feeds prompt chunks, then calls ``advance`` after every forward that produced its logits;
-``advance`` samples one token, assembles text and emits chunks. Its work per token does not
-grow with the prompt, the text or the vocabulary.
+feeds prompt chunks, then after every forward that produced its logits asks for its
+``sampling`` (session, options, grammar mask), samples the token with the step's other rows
+and hands it to ``accept``, which assembles text and emits chunks. Emitted items wait in the
+request until the scheduler calls ``publish`` once the token is taken, so the caller wakes
+once per step, after the step's last engine call. Its work per token does not grow with the
+prompt, the text or the vocabulary.
 """
 
 from __future__ import annotations
@@ -55,18 +58,30 @@ class Request(Generic[T]):
         self.channel: Channel[T] = Channel()
         self.cancelled = False
         self.deadline: float | None = None  # time.monotonic() after which it may not wait
+        self._outbox: list[T] = []  # emitted, not yet handed to the caller
 
     def cancel(self) -> None:
         """The caller is gone: the scheduler drops the request at its next step."""
         self.cancelled = True
 
     def emit(self, item: T) -> None:
-        if not self.channel.put(item):
+        """Queue ``item`` for the caller; it gets it at the next ``publish``."""
+        self._outbox.append(item)
+
+    def publish(self) -> bool:
+        """Hand the emitted items to the caller at once; True when there were any."""
+        if not self._outbox:
+            return False
+        items, self._outbox = self._outbox, []
+        if not self.channel.put_many(items):
             self.cancel()
+        return True
 
     def fail(self, error: BaseException) -> None:
-        """End the request with ``error`` (raised in the caller); nothing else follows."""
+        """End the request with ``error`` (raised in the caller, after the items emitted
+        before it); nothing else follows."""
         self.cancelled = True
+        self.publish()
         self.channel.fail(error)
 
 
@@ -127,18 +142,23 @@ class GenerationRequest(Request[CompletionChunk]):
         """The token to evaluate this step: the one sampled last."""
         return self._generated[-1:]
 
-    def advance(self) -> bool:
-        """Sample the next token from the logits just computed; True once finished.
+    def sampling(self) -> tuple[Session, SamplingParams, np.ndarray | None]:
+        """What its next token is sampled with, from the logits just computed: its session,
+        options and grammar mask (None: every token allowed)."""
+        assert self.session is not None
+        if not self._sampled:  # the prompt's last chunk was in the step just run
+            self._clock.prompt_done(len(self.prompt) - self.cached_tokens)
+        guide = self._guide
+        return self.session, self.plan.params, guide.mask() if guide is not None else None
+
+    def accept(self, tok: int) -> bool:
+        """Take the token sampled as ``sampling`` said; True once finished.
 
         Every finished generation ends with a final chunk (``final_chunk``).
         """
         assert self.session is not None and self._assembler is not None
         guide = self._guide
-        first = not self._sampled
-        if first:  # the prompt's last chunk was in the step just run
-            self._clock.prompt_done(len(self.prompt) - self.cached_tokens)
-        tok = self.session.sample(self.plan.params, guide.mask() if guide is not None else None)
-        if first:
+        if not self._sampled:
             self._sampled = True
             self._clock.first_token()
         if tok in self._eos:

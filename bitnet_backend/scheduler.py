@@ -5,8 +5,11 @@ room in the KV budget (each reserves min(n_ctx, prompt + max_tokens) positions);
 wait in the queue. Each step evaluates the next token of every running generation, then
 chunks of admitted prompts up to a token budget (a long prompt is prefilled over several
 steps, so it never stalls the running streams), in one batched engine call without the GIL;
-then each generation samples its next token with its own options and hands its chunks to
-its caller. Embedding requests share the thread: one batch of texts per step.
+then the next token of every generation is sampled, each with its own options, in one more
+engine call, then each caller is handed all of its chunks of the step at once: each call
+that releases the GIL may wait for it while callers hold it, so a step makes two however
+many sequences it carries, and a caller wakes once per step, after the last of them.
+Embedding requests share the thread: one batch of texts per step.
 
 A cancelled request is dropped at the next step, a failing one fails alone, and ``close``
 ends every request with a BitnetError after the current step.
@@ -111,6 +114,12 @@ class SchedulerStats(TypedDict):
     prefix_cache_hits: int
     prefix_cache_tokens: int  # prompt tokens copied from the cache instead of computed
     mean_step_seconds: float
+    # Engine calls of the scheduler thread: each runs without the GIL, and each return waits
+    # for it. A step makes at most two, however many sequences it carries: the forward, then
+    # the sampling of every sequence's next token.
+    engine_calls: int
+    # Hand-overs of chunks to callers: at most one per request and step.
+    wakeups: int
 
 
 class Scheduler:
@@ -131,6 +140,7 @@ class Scheduler:
         self._stopping = False
         self._steps = self._batched_steps = self._max_rows = 0
         self._tokens_evaluated = self._tokens_sampled = 0
+        self._engine_calls = self._wakeups = 0
         self._step_seconds = 0.0
 
     # -- callers' side -------------------------------------------------------------------------
@@ -176,6 +186,8 @@ class Scheduler:
             prefix_cache_hits=self._cache.hits if self._cache is not None else 0,
             prefix_cache_tokens=self._cache.reused_tokens if self._cache is not None else 0,
             mean_step_seconds=self._step_seconds / steps if steps else 0.0,
+            engine_calls=self._engine_calls,
+            wakeups=self._wakeups,
         )
 
     # -- the scheduler thread ------------------------------------------------------------------
@@ -236,23 +248,43 @@ class Scheduler:
                 stepping.append(r)
         start = time.perf_counter()
         errors = engine_ops.eval_batch(self._engine, items)  # type: ignore[arg-type]
+        self._engine_calls += 1
         self._step_seconds += time.perf_counter() - start
         self._steps += 1
         self._batched_steps += len(items) > 1
         self._max_rows = max(self._max_rows, len(items))
         self._tokens_evaluated += sum(len(ids) for _, ids in items)
+        sampling = []
         for r, error in zip(stepping, errors, strict=True):
             if error is None and r.prefilling:
                 continue  # more of its prompt next step
             try:
                 if error is not None:
                     raise error
-                self._tokens_sampled += 1
-                if r.advance():
-                    self._retire(r, keep=True)
+                sampling.append((r, r.sampling()))
             except Exception as exc:
-                r.fail(_as_bitnet_error(exc))
-                self._retire(r, keep=False)
+                self._drop(r, exc)
+        if sampling:
+            tokens = engine_ops.sample_batch(self._engine, [row for _, row in sampling])
+            self._engine_calls += 1
+            for (r, _), tok in zip(sampling, tokens, strict=True):
+                try:
+                    if isinstance(tok, BaseException):
+                        raise tok
+                    self._tokens_sampled += 1
+                    if r.accept(tok):
+                        self._retire(r, keep=True)
+                except Exception as exc:
+                    self._drop(r, exc)
+                # Its caller wakes now, once, with all of the step's chunks: its thread gets
+                # going while this one finishes the other rows, and takes the GIL when the
+                # next forward releases it (this thread releases it nowhere before).
+                self._wakeups += r.publish()
+
+    def _drop(self, r: GenerationRequest, exc: Exception) -> None:
+        """End ``r`` alone with ``exc``; the step's other requests go on."""
+        r.fail(_as_bitnet_error(exc))
+        self._retire(r, keep=False)
 
     def _drop_cancelled(self) -> None:
         for r in [r for r in self._running if r.cancelled]:
@@ -287,6 +319,7 @@ class Scheduler:
     def _start(self, r: GenerationRequest) -> None:
         if r.room <= 0:  # the prompt fills the context window: nothing to generate
             r.finish("length")
+            self._wakeups += r.publish()
             return
         try:
             if self._cache is not None:
@@ -301,8 +334,7 @@ class Scheduler:
         try:
             r.begin(session, cached)
         except Exception as exc:
-            r.fail(_as_bitnet_error(exc))
-            self._retire(r, keep=False)
+            self._drop(r, exc)
 
     def _retire(self, r: GenerationRequest, keep: bool) -> None:
         self._running.remove(r)
@@ -338,6 +370,7 @@ class Scheduler:
             hidden = engine_ops.hidden_states_batch(
                 self._engine, [r.id_lists[row] for r, row in rows]
             )
+            self._engine_calls += 1
         except Exception as exc:
             for r in {id(r): r for r, _ in rows}.values():
                 r.fail(_as_bitnet_error(exc))
@@ -345,6 +378,8 @@ class Scheduler:
         for (r, row), h in zip(rows, hidden, strict=True):
             if not r.cancelled:
                 r.fill(row, h)
+        for r in {id(r): r for r, _ in rows}.values():
+            r.publish()
 
 
 def _as_bitnet_error(exc: Exception) -> BitnetError:

@@ -25,6 +25,8 @@ from .chat_template import (
     select_chat_template,
 )
 from .errors import CheckpointError, InvalidParameterError
+from .heap import release_free_heap
+from .token_table import TokenBytes
 from .validation import parse_json, read_text
 
 # ChatTemplateError and find_chat_template have been importable from here since the start.
@@ -124,10 +126,11 @@ class Tokenizer:
 
         self._bos_policy = self._resolve_bos_policy(cfg)
         self.chat_template = normalise_chat_templates(chat_template, self.path)
-        self._token_bytes: list[bytes] | None = None
+        self._token_bytes: TokenBytes | None = None
         # Bounds on every chat-template render (templates are untrusted code); assignable.
         self.template_limits = TemplateLimits()
         self._longest: int | None = None
+        release_free_heap()  # what parsing tokenizer.json allocated and freed
 
     @classmethod
     def from_dir(
@@ -208,7 +211,7 @@ class Tokenizer:
             return None
         if self._longest is None:
             added = (len(c.encode("utf-8")) for c in self._added.values())
-            self._longest = max(max(map(len, self.token_bytes), default=0), *added, 1)
+            self._longest = max(self.token_bytes.longest(), *added, 1)
         return self._longest
 
     def token_to_id(self, token: str) -> int | None:
@@ -219,13 +222,15 @@ class Tokenizer:
     # -- raw token bytes (streaming) ------------------------------------------------------
 
     @property
-    def token_bytes(self) -> list[bytes]:
+    def token_bytes(self) -> TokenBytes:
         """For every id, the bytes its text is made of (special tokens: empty).
 
-        Built once (O(vocab)) so that streaming costs one list lookup per token.
+        Built once (O(vocab)) so that streaming costs one lookup per token; a read-only
+        sequence of bytes, held in one buffer (token_table.py).
         """
         if self._token_bytes is None:
-            self._token_bytes = self._build_token_bytes()
+            self._token_bytes = TokenBytes(self._build_token_bytes())
+            release_free_heap()  # the vocabulary's strings, just freed
         return self._token_bytes
 
     def _build_token_bytes(self) -> list[bytes]:

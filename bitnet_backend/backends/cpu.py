@@ -86,6 +86,13 @@ def _file_location(checkpoint: Checkpoint, name: str) -> tuple[str, int]:
     return str(ref.file), int(ref.data.ctypes.data - start)
 
 
+def _sampling_error(kind: str, message: str) -> BitnetError:
+    """The error of a sampling the engine refused: broken logits, or bad options / mask."""
+    if kind == "non_finite":
+        return NonFiniteOutputError(message)
+    return InvalidParameterError(message)
+
+
 def _as_ids(ids: Sequence[int], vocab: int) -> np.ndarray:
     arr = np.asarray(ids, dtype=np.int64).reshape(-1)
     if arr.size and (arr.min() < 0 or arr.max() >= vocab):
@@ -147,21 +154,24 @@ class CpuSession:
 
     def sample(self, params: SamplingParams, mask: np.ndarray | None = None) -> int:
         try:
-            return int(
-                self._live().sample(
-                    float(params.temperature),
-                    int(params.top_k),
-                    float(params.top_p),
-                    float(params.min_p),
-                    float(params.repeat_penalty),
-                    int(params.repeat_last_n),
-                    None if mask is None else np.ascontiguousarray(mask, dtype=np.uint32),
-                )
-            )
+            return int(self._live().sample(*self._sample_row(params, mask)[1:]))
         except self._engine._module.NonFiniteLogitsError as exc:
-            raise NonFiniteOutputError(str(exc)) from None
+            raise _sampling_error("non_finite", str(exc)) from None
         except (ValueError, RuntimeError) as exc:
-            raise InvalidParameterError(str(exc)) from None
+            raise _sampling_error("invalid", str(exc)) from None
+
+    def _sample_row(self, params: SamplingParams, mask: np.ndarray | None) -> tuple[Any, ...]:
+        """The native arguments of ``sample`` (a row of the engine's ``sample_batch``)."""
+        return (
+            self._live(),
+            float(params.temperature),
+            int(params.top_k),
+            float(params.top_p),
+            float(params.min_p),
+            float(params.repeat_penalty),
+            int(params.repeat_last_n),
+            None if mask is None else np.ascontiguousarray(mask, dtype=np.uint32),
+        )
 
     def set_seed(self, seed: int) -> None:
         self._live().set_seed(int(seed) & ((1 << 64) - 1))
@@ -304,6 +314,23 @@ class CpuEngine:
             model.eval_batch([(session._native, ids) for session, ids in checked])
         except (IndexError, ValueError) as exc:  # a session changed after the checks
             raise InvalidParameterError(str(exc)) from None
+
+    def sample_batch(
+        self, rows: Sequence[tuple[CpuSession, SamplingParams, np.ndarray | None]]
+    ) -> list[int | BitnetError]:
+        """Each row's next token, as ``session.sample(params, mask)`` gives it, with the GIL
+        released once for all rows; a row that fails gets its error, the others their token.
+
+        Raises InvalidParameterError, before sampling any row, unless every session is an
+        open session of this engine.
+        """
+        if not all(self._owns(session) for session, _, _ in rows):
+            raise InvalidParameterError("sample_batch needs open sessions of this engine")
+        native = [session._sample_row(params, mask) for session, params, mask in rows]
+        return [
+            tok if isinstance(tok, int) else _sampling_error(*tok)
+            for tok in self._module.sample_batch(native)
+        ]
 
     def hidden_states_batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Fresh forwards of several texts in shared steps (see ``backend.Engine``)."""

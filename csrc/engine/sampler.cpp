@@ -6,14 +6,31 @@
 
 namespace bitnet {
 
-Sampler::Sampler(int vocab) : vocab_(vocab) {
-    work_.resize(vocab);
-    cand_.reserve(vocab);
-    prob_.reserve(vocab);
+// The scratch is sized on first use: a greedy sequence without mask or penalty never needs
+// it (a few MB per session of a large vocabulary that many running sessions would hold).
+Sampler::Sampler(int vocab) : vocab_(vocab) {}
+
+// The first of the largest logits. NaN fails every comparison, so without these checks greedy
+// would keep token 0 and sampling would silently skip the broken logits. -inf is a masked
+// token, not an error.
+int Sampler::greedy(const float* l) const {
+    int best = 0;
+    bool broken = false;
+    for (int t = 0; t < vocab_; ++t) {
+        broken |= !(l[t] < INFINITY);
+        if (l[t] > l[best]) best = t;
+    }
+    if (broken) throw NonFiniteLogitsError("the model produced NaN or infinite logits");
+    if (l[best] == -INFINITY) throw NonFiniteLogitsError("no finite logit to sample from");
+    return best;
 }
 
 int Sampler::sample(const float* logits, const SamplerParams& params, const int32_t* history,
                     size_t history_len, const uint32_t* mask, size_t mask_words) {
+    const bool penalize =
+        params.repeat_penalty != 1.0f && params.repeat_last_n > 0 && history_len > 0;
+    if (params.temperature <= 0.0 && mask == nullptr && !penalize) return greedy(logits);
+    work_.resize(vocab_);
     float* l = work_.data();
     std::copy(logits, logits + vocab_, l);
     if (mask != nullptr) {
@@ -30,7 +47,7 @@ int Sampler::sample(const float* logits, const SamplerParams& params, const int3
         }
         if (!any) throw std::invalid_argument("the token mask allows no token");
     }
-    if (params.repeat_penalty != 1.0f && params.repeat_last_n > 0 && history_len > 0) {
+    if (penalize) {
         const size_t n = std::min(history_len, static_cast<size_t>(params.repeat_last_n));
         recent_.assign(history + history_len - n, history + history_len);
         std::sort(recent_.begin(), recent_.end());
@@ -40,19 +57,7 @@ int Sampler::sample(const float* logits, const SamplerParams& params, const int3
             l[t] = l[t] > 0.0f ? l[t] / params.repeat_penalty : l[t] * params.repeat_penalty;
         }
     }
-    // NaN fails every comparison, so without these checks greedy would keep token 0 and
-    // sampling would silently skip the broken logits. -inf is a masked token, not an error.
-    if (params.temperature <= 0.0) {
-        int best = 0;
-        bool broken = false;
-        for (int t = 0; t < vocab_; ++t) {
-            broken |= !(l[t] < INFINITY);
-            if (l[t] > l[best]) best = t;
-        }
-        if (broken) throw NonFiniteLogitsError("the model produced NaN or infinite logits");
-        if (l[best] == -INFINITY) throw NonFiniteLogitsError("no finite logit to sample from");
-        return best;
-    }
+    if (params.temperature <= 0.0) return greedy(l);
     cand_.clear();
     bool broken = false;
     for (int t = 0; t < vocab_; ++t) {

@@ -54,6 +54,8 @@ class Sampler {
                size_t history_len, const uint32_t* mask, size_t mask_words);
 
  private:
+    int greedy(const float* logits) const;
+
     int vocab_;
     SplitMix64 rng_;
     std::vector<float> work_;
