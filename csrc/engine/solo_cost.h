@@ -48,10 +48,8 @@ class SoloCost {
     static constexpr double kAverageWeight = 0.25;
     static constexpr double kMaxJump = 4;
 
-    static int size_class(int64_t work) {
-        int c = 0;
-        for (auto w = static_cast<uint64_t>(work); w > 1; w >>= 1) ++c;
-        return c;
+    static int size_class(int64_t work) {  // floor(log2(work)), work > 0
+        return 63 - __builtin_clzll(static_cast<uint64_t>(work));
     }
 
     double ns_per_unit_[kClasses] = {};  // 0: never measured alone

@@ -238,6 +238,17 @@ void probe(TeamPolicy& policy, int64_t shared_work, int64_t solo_work, int64_t n
     policy.record(shared_work, ns);
 }
 
+// Records `n` regions of `work` units lasting `ns` each; true if the policy's choice was `share`
+// before the first of them and after every one.
+bool keeps_choice(TeamPolicy& policy, bool share, int n, int64_t work, int64_t ns) {
+    bool kept = policy.share() == share;
+    for (int r = 0; r < n; ++r) {
+        policy.record(work, ns);
+        kept = kept && policy.share() == share;
+    }
+    return kept;
+}
+
 // A policy past its short first probe (shared, alone, alone, shared; sharing twice as fast),
 // and past that probe's exploit time.
 TeamPolicy after_first_probe(const TeamPolicy::Params& params) {
@@ -265,12 +276,8 @@ void test_team_policy() {
     first.record(300, 100);
     check(first.share(), "the first probe ends shared");
     first.record(100, 100);
-    bool alone_first = !first.share();
-    for (int r = 0; r < 7; ++r) {
-        first.record(300, 100);
-        alone_first = alone_first && !first.share();
-    }
-    check(alone_first, "alone was faster: alone for 2x the first probe's time");
+    check(keeps_choice(first, false, 7, 300, 100),
+          "alone was faster: alone for 2x the first probe's time");
     first.record(300, 100);
     check(first.share(), "then a probe of full blocks starts shared");
     first.record(1000, 900);
@@ -288,12 +295,7 @@ void test_team_policy() {
     check(busy.share(), "and a shared one");
     busy.record(1000, 1000);
     check(!busy.share(), "alone was faster: it stays alone");
-    bool alone_throughout = true;
-    for (int r = 0; r < 9; ++r) {
-        busy.record(3000, 1000);
-        alone_throughout = alone_throughout && !busy.share();
-    }
-    check(alone_throughout, "alone for the exploit time");
+    check(keeps_choice(busy, false, 9, 3000, 1000), "alone for the exploit time");
     busy.record(3000, 1000);
     check(busy.share(), "then the next probe starts shared");
     probe(busy, 1000, 3000, 1000);
@@ -301,12 +303,8 @@ void test_team_policy() {
 
     TeamPolicy quiet = after_first_probe(params);
     probe(quiet, 2000, 1000, 1000);
-    bool shared_throughout = quiet.share();
-    for (int r = 0; r < 9; ++r) {
-        quiet.record(2000, 1000);
-        shared_throughout = shared_throughout && quiet.share();
-    }
-    check(shared_throughout, "sharing was faster: shared for the exploit time");
+    check(keeps_choice(quiet, true, 9, 2000, 1000),
+          "sharing was faster: shared for the exploit time");
     quiet.record(2000, 1000);
     quiet.record(2000, 1000);
     check(!quiet.share(), "the next probe measures alone again");
