@@ -50,7 +50,7 @@ def convert(
     ``progress`` shows bars (on stderr) for the repacking and the writing.
     """
     # Deferred: loading the cpu backend loads the native engine, which only convert needs.
-    from .backends.cpu import BACKEND, default_head
+    from .backends.cpu import BACKEND, default_head, head_table_bytes
 
     src = Path(source)
     out = Path(out_dir)
@@ -61,7 +61,7 @@ def convert(
         raise InvalidParameterError(f"{src} is already converted")
     if lm_head == "auto":
         # The head a load with the default thread count (every usable CPU) picks.
-        lm_head = default_head("auto", default_threads())
+        lm_head = default_head("auto", default_threads(), head_table_bytes(ckpt.config))
     with _bar(progress, ckpt.config.num_hidden_layers, "repacking", "layer") as bar:
         engine = BACKEND.load(
             ckpt,

@@ -14,7 +14,11 @@ from bitnet_backend.checkpoints.hf import load_checkpoint
 from bitnet_backend.errors import InvalidParameterError
 
 _engine = pytest.importorskip("bitnet_backend._engine")
-from bitnet_backend.backends.cpu import BACKEND, resolve_choices  # noqa: E402
+from bitnet_backend.backends.cpu import (  # noqa: E402
+    BACKEND,
+    HEAD_IN_CACHE_BYTES,
+    resolve_choices,
+)
 
 IDS = [5, 17, 99, 3, 250]
 
@@ -160,8 +164,12 @@ def test_without_an_override_auto_is_the_best_isa_here(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("isa", _engine.available_isas())
 def test_auto_choices_follow_the_isa_and_threads(isa: str) -> None:
-    assert resolve_choices(isa, 1).lm_head == "int8"
-    assert resolve_choices(isa, 2).lm_head == ("q6" if isa == "avx512" else "int8")
+    streamed = HEAD_IN_CACHE_BYTES + 1
+    assert resolve_choices(isa, 1, head_bytes=streamed).lm_head == "int8"
+    six_bit = "q6" if isa == "avx512" else "int8"
+    assert resolve_choices(isa, 2, head_bytes=streamed).lm_head == six_bit
+    assert resolve_choices(isa, 2).lm_head == six_bit  # a head of unknown size
+    assert resolve_choices(isa, 2, head_bytes=HEAD_IN_CACHE_BYTES).lm_head == "int8"
     assert resolve_choices(isa, 2, stored_head="q4").lm_head == "q4"
     assert resolve_choices(isa, 2, lm_head="f32").lm_head == "f32"
     dense = isa == "avx512" and _engine.base3_uses_vbmi()

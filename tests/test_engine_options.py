@@ -14,7 +14,12 @@ import bitnet_backend as bb
 from bitnet_backend.checkpoints.hf import load_checkpoint
 
 _engine = pytest.importorskip("bitnet_backend._engine")
-from bitnet_backend.backends.cpu import BACKEND, default_head  # noqa: E402
+from bitnet_backend.backends.cpu import (  # noqa: E402
+    BACKEND,
+    HEAD_IN_CACHE_BYTES,
+    default_head,
+    head_table_bytes,
+)
 
 IDS = [5, 17, 99, 3, 250, 31, 7, 64, 128, 200, 11, 42]
 
@@ -100,15 +105,29 @@ def test_speed_preset_stores_weights_densely_only_where_that_decodes_faster(
     assert pinned.info["weight_format"] == "i2_r16"
 
 
+@pytest.fixture(scope="module")
+def streamed_head_dir(make_checkpoint: Callable[..., Path]) -> Path:
+    """A checkpoint whose int8 head table is just larger than the caches are assumed to hold."""
+    hidden = 64
+    vocab = -(-(HEAD_IN_CACHE_BYTES + 1) // (hidden * 64)) * 64
+    shape = {"hidden_size": hidden, "intermediate_size": 128, "vocab_size": vocab}
+    return make_checkpoint(shape=shape, seed=3)
+
+
 @pytest.mark.parametrize("isa", _engine.available_isas())
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_default_head_is_6bit_only_where_that_decodes_faster(
-    ckpt_dir: Path, isa: str, threads: int
+    ckpt_dir: Path, streamed_head_dir: Path, isa: str, threads: int
 ) -> None:
-    engine = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=threads, isa=isa)
+    big = load_checkpoint(streamed_head_dir)
+    assert head_table_bytes(big.config) > HEAD_IN_CACHE_BYTES
+    engine = BACKEND.load(big, n_threads=threads, isa=isa)
     six_bit = isa == "avx512" and threads >= 2
     assert engine.info["lm_head"] == ("q6" if six_bit else "int8")
-    assert default_head(isa, threads) == engine.info["lm_head"]
+    assert default_head(isa, threads, head_table_bytes(big.config)) == engine.info["lm_head"]
+    # A table that stays in the caches gains nothing from fewer bytes.
+    small = BACKEND.load(load_checkpoint(ckpt_dir), n_threads=threads, isa=isa)
+    assert small.info["lm_head"] == "int8"
 
 
 @pytest.mark.parametrize("stored", ["int8", "q6", "q4"])
@@ -126,8 +145,9 @@ def test_convert_resolves_the_auto_head_for_this_cpu(ckpt_dir: Path, tmp_path: P
     from bitnet_backend.model import default_threads
 
     out = convert(ckpt_dir, tmp_path / "converted")
-    expected = default_head("auto", default_threads())
-    assert prepacked_head(load_checkpoint(out).config.extra, out) == expected
+    config = load_checkpoint(out).config
+    expected = default_head("auto", default_threads(), head_table_bytes(config))
+    assert prepacked_head(config.extra, out) == expected
 
 
 # head_dim 24 (hidden 96 / 4 heads: the scalar tails of the attention loops) and 64 (the

@@ -50,6 +50,11 @@ _PRESETS = {
     "memory": {"weight_layout": "i1_r16", "lm_head": "q4", "kv_cache": "bf16"},
 }
 
+# The 6-bit head reads 25% fewer bytes than the int8 one, which only saves time while the
+# table streams from memory: an int8 table up to this size stays in the caches from one token
+# to the next, and its 6-bit form would only add the unpacking.
+HEAD_IN_CACHE_BYTES = 8 << 20
+
 # How many of the largest logits of each position a quantized head recomputes in float32 from
 # the checkpoint's table (greedy and top-k / top-p sampling then see float32 values).
 DEFAULT_EXACT_LOGITS = 16
@@ -374,6 +379,7 @@ def resolve_choices(
     weight_layout: str = "auto",
     favour_decode: bool = False,
     stored_head: str = "",
+    head_bytes: int | None = None,
 ) -> EngineChoices:
     """Resolve the ``BITNET_ISA`` override and every "auto" choice, here and nowhere else.
 
@@ -383,9 +389,11 @@ def resolve_choices(
 
     ``lm_head="auto"``: the head a converted checkpoint stores (``stored_head``: it loads
     without requantizing the table), else 6-bit at 2 or more threads where the AVX-512 VNNI
-    kernels run (decode is bound by memory there and the 6-bit head reads 25% fewer bytes),
-    else int8 (at 1 thread the 6-bit unpacking costs more than the bytes saved; AVX2 lacks
-    VNNI). Either way the top logits are exact (``exact_logits``).
+    kernels run (decode is bound by memory there and the 6-bit head reads 25% fewer bytes)
+    unless the int8 table (``head_bytes``: vocabulary x hidden size; None for a model of
+    unknown size) fits in ``HEAD_IN_CACHE_BYTES``, else int8 (at 1 thread the 6-bit
+    unpacking costs more than the bytes saved; AVX2 lacks VNNI). Either way the top logits
+    are exact (``exact_logits``).
 
     ``weight_layout="auto"``: I2_R16, whose 2-bit weights decode faster than 5 base-3 digits
     per byte on every CPU measured, except decoding at 2 or more threads with AVX-512 VBMI,
@@ -399,7 +407,9 @@ def resolve_choices(
         raise InvalidParameterError(f"isa must be one of {_ISAS}, got {isa!r}")
     runs = str(engine.best_isa()) if isa == "auto" else isa
     if lm_head == "auto":
-        lm_head = stored_head or ("q6" if n_threads >= 2 and runs == "avx512" else "int8")
+        streams = head_bytes is None or head_bytes > HEAD_IN_CACHE_BYTES
+        six_bit = n_threads >= 2 and runs == "avx512" and streams
+        lm_head = stored_head or ("q6" if six_bit else "int8")
     if weight_layout == "auto":
         dense = favour_decode and n_threads >= 2 and runs == "avx512"
         weight_layout = "i1_r16" if dense and engine.base3_uses_vbmi() else "i2_r16"
@@ -411,10 +421,15 @@ def default_layout(isa: str = "auto", n_threads: int = 1, favour_decode: bool = 
     return resolve_choices(isa, n_threads, favour_decode=favour_decode).weight_layout
 
 
-def default_head(isa: str = "auto", n_threads: int = 1) -> str:
+def default_head(isa: str = "auto", n_threads: int = 1, head_bytes: int | None = None) -> str:
     """The output head for ``lm_head="auto"`` on a checkpoint without one (see
     ``resolve_choices``)."""
-    return resolve_choices(isa, n_threads).lm_head
+    return resolve_choices(isa, n_threads, head_bytes=head_bytes).lm_head
+
+
+def head_table_bytes(config: ModelConfig) -> int:
+    """Bytes of the output head stored as int8: one per vocabulary row and hidden column."""
+    return config.vocab_size * config.hidden_size
 
 
 class CpuBackend:
@@ -468,6 +483,7 @@ class CpuBackend:
             weight_layout=layout,
             favour_decode=preset_name == "speed",
             stored_head=prepacked_head(checkpoint.config.extra, checkpoint.path),
+            head_bytes=head_table_bytes(checkpoint.config),
         )
         return CpuEngine(
             checkpoint,
