@@ -28,6 +28,13 @@ constexpr int kWidenGroups = 8;
 
 inline __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
 
+// GCC regroups a loop's int16 sums into trees of maddubs results (integer adds reassociate
+// freely), computes many of them ahead and keeps them, and then the accumulators, on the stack:
+// the multiply-add loops become bound by spill loads and stores instead of the multiplies. An
+// empty asm that wants the accumulator in a register after each add keeps the adds in the
+// written order, one register per accumulator, and costs no instruction.
+inline void keep_in_register(__m256i& v) { __asm__("" : "+x"(v)); }
+
 template <int P>
 struct Planes {
     __m256i c[P];
@@ -185,6 +192,8 @@ void panel_tile(const __m256i* planes, int n_groups, const int8_t* x, size_t str
                     _mm256_set1_epi32(load_i32(x + t * stride + g * L::kCols + 4 * d));
                 lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(a, q));
                 hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(b, q));
+                keep_in_register(lo[t]);
+                keep_in_register(hi[t]);
             }
         }
     }
