@@ -32,7 +32,8 @@ inline __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_ep
 // freely), computes many of them ahead and keeps them, and then the accumulators, on the stack:
 // the multiply-add loops become bound by spill loads and stores instead of the multiplies. An
 // empty asm that wants the accumulator in a register after each add keeps the adds in the
-// written order, one register per accumulator, and costs no instruction.
+// written order, one register per accumulator, and costs no instruction (benchmarks/README.md,
+// "Measured design choices").
 inline void keep_in_register(__m256i& v) { __asm__("" : "+x"(v)); }
 
 template <int P>
@@ -159,7 +160,8 @@ void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs
 constexpr int kPanelTokens = 4;  // 2 * 4 int16 sums + 2 planes + 1 broadcast of 16 ymm
 // Row blocks unpacked side by side: a token tile's activations, which come from L2 (all tokens
 // of a chunk do not fit in L1 next to the planes), then feed kPanelBlocks blocks while in L1
-// instead of one. Their planes (8 KiB for I2_R16, 10 KiB for I1_R16) stay in a 32 KiB L1.
+// instead of one. Their planes (8 KiB for I2_R16, 10 KiB for I1_R16) stay in a 32 KiB L1
+// (benchmarks/README.md, "Measured design choices").
 constexpr int kPanelBlocks = 4;
 // From 5 tokens on, the half tiles below would unpack every half-group twice.
 constexpr int kPanelMinTokens = 5;
