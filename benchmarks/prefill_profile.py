@@ -169,10 +169,12 @@ def matrix_times(args: argparse.Namespace, info: dict[str, Any], cfg: Any) -> di
     from bitnet_backend import _engine  # type: ignore[attr-defined]
 
     base3 = info["weight_format"] == "i1_r16"
-    return {
-        name: _engine.testing.kernel_bench(info["isa"], rows, cols, args.prompt, 3, 1, base3)
-        for name, (rows, cols) in linear_shapes(cfg).items()
-    }
+    best: dict[str, float] = {}
+    for _ in range(3):  # interleaved rounds, the fastest of each: other programs only add time
+        for name, (rows, cols) in linear_shapes(cfg).items():
+            sec = _engine.testing.kernel_bench(info["isa"], rows, cols, args.prompt, 2, 1, base3)
+            best[name] = min(best.get(name, sec), sec)
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
