@@ -22,6 +22,8 @@ SHAPES = [
     (48, 6912 // 16, 17),
     (250, 96, 8),
 ]
+# Prompt-sized steps: ragged rows and columns, and a ragged last tile of tokens.
+PROMPT_SHAPES = [(83, 530, 5), (130, 2600, 64), (47, 6912, 131)]
 
 
 def test_reference_kernel_is_listed_and_default_is_the_best_available() -> None:
@@ -56,14 +58,31 @@ def test_ternary_gemm_is_exact_for_batched_decode_steps(isa: str, tokens: int, b
     np.testing.assert_array_equal(hooks.kernel_gemm(isa, w, x, 2, base3), expected)
 
 
+@pytest.mark.parametrize("isa", FAST_ISAS)
+@pytest.mark.parametrize(("rows", "cols", "tokens"), PROMPT_SHAPES)
+@pytest.mark.parametrize("base3", [False, True], ids=["i2_r16", "i1_r16"])
+def test_ternary_gemm_is_exact_for_prompt_steps(
+    isa: str, rows: int, cols: int, tokens: int, base3: bool
+) -> None:
+    # Prompt-sized steps take the kernels' many-token path (weights unpacked once per step).
+    rng = np.random.default_rng(rows + cols + tokens)
+    w = rng.integers(-1, 2, (rows, cols)).astype(np.int8)
+    x = rng.integers(-128, 128, (tokens, cols)).astype(np.int8)
+    expected = x.astype(np.int64) @ w.T.astype(np.int64)
+    np.testing.assert_array_equal(hooks.kernel_gemm(isa, w, x, 2, base3), expected)
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("base3", [False, True], ids=["i2_r16", "i1_r16"])
-def test_ternary_gemm_extreme_activations_do_not_overflow(isa: str, base3: bool) -> None:
+@pytest.mark.parametrize("tokens", [2, 7])
+def test_ternary_gemm_extreme_activations_do_not_overflow(
+    isa: str, base3: bool, tokens: int
+) -> None:
     cols = 6912
     w = np.ones((32, cols), dtype=np.int8)
     w[16:] = -1
     for value in (-128, 127):
-        x = np.full((2, cols), value, dtype=np.int8)
+        x = np.full((tokens, cols), value, dtype=np.int8)
         out = hooks.kernel_gemm(isa, w, x, 1, base3)
         assert (out[:, :16] == value * cols).all()
         assert (out[:, 16:] == -value * cols).all()

@@ -28,6 +28,14 @@ constexpr int kWidenGroups = 8;
 
 inline __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
 
+// GCC regroups a loop's int16 sums into trees of maddubs results (integer adds reassociate
+// freely), computes many of them ahead and keeps them, and then the accumulators, on the stack:
+// the multiply-add loops become bound by spill loads and stores instead of the multiplies. An
+// empty asm that wants the accumulator in a register after each add keeps the adds in the
+// written order, one register per accumulator, and costs no instruction (benchmarks/README.md,
+// "Measured design choices").
+inline void keep_in_register(__m256i& v) { __asm__("" : "+x"(v)); }
+
 template <int P>
 struct Planes {
     __m256i c[P];
@@ -150,6 +158,11 @@ void gemm_half_tile(const PackedTernary& w, int b, int half, const QuantizedActs
 // the unpack no longer grows with the token count; each broadcast activation quad feeds both
 // 8-row halves. Per token and group only the maddubs + add pairs remain.
 constexpr int kPanelTokens = 4;  // 2 * 4 int16 sums + 2 planes + 1 broadcast of 16 ymm
+// Row blocks unpacked side by side: a token tile's activations, which come from L2 (all tokens
+// of a chunk do not fit in L1 next to the planes), then feed kPanelBlocks blocks while in L1
+// instead of one. Their planes (8 KiB for I2_R16, 10 KiB for I1_R16) stay in a 32 KiB L1
+// (benchmarks/README.md, "Measured design choices").
+constexpr int kPanelBlocks = 4;
 // From 5 tokens on, the half tiles below would unpack every half-group twice.
 constexpr int kPanelMinTokens = 5;
 
@@ -185,6 +198,8 @@ void panel_tile(const __m256i* planes, int n_groups, const int8_t* x, size_t str
                     _mm256_set1_epi32(load_i32(x + t * stride + g * L::kCols + 4 * d));
                 lo[t] = _mm256_add_epi16(lo[t], _mm256_maddubs_epi16(a, q));
                 hi[t] = _mm256_add_epi16(hi[t], _mm256_maddubs_epi16(b, q));
+                keep_in_register(lo[t]);
+                keep_in_register(hi[t]);
             }
         }
     }
@@ -210,19 +225,24 @@ void gemm_panel(const PackedTernary& w, int block_begin, int block_end, const Qu
                 int32_t* out, size_t ld_out) {
     const int G = w.n_col_groups, n = acts.n_tokens;
     const size_t stride = acts.stride;
-    PanelChunk<L> planes;
-    for (int b = block_begin; b < block_end; ++b) {
-        const uint8_t* blk = w.codes + static_cast<size_t>(b) * G * kBlockBytes;
-        int32_t* out_b = out + b * kRowBlock;
+    PanelChunk<L> planes[kPanelBlocks];
+    for (int b0 = block_begin; b0 < block_end; b0 += kPanelBlocks) {
+        const int n_blocks = std::min(kPanelBlocks, block_end - b0);
         for (int g0 = 0; g0 < G; g0 += kWidenGroups) {
             const int ng = std::min(kWidenGroups, G - g0);
-            unpack_chunk<L>(blk + g0 * kBlockBytes, ng, planes);
+            for (int i = 0; i < n_blocks; ++i) {
+                const uint8_t* blk = w.codes + static_cast<size_t>(b0 + i) * G * kBlockBytes;
+                unpack_chunk<L>(blk + g0 * kBlockBytes, ng, planes[i]);
+            }
             const bool first = g0 == 0, last = g0 + ng == G;
             const int8_t* x = acts.x + g0 * L::kCols;
             const auto tile = [&](auto nt, int t) {
-                panel_tile<L, decltype(nt)::value>(planes, ng, x + t * stride, stride,
-                                                   out_b + t * ld_out, ld_out, first,
-                                                   last ? acts.sums + t : nullptr);
+                for (int i = 0; i < n_blocks; ++i) {
+                    panel_tile<L, decltype(nt)::value>(planes[i], ng, x + t * stride, stride,
+                                                       out + (b0 + i) * kRowBlock + t * ld_out,
+                                                       ld_out, first,
+                                                       last ? acts.sums + t : nullptr);
+                }
             };
             int t = 0;
             for (; t + kPanelTokens <= n; t += kPanelTokens)
