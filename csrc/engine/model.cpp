@@ -361,7 +361,7 @@ void BatchStep::forward_chunk(int m) {
             rms_norm(&x_[t * H], L.input_norm.data(), H, eps, &xn_[t * H]);
             quantize(t, &xn_[t * H], L.qkv);
         });
-        gemm(L.qkv, m, qkv_.data(), QKV);
+        gemm(L.qkv, m, qkv_, QKV);
         per_token([&](int t) {
             const int pos = pos_[t];
             float* q = &qkv_[t * QKV];
@@ -376,8 +376,9 @@ void BatchStep::forward_chunk(int m) {
             }
         });
         attention(l, m);
+        // The sub-norm goes to the row's q/k/v, which attention has finished with.
         per_token([&](int t) {
-            quantize(t, optional_rms_norm(&attn_[t * Q], L.attn_sub_norm, Q, eps, &xn_[t * Q]),
+            quantize(t, optional_rms_norm(&attn_[t * Q], L.attn_sub_norm, Q, eps, &qkv_[t * QKV]),
                      L.o);
         });
         gemm(L.o, m, ffn_.data(), H);
@@ -387,11 +388,13 @@ void BatchStep::forward_chunk(int m) {
             rms_norm(&x_[t * H], L.post_attn_norm.data(), H, eps, &xn_[t * H]);
             quantize(t, &xn_[t * H], L.gate_up);
         });
-        gemm(L.gate_up, m, gu_.data(), 2 * I);
+        gemm(L.gate_up, m, gu_, 2 * I);
+        // act(gate) * up element by element over the gate half; its sub-norm into the up half.
         per_token([&](int t) {
-            ffn_activation(c.activation, &gu_[t * 2 * I], &gu_[t * 2 * I + I], I, &ffn_[t * I]);
-            quantize(t, optional_rms_norm(&ffn_[t * I], L.ffn_sub_norm, I, eps, &xn_[t * I]),
-                     L.down);
+            float* gate = &gu_[t * 2 * I];
+            float* up = gate + I;
+            ffn_activation(c.activation, gate, up, I, gate);
+            quantize(t, optional_rms_norm(gate, L.ffn_sub_norm, I, eps, up), L.down);
         });
         gemm(L.down, m, ffn_.data(), H);
         per_token([&](int t) { add_inplace(&x_[t * H], &ffn_[t * H], H); });
