@@ -21,7 +21,6 @@ from .chat_template import (
     TemplateLimits,
     find_chat_template,
     normalise_chat_templates,
-    render_chat,
     select_chat_template,
 )
 from .errors import CheckpointError, InvalidParameterError
@@ -308,6 +307,8 @@ class Tokenizer:
         ``kwargs`` become template variables (after bos_token / eos_token / ..., which they
         override). Any failure inside the template raises ChatTemplateError.
         """
+        from .chat_template.render import render_chat  # imports jinja2 on the first render
+
         template = self.select_chat_template(chat_template, tools=tools is not None)
         return render_chat(
             template,
