@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "model.h"
+#include "ops.h"
 
 namespace bitnet {
 
@@ -117,10 +118,22 @@ void BatchStep::commit(int m) {
 void BatchStep::reserve(int rows, int n_ctx) {
     const auto& c = model_.config();
     if (n_ctx > scores_ld_) {
-        scores_ld_ = n_ctx;
         scores_.assign(static_cast<size_t>(model_.n_threads()) *
                            (c.num_attention_heads / c.num_key_value_heads) * n_ctx,
                        0.0f);
+        // The rows already computed are kept: each position's values do not depend on the
+        // table's length.
+        const size_t half = c.head_dim / 2, kept = scores_ld_ * half;
+        auto grow = [&](std::vector<float>& table) {
+            std::vector<float> longer(n_ctx * half);
+            std::copy(table.begin(), table.begin() + kept, longer.begin());
+            table.swap(longer);
+        };
+        grow(rope_cos_);
+        grow(rope_sin_);
+        rope_tables(c.rope_inv_freq.data(), static_cast<int>(half), scores_ld_, n_ctx,
+                    rope_cos_.data(), rope_sin_.data());
+        scores_ld_ = n_ctx;
     }
     if (rows > capacity_) reserve_rows(rows);
     bytes_.store(count_bytes(), std::memory_order_relaxed);
@@ -187,9 +200,9 @@ size_t BatchStep::count_bytes() const {
     auto of = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
     return of(item_) + of(index_) + of(ids_) + of(pos_) + of(kv_) + of(hidden_out_) +
            of(logits_out_) + of(head_out_) + of(x_) + of(xn_) + of(ffn_) + of(scores_) +
-           of(stage_) + xq_.size() + of(xs_) + of(xsum_) + of(acc_) + of(part_in_) +
-           part_xq_.size() + of(part_xs_) + of(part_xsum_) + of(top_heap_) + of(top_idx_) +
-           of(top_row_);
+           of(rope_cos_) + of(rope_sin_) + of(stage_) + xq_.size() + of(xs_) + of(xsum_) +
+           of(acc_) + of(part_in_) + part_xq_.size() + of(part_xs_) + of(part_xsum_) +
+           of(top_heap_) + of(top_idx_) + of(top_row_);
 }
 
 }  // namespace bitnet

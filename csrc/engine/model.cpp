@@ -84,11 +84,6 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
     } else {
         build_layers(tensors, progress);
     }
-    const int half = c.head_dim / 2;
-    rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
-    rope_sin_.resize(rope_cos_.size());
-    rope_tables(c.rope_inv_freq.data(), half, c.max_position_embeddings, rope_cos_.data(),
-                rope_sin_.data());
 }
 
 void Model::build_layers(const std::map<std::string, TensorView>& tensors,
@@ -367,8 +362,8 @@ void BatchStep::forward_chunk(int m) {
             float* q = &qkv_[t * QKV];
             float* k = q + Q;
             const float* v = k + KV;
-            const float* cos = model_.rope_cos() + static_cast<size_t>(pos) * half;
-            const float* sin = model_.rope_sin() + static_cast<size_t>(pos) * half;
+            const float* cos = &rope_cos_[static_cast<size_t>(pos) * half];
+            const float* sin = &rope_sin_[static_cast<size_t>(pos) * half];
             apply_rope(q, c.num_attention_heads, c.head_dim, cos, sin);
             apply_rope(k, c.num_key_value_heads, c.head_dim, cos, sin);
             for (int h = 0; h < c.num_key_value_heads; ++h) {

@@ -71,6 +71,8 @@ class BatchStep {
     std::vector<float*> head_out_;  // the logits rows of the step, in order
     // Per row: the residual stream, a normed copy and a linear's [hidden] output.
     std::vector<float> x_, xn_, ffn_, scores_;
+    // RoPE cos / sin for the positions below the longest context seen: [scores_ld_][half].
+    std::vector<float> rope_cos_, rope_sin_;
     // One region for what each block of a layer holds between its linears, never live at the
     // same time: q/k/v and the attention output (qkv_, attn_), then gate/up (gu_) whose gate
     // half takes act(gate) * up in place and whose up half takes its sub-norm.
@@ -141,8 +143,6 @@ class Model {
     const OutputHead& head() const { return head_; }
     const ExactLogits& exact_logits() const { return exact_; }
     const std::vector<float>& final_norm() const { return final_norm_; }
-    const float* rope_cos() const { return rope_cos_.data(); }
-    const float* rope_sin() const { return rope_sin_.data(); }
 
  private:
     void build_layers(const std::map<std::string, TensorView>& tensors,
@@ -165,7 +165,6 @@ class Model {
     OutputHead head_;
     ExactLogits exact_;
     std::vector<float> final_norm_;
-    std::vector<float> rope_cos_, rope_sin_;  // [max_pos][head_dim / 2]
 };
 
 class Session {
