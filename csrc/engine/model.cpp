@@ -284,13 +284,18 @@ void Model::embed(int token, float* out) const {
     }
 }
 
-// Bytes read from weights per decoded token: linears, the head, one embedding row, the rows of
-// the exact top logits.
+// Bytes read from weights per decoded token: linears with their per-row scales and input
+// norms, the norm weights, the head, one embedding row, the rows of the exact top logits.
 size_t Model::weight_bytes() const {
     size_t total = head_.bytes() + config_.hidden_size * dtype_size(embedding_.dtype) +
-                   exact_.bytes_per_position();
+                   exact_.bytes_per_position() + final_norm_.size() * sizeof(float);
     for (const auto& L : layers_) {
-        total += L.qkv.bytes() + L.o.bytes() + L.gate_up.bytes() + L.down.bytes();
+        for (const TernaryMatrix* m : {&L.qkv, &L.o, &L.gate_up, &L.down}) {
+            total += m->bytes() + m->side_bytes();
+        }
+        total += (L.input_norm.size() + L.post_attn_norm.size() + L.attn_sub_norm.size() +
+                  L.ffn_sub_norm.size()) *
+                 sizeof(float);
     }
     return total;
 }
