@@ -23,7 +23,8 @@ instead of holding it back until some text comes (the test tokenizer has 512 tok
 2B-4T shape 128256 ids).
 
 Memory: "weights" is the engine's ``weight_bytes`` (what one decoded token reads: the packed
-linears, the output head, one embedding row and the exactly recomputed head rows); "KV" is the
+linears with their scales, the norms, the output head, one embedding row and the exactly
+recomputed head rows); "KV" is the
 KV cache positions the streams fill (prompt + generated tokens, 2 x layers x kv heads x
 head_dim values each, in the cache's element type). Peak RSS is the process's high-water mark
 over the run (reset before each run where Linux allows it, else the process maximum so far):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from .chat_template import (
     TemplateLimits,
     find_chat_template,
     normalise_chat_templates,
-    render_chat,
     select_chat_template,
 )
 from .errors import CheckpointError, InvalidParameterError
@@ -237,14 +236,12 @@ class Tokenizer:
         steps = self._decoder_steps()
         kinds = {s.get("type") for s in steps}
         table = [b""] * self.vocab_size
-        vocab = self._tok.get_vocab(with_added_tokens=False)
         if "ByteLevel" in kinds:
             dec = _BYTE_LEVEL_DECODE
-            for tok, i in vocab.items():
-                if 0 <= i < len(table):
-                    table[i] = bytes(
-                        [dec[c] for c in tok] if all(c in dec for c in tok) else tok.encode()
-                    )
+            for i, tok in self._tokens():
+                table[i] = bytes(
+                    [dec[c] for c in tok] if all(c in dec for c in tok) else tok.encode()
+                )
         elif kinds <= {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"}:
             replaces = [
                 (s["pattern"].get("String"), s.get("content", ""))
@@ -253,9 +250,7 @@ class Tokenizer:
             ]
             metaspace = [s.get("replacement", "▁") for s in steps if s.get("type") == "Metaspace"]
             byte_fallback = "ByteFallback" in kinds
-            for tok, i in vocab.items():
-                if not 0 <= i < len(table):
-                    continue
+            for i, tok in self._tokens():
                 m = _BYTE_FALLBACK.match(tok) if byte_fallback else None
                 if m:
                     table[i] = bytes([int(m.group(1), 16)])
@@ -267,13 +262,22 @@ class Tokenizer:
                     tok = tok.replace(rep, " ")
                 table[i] = tok.encode("utf-8")
         else:
-            for i in vocab.values():
-                if 0 <= i < len(table):
-                    table[i] = self._tok.decode([i], skip_special_tokens=False).encode("utf-8")
+            for i, _ in self._tokens():
+                table[i] = self._tok.decode([i], skip_special_tokens=False).encode("utf-8")
         for i, content in self._added.items():
             if 0 <= i < len(table):
                 table[i] = b"" if i in self.special_ids else content.encode("utf-8")
         return table
+
+    def _tokens(self) -> Iterator[tuple[int, str]]:
+        """(id, token string) for every id of the vocabulary that has one, added tokens too
+        (the callers overwrite those). One id at a time: ``get_vocab`` would build the whole
+        vocabulary twice over (a Rust map, then a dict) and leave its freed memory
+        fragmented."""
+        for i in range(self.vocab_size):
+            tok = self._tok.id_to_token(i)
+            if tok is not None:
+                yield i, tok
 
     def _decoder_steps(self) -> list[dict[str, Any]]:
         dec = self._tok.decoder
@@ -308,6 +312,8 @@ class Tokenizer:
         ``kwargs`` become template variables (after bos_token / eos_token / ..., which they
         override). Any failure inside the template raises ChatTemplateError.
         """
+        from .chat_template.render import render_chat  # imports jinja2 on the first render
+
         template = self.select_chat_template(chat_template, tools=tools is not None)
         return render_chat(
             template,

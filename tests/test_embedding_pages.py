@@ -50,3 +50,17 @@ def test_random_token_lookups_do_not_grow_the_mapping(
     # A read fault may map a whole page-cache folio: dropping only the 64 KiB fault-around
     # window around each row left ~2 MB of this table resident.
     assert _resident_bytes_of(weights) - before < 1 << 20
+
+
+def test_a_load_leaves_no_pages_of_the_checkpoint_resident(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    from bitnet_backend.backends.cpu import BACKEND
+    from bitnet_backend.checkpoints.hf import load_checkpoint
+
+    path = make_checkpoint(shape="small", seed=5)
+    engine = BACKEND.load(load_checkpoint(path), n_threads=1)
+    # The engine holds its own copies of norms and scales: reading them must not leave their
+    # pages (and the neighbours their read faults mapped, ~140 KiB here) in RSS.
+    assert _resident_bytes_of(path / "model.safetensors") < 32 << 10
+    assert engine.info["weight_bytes"] > 0  # the engine stays alive while the mapping is read

@@ -276,6 +276,7 @@ class CpuEngine:
             "exact_logits": int(self._model.exact_logits),
             "kv_dtype": self._model.kv_cache.name,
             "weight_bytes": int(self._model.weight_bytes),
+            "scratch_bytes": int(self._model.scratch_bytes),
         }
 
     def export_layout(self) -> dict[str, np.ndarray]:

@@ -21,7 +21,6 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -29,28 +28,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from ..errors import InvalidParameterError
-
-
-class ChatTemplateError(InvalidParameterError):
-    """A chat template is missing, malformed, or refused the messages it was given."""
-
-
-@dataclass(frozen=True)
-class TemplateLimits:
-    """Bounds on one chat-template render: characters of any value built, and seconds."""
-
-    max_chars: int = 4_000_000
-    max_seconds: float = 5.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_chars, bool) or not isinstance(self.max_chars, int):
-            raise InvalidParameterError(f"max_chars must be an integer, got {self.max_chars!r}")
-        if self.max_chars < 1:
-            raise InvalidParameterError(f"max_chars must be >= 1, got {self.max_chars}")
-        if not isinstance(self.max_seconds, (int, float)) or not self.max_seconds > 0:
-            raise InvalidParameterError(f"max_seconds must be > 0, got {self.max_seconds!r}")
-
+from .limits import ChatTemplateError, TemplateLimits
 
 # Integer powers above this many bits are refused (str() of such numbers fails anyway).
 _MAX_INT_BITS = 1 << 16

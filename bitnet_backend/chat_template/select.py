@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from ..errors import CheckpointError
 from ..validation import parse_json, read_text
-from .sandbox import BoundedSandbox, ChatTemplateError
+from .limits import ChatTemplateError
 
 # A model's templates as Tokenizer keeps them: none, one, or several by name.
 ChatTemplates: TypeAlias = str | dict[str, str] | None
@@ -95,6 +95,8 @@ def template_uses_tools(source: str | None) -> bool:
         return False
     import jinja2
     import jinja2.meta
+
+    from .sandbox import BoundedSandbox
 
     try:
         # The analysis compiles the template, folding constants: a sandbox that bounds them

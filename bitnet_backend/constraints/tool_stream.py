@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,6 +20,11 @@ def new_call_id(seed: str | None = None, index: int = 0) -> str:
     and the call's position, they are the same for the same conversation and differ between
     conversations (and between turns of one, since each turn's prompt holds the last).
     """
+    # Imported here: hashlib loads OpenSSL's libcrypto (MBs of resident memory) into every
+    # process that imports this package, and most never make a tool call.
+    import hashlib
+    import secrets
+
     if seed is None:
         return "call_" + secrets.token_hex(12)
     return "call_" + hashlib.sha256(f"{index}\x00{seed}".encode()).hexdigest()[:24]

@@ -163,6 +163,7 @@ void bind_model(py::module_& m) {
                                [](const Model& mdl) { return mdl.config().hidden_size; })
         .def("export_layout", &export_layout)
         .def_property_readonly("weight_bytes", &Model::weight_bytes)
+        .def_property_readonly("scratch_bytes", &Model::scratch_bytes)
         .def("eval_batch", &eval_batch, py::arg("items"))
         .def("hidden_states_batch", &hidden_states_batch, py::arg("batch"));
 }

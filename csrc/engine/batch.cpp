@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "model.h"
+#include "ops.h"
 
 namespace bitnet {
 
@@ -112,18 +113,37 @@ void BatchStep::commit(int m) {
 }
 
 // Sizes the scratch for steps of `rows` rows over caches of up to `n_ctx` positions: grows
-// (rarely: the largest step and context seen so far), never shrinks.
+// (rarely: the largest step and context seen so far), never shrinks. Each buffer is allocated
+// at exactly its new size (no geometric slack): the scratch lives as long as the model.
 void BatchStep::reserve(int rows, int n_ctx) {
     const auto& c = model_.config();
     if (n_ctx > scores_ld_) {
-        scores_ld_ = n_ctx;
         scores_.assign(static_cast<size_t>(model_.n_threads()) *
                            (c.num_attention_heads / c.num_key_value_heads) * n_ctx,
                        0.0f);
+        // The rows already computed are kept: each position's values do not depend on the
+        // table's length.
+        const size_t half = c.head_dim / 2, kept = scores_ld_ * half;
+        auto grow = [&](std::vector<float>& table) {
+            std::vector<float> longer(n_ctx * half);
+            std::copy(table.begin(), table.begin() + kept, longer.begin());
+            table.swap(longer);
+        };
+        grow(rope_cos_);
+        grow(rope_sin_);
+        rope_tables(c.rope_inv_freq.data(), static_cast<int>(half), scores_ld_, n_ctx,
+                    rope_cos_.data(), rope_sin_.data());
+        scores_ld_ = n_ctx;
     }
-    if (rows <= capacity_) return;
+    if (rows > capacity_) reserve_rows(rows);
+    bytes_.store(count_bytes(), std::memory_order_relaxed);
+}
+
+void BatchStep::reserve_rows(int rows) {
+    const auto& c = model_.config();
     capacity_ = rows;
     const int H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim();
+    const int QKV = Q + 2 * c.kv_dim();
     const size_t C = rows;
     int widest = std::max({H, I, Q, 2 * model_.head().padded_cols()});
     int widest_rows = 0;
@@ -133,20 +153,22 @@ void BatchStep::reserve(int rows, int n_ctx) {
         widest_rows = std::max({widest_rows, L.qkv.padded_rows(), L.o.padded_rows(),
                                 L.gate_up.padded_rows(), L.down.padded_rows()});
     }
-    item_.resize(C);
-    index_.resize(C);
-    ids_.resize(C);
-    pos_.resize(C);
-    kv_.resize(C);
-    hidden_out_.resize(C);
-    logits_out_.resize(C);
-    head_out_.resize(C);
-    x_.resize(C * H);
-    xn_.resize(C * widest);
-    qkv_.resize(C * (Q + 2 * c.kv_dim()));
-    attn_.resize(C * Q);
-    gu_.resize(C * 2 * I);
-    ffn_.resize(C * std::max(H, I));
+    auto fit = [](auto& v, size_t n) { v.assign(n, {}); };
+    fit(item_, C);
+    fit(index_, C);
+    fit(ids_, C);
+    fit(pos_, C);
+    fit(kv_, C);
+    fit(hidden_out_, C);
+    fit(logits_out_, C);
+    fit(head_out_, C);
+    fit(x_, C * H);
+    fit(xn_, C * H);
+    fit(ffn_, C * H);
+    fit(stage_, C * std::max(QKV + Q, 2 * I));
+    qkv_ = stage_.data();
+    attn_ = qkv_ + C * QKV;
+    gu_ = stage_.data();
     xq_stride_ = static_cast<size_t>((widest + kColGroup - 1) / kColGroup) * kColGroup;
     // The head's two int8 terms need 2 * its padded width (the Q6 head pads to 64 columns),
     // for each of up to kHeadBatch rows at once.
@@ -155,23 +177,32 @@ void BatchStep::reserve(int rows, int n_ctx) {
         std::max(C * xq_stride_ + 64,
                  head_rows * 2 * static_cast<size_t>(model_.head().padded_cols()) + 64));
     std::memset(xq_.data(), 0, xq_.size());
-    xs_.resize(C);
-    xsum_.resize(C);
+    fit(xs_, C);
+    fit(xsum_, C);
     if (!c.linear_norm.empty()) {
         // Up to three parts (q, k, v) per matrix, each with its own quantized row.
         constexpr size_t kMaxParts = 3;
-        part_in_.resize(C * xq_stride_);
+        fit(part_in_, C * xq_stride_);
         part_xq_ = AlignedBuffer(kMaxParts * C * xq_stride_ + 64);
         std::memset(part_xq_.data(), 0, part_xq_.size());
-        part_xs_.resize(kMaxParts * C);
-        part_xsum_.resize(kMaxParts * C);
+        fit(part_xs_, kMaxParts * C);
+        fit(part_xsum_, kMaxParts * C);
     }
     acc_stride_ = widest_rows;
-    acc_.resize(std::max(C * acc_stride_, 2 * static_cast<size_t>(model_.head().padded_rows())));
+    fit(acc_, std::max(C * acc_stride_, 2 * static_cast<size_t>(model_.head().padded_rows())));
     const ExactLogits& exact = model_.exact_logits();
-    top_heap_.resize(exact.heap_scratch(model_.n_threads()));
-    top_idx_.resize(exact.top());
-    top_row_.resize(exact.row_scratch(model_.n_threads()));
+    fit(top_heap_, exact.heap_scratch(model_.n_threads()));
+    fit(top_idx_, exact.top());
+    fit(top_row_, exact.row_scratch(model_.n_threads()));
+}
+
+size_t BatchStep::count_bytes() const {
+    auto of = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
+    return of(item_) + of(index_) + of(ids_) + of(pos_) + of(kv_) + of(hidden_out_) +
+           of(logits_out_) + of(head_out_) + of(x_) + of(xn_) + of(ffn_) + of(scores_) +
+           of(rope_cos_) + of(rope_sin_) + of(stage_) + xq_.size() + of(xs_) + of(xsum_) +
+           of(acc_) + of(part_in_) + part_xq_.size() + of(part_xs_) + of(part_xsum_) +
+           of(top_heap_) + of(top_idx_) + of(top_row_);
 }
 
 }  // namespace bitnet

@@ -24,9 +24,9 @@ struct BatchItem {
 
 // The most rows (tokens of all items) one step runs: a longer batch runs as several steps,
 // cut anywhere (within an item too), which gives the same bits. Scratch memory stays bounded
-// for long prompts (~0.2 MB per row for the 2B-4T shape, held for the model's lifetime) while
-// each weight block is still reused across many rows: at 64 rows a prefill step streams the
-// weights at well under a tenth of the memory bandwidth, so more rows buy no speed.
-constexpr int kMaxStepRows = 64;
+// for long prompts (~0.14 MB per row for the 2B-4T shape, held for the model's lifetime) while
+// each weight block is still reused across many rows: at 32 rows a prefill step streams the
+// weights at a small fraction of the memory bandwidth, so more rows buy no speed.
+constexpr int kMaxStepRows = 32;
 
 }  // namespace bitnet

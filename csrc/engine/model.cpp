@@ -84,11 +84,15 @@ Model::Model(const ModelConfig& config, const std::map<std::string, TensorView>&
     } else {
         build_layers(tensors, progress);
     }
-    const int half = c.head_dim / 2;
-    rope_cos_.resize(static_cast<size_t>(c.max_position_embeddings) * half);
-    rope_sin_.resize(rope_cos_.size());
-    rope_tables(c.rope_inv_freq.data(), half, c.max_position_embeddings, rope_cos_.data(),
-                rope_sin_.data());
+    if (c.release_source_pages) {
+        // Everything the engine keeps is its own copy now, but reading the norms and scales
+        // left their pages (and their read faults' neighbours) mapped: ~2 MB of the 2B-4T
+        // file. A tensor as its own table drops every page that holds part of it.
+        for (const auto& [name, t] : tensors) {
+            const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype);
+            release_file_row(t.data, bytes, t.data, bytes);
+        }
+    }
 }
 
 void Model::build_layers(const std::map<std::string, TensorView>& tensors,
@@ -280,13 +284,18 @@ void Model::embed(int token, float* out) const {
     }
 }
 
-// Bytes read from weights per decoded token: linears, the head, one embedding row, the rows of
-// the exact top logits.
+// Bytes read from weights per decoded token: linears with their per-row scales and input
+// norms, the norm weights, the head, one embedding row, the rows of the exact top logits.
 size_t Model::weight_bytes() const {
     size_t total = head_.bytes() + config_.hidden_size * dtype_size(embedding_.dtype) +
-                   exact_.bytes_per_position();
+                   exact_.bytes_per_position() + final_norm_.size() * sizeof(float);
     for (const auto& L : layers_) {
-        total += L.qkv.bytes() + L.o.bytes() + L.gate_up.bytes() + L.down.bytes();
+        for (const TernaryMatrix* m : {&L.qkv, &L.o, &L.gate_up, &L.down}) {
+            total += m->bytes() + m->side_bytes();
+        }
+        total += (L.input_norm.size() + L.post_attn_norm.size() + L.attn_sub_norm.size() +
+                  L.ffn_sub_norm.size()) *
+                 sizeof(float);
     }
     return total;
 }
@@ -361,14 +370,14 @@ void BatchStep::forward_chunk(int m) {
             rms_norm(&x_[t * H], L.input_norm.data(), H, eps, &xn_[t * H]);
             quantize(t, &xn_[t * H], L.qkv);
         });
-        gemm(L.qkv, m, qkv_.data(), QKV);
+        gemm(L.qkv, m, qkv_, QKV);
         per_token([&](int t) {
             const int pos = pos_[t];
             float* q = &qkv_[t * QKV];
             float* k = q + Q;
             const float* v = k + KV;
-            const float* cos = model_.rope_cos() + static_cast<size_t>(pos) * half;
-            const float* sin = model_.rope_sin() + static_cast<size_t>(pos) * half;
+            const float* cos = &rope_cos_[static_cast<size_t>(pos) * half];
+            const float* sin = &rope_sin_[static_cast<size_t>(pos) * half];
             apply_rope(q, c.num_attention_heads, c.head_dim, cos, sin);
             apply_rope(k, c.num_key_value_heads, c.head_dim, cos, sin);
             for (int h = 0; h < c.num_key_value_heads; ++h) {
@@ -376,8 +385,9 @@ void BatchStep::forward_chunk(int m) {
             }
         });
         attention(l, m);
+        // The sub-norm goes to the row's q/k/v, which attention has finished with.
         per_token([&](int t) {
-            quantize(t, optional_rms_norm(&attn_[t * Q], L.attn_sub_norm, Q, eps, &xn_[t * Q]),
+            quantize(t, optional_rms_norm(&attn_[t * Q], L.attn_sub_norm, Q, eps, &qkv_[t * QKV]),
                      L.o);
         });
         gemm(L.o, m, ffn_.data(), H);
@@ -387,11 +397,13 @@ void BatchStep::forward_chunk(int m) {
             rms_norm(&x_[t * H], L.post_attn_norm.data(), H, eps, &xn_[t * H]);
             quantize(t, &xn_[t * H], L.gate_up);
         });
-        gemm(L.gate_up, m, gu_.data(), 2 * I);
+        gemm(L.gate_up, m, gu_, 2 * I);
+        // act(gate) * up element by element over the gate half; its sub-norm into the up half.
         per_token([&](int t) {
-            ffn_activation(c.activation, &gu_[t * 2 * I], &gu_[t * 2 * I + I], I, &ffn_[t * I]);
-            quantize(t, optional_rms_norm(&ffn_[t * I], L.ffn_sub_norm, I, eps, &xn_[t * I]),
-                     L.down);
+            float* gate = &gu_[t * 2 * I];
+            float* up = gate + I;
+            ffn_activation(c.activation, gate, up, I, gate);
+            quantize(t, optional_rms_norm(gate, L.ffn_sub_norm, I, eps, up), L.down);
         });
         gemm(L.down, m, ffn_.data(), H);
         per_token([&](int t) { add_inplace(&x_[t * H], &ffn_[t * H], H); });

@@ -2,6 +2,7 @@
 // and BatchStep, the whole network top to bottom over the new tokens of several sessions.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -38,9 +39,12 @@ class BatchStep {
     explicit BatchStep(Model& model) : model_(model) {}
     // Runs validated items (distinct sessions of this model) in steps of <= kMaxStepRows rows.
     void run(const BatchItem* items, int n_items);
+    // Bytes of scratch held now (readable while a step runs: it only grows between steps).
+    size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:
     void reserve(int rows, int n_ctx);
+    void reserve_rows(int rows);
     int plan(const BatchItem* items, int n_items, int& item, int& done);
     void commit(int m);
     void forward_chunk(int m);
@@ -51,9 +55,11 @@ class BatchStep {
     void gemm_parts(const TernaryMatrix& w, int n, float* out, size_t ld_out);
     void attention(int layer, int m);
     void lm_head(const float* h, int n);
+    size_t count_bytes() const;
 
     Model& model_;
     int capacity_ = 0, scores_ld_ = 0;
+    std::atomic<size_t> bytes_{0};
     // Per row of the current step: its item and token index in it, token, position, its
     // session's cache, and where its final hidden state (Hidden) or logits go (nullptr: none).
     std::vector<const BatchItem*> item_;
@@ -63,7 +69,17 @@ class BatchStep {
     std::vector<KVCache*> kv_;
     std::vector<float*> hidden_out_, logits_out_;
     std::vector<float*> head_out_;  // the logits rows of the step, in order
-    std::vector<float> x_, xn_, qkv_, attn_, gu_, ffn_, scores_;
+    // Per row: the residual stream, a normed copy and a linear's [hidden] output.
+    std::vector<float> x_, xn_, ffn_, scores_;
+    // RoPE cos / sin for the positions below the longest context seen: [scores_ld_][half].
+    std::vector<float> rope_cos_, rope_sin_;
+    // One region for what each block of a layer holds between its linears, never live at the
+    // same time: q/k/v and the attention output (qkv_, attn_), then gate/up (gu_) whose gate
+    // half takes act(gate) * up in place and whose up half takes its sub-norm.
+    std::vector<float> stage_;
+    float* qkv_ = nullptr;
+    float* attn_ = nullptr;
+    float* gu_ = nullptr;
     AlignedBuffer xq_;
     std::vector<float> xs_;
     std::vector<int32_t> xsum_, acc_;
@@ -114,6 +130,8 @@ class Model {
     int n_threads() const { return pool_.size(); }
     KVType kv_type() const { return kv_type_; }
     size_t weight_bytes() const;
+    // Bytes of the batched step's scratch: sized by the largest step run so far.
+    size_t scratch_bytes() const { return step_.bytes(); }
 
     const std::vector<LayerWeights>& layers() const { return layers_; }
     // The repacked weights (arena, per-row scales, head), for `bitnet convert`: names and
@@ -125,8 +143,6 @@ class Model {
     const OutputHead& head() const { return head_; }
     const ExactLogits& exact_logits() const { return exact_; }
     const std::vector<float>& final_norm() const { return final_norm_; }
-    const float* rope_cos() const { return rope_cos_.data(); }
-    const float* rope_sin() const { return rope_sin_.data(); }
 
  private:
     void build_layers(const std::map<std::string, TensorView>& tensors,
@@ -149,7 +165,6 @@ class Model {
     OutputHead head_;
     ExactLogits exact_;
     std::vector<float> final_norm_;
-    std::vector<float> rope_cos_, rope_sin_;  // [max_pos][head_dim / 2]
 };
 
 class Session {

@@ -90,8 +90,9 @@ void rms_norm(const float* x, const float* weight, int n, float eps, float* y) {
     for (int i = 0; i < n; ++i) y[i] = weight[i] * (x[i] * inv);
 }
 
-void rope_tables(const float* inv_freq, int half, int max_pos, float* cos_out, float* sin_out) {
-    for (int pos = 0; pos < max_pos; ++pos) {
+void rope_tables(const float* inv_freq, int half, int first_pos, int end_pos, float* cos_out,
+                 float* sin_out) {
+    for (int pos = first_pos; pos < end_pos; ++pos) {
         for (int i = 0; i < half; ++i) {
             const float angle = static_cast<float>(pos) * inv_freq[i];
             cos_out[static_cast<size_t>(pos) * half + i] = std::cos(angle);

@@ -25,8 +25,10 @@ void rms_norm(const float* x, const float* weight, int n, float eps, float* y);
 // Llama RoPE (rotate_half) on `n_heads` heads of `head_dim` at position `pos`, in place.
 void apply_rope(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
 
-// cos / sin of pos * inv_freq[i] for every position below max_pos: [max_pos][half] each.
-void rope_tables(const float* inv_freq, int half, int max_pos, float* cos_out, float* sin_out);
+// cos / sin of pos * inv_freq[i] for the positions in [first_pos, end_pos), into rows pos of
+// [end_pos][half] tables.
+void rope_tables(const float* inv_freq, int half, int first_pos, int end_pos, float* cos_out,
+                 float* sin_out);
 
 // relu(g)^2 * u.
 void relu2_gate(const float* gate, const float* up, int n, float* out);

@@ -53,6 +53,12 @@ class TernaryMatrix {
     bool divide() const { return divide_; }
     const float* row_scales() const { return scales_.data(); }
     size_t bytes() const { return packed_bytes(rows_, cols_, base3_); }
+    // Bytes of the per-row scales and input norms (read with the codes by every product).
+    size_t side_bytes() const {
+        size_t n = scales_.size();
+        for (const auto& norm : input_norms_) n += norm.size();
+        return n * sizeof(float);
+    }
 
     // BitLinears with an input norm (quantization_config use_rms_norm): part i (rows up to
     // part_ends[i]) normalizes its input with weights[i] before quantizing it, so the fused
