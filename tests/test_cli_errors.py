@@ -89,6 +89,22 @@ def test_ctrl_c_during_startup_exits_130_quietly(interpreter_startup, delay):
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err
 
 
+def test_ctrl_c_after_the_command_is_done_keeps_its_exit_status(ckpt):
+    # The console script's own steps, with the Ctrl-C landing after the command has printed
+    # its result, while the interpreter exits: not a traceback, nor death by signal 2.
+    script = (
+        "import os, signal, sys\n"
+        "from bitnet_backend.cli import console_main\n"
+        f"sys.argv = ['bitnet', 'info', {str(ckpt)!r}]\n"
+        "status = console_main()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.exit(status)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"Traceback" not in r.stderr and b"KeyboardInterrupt" not in r.stderr, r.stderr
+
+
 def test_an_error_raised_because_of_ctrl_c_counts_as_ctrl_c():
     # numpy turns an import interrupted by Ctrl-C into an ImportError.
     from bitnet_backend.cli.errors import caused_by_interrupt

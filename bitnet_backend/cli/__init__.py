@@ -51,7 +51,7 @@ from .options import CommandParser, HelpFormatter  # noqa: E402
 if _guard_imports:
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "console_main", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,3 +90,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("BITNET_DEBUG"):
             raise
         return report_error(error_message(exc))
+
+
+def console_main() -> int:
+    """Entry point of the ``bitnet`` console script: :func:`main`, then a quiet exit.
+
+    Once the command is done, Ctrl-C is ignored: Python restores the default action of
+    SIGINT while it finalizes, so a Ctrl-C in that window would otherwise kill the process
+    by signal 2 after it has printed its result, instead of it exiting with main's status.
+    """
+    status = EXIT_INTERRUPTED
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        try:
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+        except KeyboardInterrupt:  # arrived just before the line above
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    return status
