@@ -58,8 +58,8 @@ class BitLinear(nn.Module):
     The product is taken between the integer activations and the {-1, 0, 1} codes, then
     scaled, as the engine computes it. Both operands are small integers, exact in bfloat16,
     and the matmul accumulates in float32, so ``compute_dtype=torch.bfloat16`` changes only
-    the rounding of the result (and its gradients) while running the matmuls 2-3x faster on
-    CPUs with bfloat16 instructions.
+    the rounding of the result (and its gradients). It is faster where the CPU has bfloat16
+    matrix units (AMX); without them float32 is.
     """
 
     def __init__(
