@@ -280,3 +280,16 @@ def test_resume_refuses_other_options_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(TrainingStateError, match="no training state"):
         train_main([*argv, "--resume", str(tmp_path / "missing.pt")])
     assert saved.stat().st_size > 1000  # the state itself is untouched
+
+
+def test_each_recipe_has_its_own_precision_and_denormal_defaults() -> None:
+    from bitnet_backend.training.train import parse_options
+
+    v1 = parse_options(["--out", "m"])
+    assert (v1.recipe, v1.precision, v1.flush_denormals) == ("v1", "bf16", False)
+    v2 = parse_options(["--out", "m", "--recipe", "v2"])
+    assert (v2.precision, v2.flush_denormals) == ("f32", True)
+    chosen = parse_options(["--out", "m", "--recipe", "v2", "--precision", "bf16"])
+    assert (chosen.precision, chosen.flush_denormals) == ("bf16", True)
+    off = parse_options(["--out", "m", "--recipe", "v2", "--no-flush-denormals"])
+    assert off.flush_denormals is False

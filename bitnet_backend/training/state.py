@@ -32,6 +32,7 @@ RUN_OPTIONS = (
     "kv_heads",
     "threads",
     "precision",
+    "flush_denormals",
     "compile",
 )
 FORMAT = "bitnet-backend training state 1"
