@@ -31,10 +31,12 @@ from .requests import EmbeddingRequest, GenerationRequest
 if TYPE_CHECKING:
     from .backend import Engine
 
-# Prompt tokens a step may carry next to running generations. A step costs about as much as
-# its tokens, so this bounds how long a newly admitted prompt holds up the others' next
-# tokens, while still giving the batched kernels enough rows to run at prefill speed.
-PREFILL_CHUNK = 64
+# Prompt tokens a step may carry next to running generations. Past a few rows a step costs
+# about as much as its tokens, so this bounds how long a newly admitted prompt holds up the
+# others' next tokens: on the 2B-4T shape at 2 threads a 16-token chunk stretches a running
+# stream's step to ~4x a decode step, a 64-token one to ~10x, for prompts that take ~20%
+# longer to prefill beside running streams (benchmarks/README.md, "Prompt chunks").
+PREFILL_CHUNK = 16
 # When no generation is waiting for its next token nothing is held up: prompts that arrive
 # together are evaluated together (then their generations decode in step with one another,
 # instead of the first ones waiting on the others' prompt chunks at every token).
