@@ -41,7 +41,6 @@ def one_round(model: Any, prompts: list[list[int]]) -> dict[str, float]:
     arrivals: list[list[float]] = [[] for _ in prompts]
     starts = [0.0] * len(prompts)
     decoding = threading.Event()
-    joined = [0.0]
 
     def stream(i: int, max_tokens: int) -> None:
         starts[i] = time.perf_counter()
@@ -53,7 +52,7 @@ def one_round(model: Any, prompts: list[list[int]]) -> dict[str, float]:
     first.start()
     decoding.wait()
     time.sleep(0.3)
-    joined[0] = time.perf_counter()
+    joined = time.perf_counter()
     joiners = [threading.Thread(target=stream, args=(i, 4)) for i in range(1, len(prompts))]
     for t in joiners:
         t.start()
@@ -62,8 +61,8 @@ def one_round(model: Any, prompts: list[list[int]]) -> dict[str, float]:
     admitted = max(a[0] for a in arrivals[1:])
     own = arrivals[0]
     gaps = [(b - a, b) for a, b in itertools.pairwise(own)]
-    during = [g for g, at in gaps if joined[0] < at <= admitted] or [0.0]
-    before = [g for g, at in gaps if at <= joined[0]] or [0.0]
+    during = [g for g, at in gaps if joined < at <= admitted] or [0.0]
+    before = [g for g, at in gaps if at <= joined] or [0.0]
     ttft = [arrivals[i][0] - starts[i] for i in range(1, len(prompts))]
     return {
         "gap_max_during_s": max(during),
@@ -134,8 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     bench.RESULTS.mkdir(exist_ok=True)
     out = args.out or bench.RESULTS / f"prompt-chunks-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    result = {"machine": machine, "args": {k: str(v) for k, v in vars(args).items()}}
-    out.write_text(json.dumps({**result, "shipped_chunk": shipped, "runs": runs}, indent=2) + "\n")
+    result = {
+        "machine": machine,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "shipped_chunk": shipped,
+        "runs": runs,
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
     log(f"wrote {out}")
     return 0
 

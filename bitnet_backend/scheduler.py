@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # Prompt tokens a step may carry next to running generations. Past a few rows a step costs
 # about as much as its tokens, so this bounds how long a newly admitted prompt holds up the
 # others' next tokens: on the 2B-4T shape at 2 threads a 16-token chunk stretches a running
-# stream's step to ~4x a decode step, a 64-token one to ~10x, for prompts that take ~20%
+# stream's step to ~4x a decode step, a 64-token one to ~15x, for prompts that take ~10%
 # longer to prefill beside running streams (benchmarks/README.md, "Prompt chunks").
 PREFILL_CHUNK = 16
 # When no generation is waiting for its next token nothing is held up: prompts that arrive

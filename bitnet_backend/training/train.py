@@ -276,6 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _recipe_defaults(name: str) -> str:
+    """``default: <value> for v1, <value> for v2`` from RECIPE_DEFAULTS, for an option's help."""
+    values = ", ".join(f"{d[name]} for {recipe}" for recipe, d in RECIPE_DEFAULTS.items())
+    return f"default: {values}"
+
+
 def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The options of a run: the command line, then the recipe's defaults for the rest."""
     p = argparse.ArgumentParser(prog="python -m bitnet_backend.training", description=__doc__)
@@ -288,7 +294,7 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "values, tool loops, plain prompts, retrieval)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="default: 4500")
+    p.add_argument("--steps", type=int, default=None, help=_recipe_defaults("steps"))
     p.add_argument("--batch", type=int, default=16, help="rows of 512 tokens per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=150)
@@ -308,8 +314,8 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--retrieval-pairs",
         type=int,
         default=None,
-        help="question/passage pairs per step for the retrieval objective (0: off; default: "
-        "0 for v1, 16 for v2)",
+        help="question/passage pairs per step for the retrieval objective (0: off; "
+        f"{_recipe_defaults('retrieval_pairs')})",
     )
     p.add_argument(
         "--retrieval-weight",
@@ -328,13 +334,13 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("bf16", "f32"),
         default=None,
         help="matmul operand type; the ternary products are exact in both, bf16 rounds their "
-        "sums (default: bf16 for v1, f32 for v2)",
+        f"sums ({_recipe_defaults('precision')})",
     )
     p.add_argument(
         "--flush-denormals",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="treat denormal floats as zero (faster; default: off for v1, on for v2)",
+        help=f"treat denormal floats as zero (faster; {_recipe_defaults('flush_denormals')})",
     )
     p.add_argument(
         "--compile",
