@@ -226,7 +226,7 @@ def _parse_entry(
         if key not in entry:
             raise CheckpointError(path, f"header entry {name!r} has no {key!r}")
     dtype = entry["dtype"]
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:  # a list or object is unhashable
         raise CheckpointError(path, f"tensor {name!r} has unknown dtype {dtype!r}")
     shape = entry["shape"]
     if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
