@@ -73,7 +73,9 @@ def main() -> None:
         "required": ["city", "has_dog"],
         "additionalProperties": False,
     }
-    question = f"Context:\n{PASSAGE}\n\nQuestion: Where does Mara Lind live?"
+    question = (
+        f"Context:\n{PASSAGE}\n\nQuestion: Where does Mara Lind live, and does she have a dog?"
+    )
     out = model.chat(
         [{"role": "user", "content": question}], json_schema=schema, max_tokens=32, temperature=0
     )

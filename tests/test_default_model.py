@@ -47,15 +47,21 @@ def test_load_without_a_source_uses_it(model: bb.Model) -> None:
 def test_tokenizer_is_the_recipes() -> None:
     from bitnet_backend.training.train import train_tokenizer
 
-    assert (DEFAULT_MODEL_DIR / "tokenizer.json").read_text() == train_tokenizer(seed=0)
+    assert (DEFAULT_MODEL_DIR / "tokenizer.json").read_text() == train_tokenizer(
+        seed=0, recipe="v2"
+    )
 
 
 def _chat_ids(model: bb.Model) -> list[int]:
     # A prompt on which no activation of the oracle lies within one ulp of an int8 rounding
-    # tie (oracle.near_ties; the nearest here is 2.1e-5): most prompts have one within 2e-6 to
-    # 8e-6 somewhere, which a one-ulp difference in summation order flips.
-    question = "What is the capital of France?"
-    text = model.apply_chat_template([{"role": "user", "content": question}])
+    # tie (oracle.near_ties; the nearest here is 1.4e-5): most prompts have one within 2e-6 to
+    # 8e-6 somewhere, which a one-ulp difference in summation order flips (every chat that
+    # starts with a user turn has one at position 1 on this model, hence the system turn).
+    messages = [
+        {"role": "system", "content": "Hi."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    text = model.apply_chat_template(messages)
     return model.tokenize(text, add_special=False)
 
 

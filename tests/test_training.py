@@ -285,10 +285,10 @@ def test_resume_refuses_other_options_and_broken_files(tmp_path: Path) -> None:
 def test_each_recipe_has_its_own_precision_and_denormal_defaults() -> None:
     from bitnet_backend.training.train import parse_options
 
-    v1 = parse_options(["--out", "m"])
-    assert (v1.recipe, v1.precision, v1.flush_denormals) == ("v1", "bf16", False)
-    v2 = parse_options(["--out", "m", "--recipe", "v2"])
-    assert (v2.precision, v2.flush_denormals) == ("f32", True)
+    v1 = parse_options(["--out", "m", "--recipe", "v1"])
+    assert (v1.precision, v1.flush_denormals) == ("bf16", False)
+    v2 = parse_options(["--out", "m"])  # the shipped model's recipe is the default
+    assert (v2.recipe, v2.precision, v2.flush_denormals) == ("v2", "f32", True)
     chosen = parse_options(["--out", "m", "--recipe", "v2", "--precision", "bf16"])
     assert (chosen.precision, chosen.flush_denormals) == ("bf16", True)
     off = parse_options(["--out", "m", "--recipe", "v2", "--no-flush-denormals"])

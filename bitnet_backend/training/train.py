@@ -1,7 +1,7 @@
 """Train the embedded default model from scratch (seeded, CPU, needs the ``train`` extra).
 
-    python -m bitnet_backend.training --out bitnet_backend/data/default-model
-    python -m bitnet_backend.training --recipe v2 --out DIR    # the second recipe
+    python -m bitnet_backend.training --precision bf16 --out bitnet_backend/data/default-model
+    python -m bitnet_backend.training --recipe v1 --out DIR    # the first recipe
 
 Steps: render a sample of the generated data and train a byte-level BPE tokenizer on it;
 train BitNet b1.58 with quantization-aware training on an endless seeded stream of examples;
@@ -36,8 +36,9 @@ VOCAB_SIZE = 4096
 SEQ_LEN = 512
 MAX_POSITIONS = 2048
 
-# What each recipe changes; an option given on the command line wins. v1 made the model that
-# ships; v2 adds the data of mix_v2 and the retrieval objective (contrastive.py).
+# What each recipe changes; an option given on the command line wins. v2 made the model that
+# ships (with --precision bf16); v1, the model before it; v2 adds the data of mix_v2 and the
+# retrieval objective (contrastive.py).
 STREAMS: dict[str, Callable[[int, Renderer], Iterator[Example]]] = {
     "v1": examples,
     "v2": examples_v2,
@@ -45,7 +46,7 @@ STREAMS: dict[str, Callable[[int, Renderer], Iterator[Example]]] = {
 # v2's matmuls run in float32: bfloat16 is faster only where the CPU has bfloat16 matrix units
 # (AMX); with AVX-512 BF16 alone or AVX2, float32 steps are shorter. v2 also flushes denormal
 # floats to zero: the softmax's backward meets many, and each costs a slow path (see the
-# CHANGELOG). v1 keeps its settings, so it still writes the shipped model.
+# CHANGELOG). v1 keeps its settings, so it still writes the model it wrote.
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "v1": {"steps": 4500, "retrieval_pairs": 0, "precision": "bf16", "flush_denormals": False},
     "v2": {"steps": 4500, "retrieval_pairs": 16, "precision": "f32", "flush_denormals": True},
@@ -289,9 +290,9 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--recipe",
         choices=sorted(STREAMS),
-        default="v1",
-        help="data and objectives: v1 (the shipped model) or v2 (structured output, non-ASCII "
-        "values, tool loops, plain prompts, retrieval)",
+        default="v2",
+        help="data and objectives: v2 (the shipped model: v1's data plus structured output, "
+        "non-ASCII values, tool loops, plain prompts, retrieval) or v1 (the model before it)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help=_recipe_defaults("steps"))

@@ -68,13 +68,6 @@ def test_lcel_chain_and_tool_loop_run() -> None:
     assert final.tool_calls == [] and str(final.content).strip()
 
 
-# The model answers "Glasgow" from Omar Weber's passage, but its mean-pooled embeddings rank
-# Elena Costa's passage first for this query, so the k=1 retriever passes the wrong one.
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model's embeddings rank another passage above the one that answers "
-    "the question",
-)
 def test_rag_chain_retrieves_and_answers() -> None:
     documents = [
         "Elena Costa is a librarian. She lives in Vienna. Her cat is called Pepper.",

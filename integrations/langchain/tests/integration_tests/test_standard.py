@@ -15,16 +15,11 @@ from langchain_tests.integration_tests import (
 )
 
 # The embedded model has learned the formats but copies values from its prompt only part of
-# the time (model card: exact tool arguments 93%). These tests check exactly that; they are
+# the time (model card: exact tool arguments 94%). These tests check exactly that; they are
 # expected to fail, strictly, so they report as soon as a retrained model passes them.
-# (The structured-output tests that ask for a joke are marked in conftest.py.)
 NOT_COPYING = pytest.mark.xfail(
     strict=True,
     reason="the embedded model does not reproduce the unicode names it is asked to pass",
-)
-EMPTY_JSON = pytest.mark.xfail(
-    strict=True,
-    reason="in JSON mode (any object allowed) the embedded model answers {} to 'Tell me a joke'",
 )
 
 
@@ -58,10 +53,6 @@ class TestChatBitnetIntegration(ChatModelIntegrationTests):
         super().test_unicode_tool_call_integration(
             model, tool_choice=tool_choice, force_tool_call=force_tool_call
         )
-
-    @EMPTY_JSON
-    def test_json_mode(self, model: BaseChatModel) -> None:
-        super().test_json_mode(model)
 
     @property
     def model_override_value(self) -> str:

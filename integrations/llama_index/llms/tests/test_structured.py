@@ -94,10 +94,6 @@ def test_default_max_new_tokens_is_that_of_llama_index_local_llms(model_source: 
 
 
 @pytest.mark.needs_trained_model
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model does not yet copy values from its prompt (see its model card)",
-)
 def test_structured_predict_extracts_the_facts(llm: Bitnet) -> None:
     assert llm.structured_predict(Weather, PROMPT, note=NOTE) == Weather(
         city="Tokyo", temp_c=21, sunny=True

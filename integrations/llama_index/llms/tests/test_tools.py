@@ -170,10 +170,6 @@ def lookup_order(order_id: str) -> str:
 
 
 @pytest.mark.needs_trained_model
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model does not yet copy values from its prompt (see its model card)",
-)
 def test_function_agent_answers_with_the_tool_result(model_source: str | None) -> None:
     llm = Bitnet(model=model_source, max_new_tokens=96, temperature=0.0)
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=lookup_order)], llm=llm)
