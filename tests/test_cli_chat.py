@@ -73,6 +73,8 @@ def test_multi_line_messages(model, env):
         term.expect(b"... ")
         term.send(b"to Anna\r")
         assert reply_of(term) == expected
+        term.send(b"/reset\r")  # the same message again, in a fresh conversation
+        term.expect(PROMPT)
         term.send(b'"""\r')
         term.expect(b"... ")
         term.send(b"Say hello\r")

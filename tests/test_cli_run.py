@@ -36,10 +36,11 @@ def test_raw_continues_the_prompt_as_plain_text(model):
 
 
 def test_an_empty_reply_says_why_on_stderr(model):
-    # The embedded chat model ends a plain completion of a question at once.
-    out = model.generate(QUESTION, temperature=0)
+    # A conversation whose answer is already complete: the chat model ends its turn at once.
+    answered = f"User: {QUESTION}<|eot_id|>Assistant: Paris."
+    out = model.generate(answered, temperature=0)
     assert (out.text, out.finish_reason) == ("", "stop")
-    r = bitnet("run", "--raw", QUESTION, *GREEDY)
+    r = bitnet("run", "--raw", answered, *GREEDY)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "\n"
     assert "the model ended its reply at once (finish_reason=stop)" in r.stderr
