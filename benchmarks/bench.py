@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -30,13 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-CACHE = HERE / ".cache"
-RESULTS = HERE / "results"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bandwidth  # noqa: E402
-import llamacpp  # noqa: E402
+import bandwidth
+import llamacpp
+from run_context import CACHE, HERE, RESULTS, log, machine
 
 
 @dataclass(frozen=True)
@@ -76,11 +73,6 @@ FULL: dict[str, Any] = {
     "bw_reps": 15,
 }
 QUICK: dict[str, Any] = {"prompts": (16, 32), "n_gen": 8, "depth": 16, "bw_mib": 256, "bw_reps": 3}
-
-
-def log(msg: str) -> None:
-    """Progress on stderr (stdout carries the table)."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --- inputs ------------------------------------------------------------------------------
@@ -338,34 +330,6 @@ def bandwidth_table(bw: list[dict[str, Any]]) -> str:
             f"| {got} |"
         )
     return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    """CPU name, core count, THP policy, engine ISA: what the numbers depend on."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "thp": bandwidth.thp_mode(),
-        "python": platform.python_version(),
-    }
-    try:
-        from bitnet_backend import _engine  # type: ignore[attr-defined]
-        from bitnet_backend.backends.cpu import resolve_choices
-
-        info["engine_isas"] = list(_engine.available_isas())
-        info["engine_default_isa"] = resolve_choices().isa
-    except (ImportError, AttributeError):
-        pass
-    return info
 
 
 def other_cpu_busy(interval: float = 0.5) -> float:

@@ -55,14 +55,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import bench  # noqa: E402
-
-CACHE = bench.CACHE
-RESULTS = bench.RESULTS
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from run_context import CACHE, RESULTS, log, machine  # noqa: E402
 
 
 def ensure_model(shape: str) -> Path:
@@ -247,16 +240,16 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{n} streams ...")
             rows.append(run_streams(model, prompts, args.tokens, rss))
         info = model.info
-    machine = bench.machine()
+    machine_info = machine()
     print(
-        f"\n{machine['cpu']}, {machine['cores']} cores, {args.threads} thread(s); "
+        f"\n{machine_info['cpu']}, {machine_info['cores']} cores, {args.threads} thread(s); "
         f"{args.prompt_tokens}-token prompts, {args.tokens}-token greedy generations\n"
     )
     print(table(rows))
     RESULTS.mkdir(exist_ok=True)
     out = args.out or RESULTS / f"concurrent-streams-{time.strftime('%Y%m%d-%H%M%S')}.json"
     result = {
-        "machine": machine,
+        "machine": machine_info,
         "threads": args.threads,
         "shape": None if args.checkpoint else args.shape,
         "prompt_tokens": args.prompt_tokens,
