@@ -5,14 +5,16 @@
 // unit costs depends on the kernel and the machine: a small model's prefill matrices pass the
 // pool's work threshold while taking tens of microseconds, and sharing such a region costs
 // about what a second thread saves (publishing it, a sleeping worker's wake-up, waiting for
-// the last chunk). So the pool keeps, per power of two of work (regions of one kind and size
-// fall in one class, a decode step's and a long prompt's in different ones), the time per
-// unit measured alone, and runs a region alone when that predicts less than kMinSharedNs.
-// A class never run alone is not known to be short: its regions are shared as before.
+// the last chunk). So the pool keeps, per class of regions (a kind of region and a power of
+// two of work, region_class.h), the time per unit measured alone, and runs a region alone when that
+// predicts less than kMinSharedNs. A class never run alone is not known to be short: its regions
+// are shared as before.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+
+#include "region_class.h"
 
 namespace bitnet {
 
@@ -22,16 +24,16 @@ class SoloCost {
     // what waking a sleeping worker and waiting for its last chunk cost.
     static constexpr int64_t kMinSharedNs = 50'000;
 
-    // Whether regions of about `work` units (> 0) were measured to take less than
-    // kMinSharedNs alone.
-    bool known_short(int64_t work) const {
-        const double per_unit = ns_per_unit_[size_class(work)];
+    // Whether regions of `kind` (region_class) and about `work` units (> 0) were measured to
+    // take less than kMinSharedNs alone.
+    bool known_short(int64_t work, uintptr_t kind = 0) const {
+        const double per_unit = ns_per_unit_[region_class(kind, work)];
         return per_unit > 0 && static_cast<double>(work) * per_unit < kMinSharedNs;
     }
 
-    // A region of `work` units (> 0) that ran on the calling thread alone in `ns`.
-    void record_solo(int64_t work, int64_t ns) {
-        double& per_unit = ns_per_unit_[size_class(work)];
+    // A region of `kind` and `work` units (> 0) that ran on the calling thread alone in `ns`.
+    void record_solo(int64_t work, int64_t ns, uintptr_t kind = 0) {
+        double& per_unit = ns_per_unit_[region_class(kind, work)];
         const double measured = static_cast<double>(ns) / static_cast<double>(work);
         if (per_unit <= 0) {
             per_unit = measured;
@@ -44,15 +46,10 @@ class SoloCost {
     }
 
  private:
-    static constexpr int kClasses = 64;
     static constexpr double kAverageWeight = 0.25;
     static constexpr double kMaxJump = 4;
 
-    static int size_class(int64_t work) {  // floor(log2(work)), work > 0
-        return 63 - __builtin_clzll(static_cast<uint64_t>(work));
-    }
-
-    double ns_per_unit_[kClasses] = {};  // 0: never measured alone
+    double ns_per_unit_[kRegionClasses] = {};  // 0: never measured alone
 };
 
 }  // namespace bitnet

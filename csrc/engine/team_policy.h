@@ -7,8 +7,11 @@
 // preemption is rare per region and costly when it happens), so the policy measures
 // throughput, in work units per nanosecond of region time, in a probe of four blocks of several
 // milliseconds each: shared, alone, alone, shared (the symmetric order cancels a workload
-// that changes steadily, such as a prompt's prefill giving way to decoding). It then keeps
-// the faster mode for many times the probe's length and probes again. The very first probe is
+// that changes steadily, such as a prompt's prefill giving way to decoding). What a unit of
+// work costs differs between kinds of regions (region_class.h), and a block of a few
+// milliseconds holds an uneven mix of them (the output head, a step's end), so the modes are
+// compared per class of regions both measured, weighted by the probe's work in each. It then
+// keeps the faster mode for many times the probe's length and probes again. The very first probe is
 // short: a small model's call is a few milliseconds of regions, and a probe that outlasts the
 // calls it measures never acts on them. Its choice is kept only 30 times its own length, so a
 // choice misled by its short blocks soon meets a full probe. The split of work into chunks is
@@ -17,6 +20,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+
+#include "region_class.h"
 
 namespace bitnet {
 
@@ -43,44 +49,77 @@ class TeamPolicy {
     // Whether the next region should be shared with the pool's other threads.
     bool share() const { return block_ < kProbeBlocks ? kProbeShares[block_] : exploit_share_; }
 
-    // One region, run as share() said: its work estimate and its wall time.
-    void record(int64_t work, int64_t ns) {
+    // Whether the next region is part of a probe (measured closely) rather than of the
+    // time the chosen mode is kept.
+    bool probing() const { return block_ < kProbeBlocks; }
+
+    // One region, run as share() said: its work estimate, its wall time and its kind
+    // (region_class).
+    void record(int64_t work, int64_t ns, uintptr_t kind = 0) {
         if (block_ == kProbeBlocks) {
             exploit_left_ns_ -= ns;
             if (exploit_left_ns_ <= 0) start_probe();
             return;
         }
         const int mode = kProbeShares[block_] ? 1 : 0;
-        work_[mode] += static_cast<double>(work);
-        ns_[mode] += static_cast<double>(ns);
+        const int c = region_class(kind, work);
+        work_[mode][c] += static_cast<double>(work);
+        ns_[mode][c] += static_cast<double>(ns);
+        probe_ns_ += ns;
         block_ns_ += ns;
         if (block_ns_ < (first_probe_ ? params_.first_block_ns : params_.block_ns)) return;
         block_ns_ = 0;
         if (++block_ < kProbeBlocks) return;
-        // Ties go to sharing: the full team is what a quiet machine wants.
-        exploit_share_ = work_[1] * ns_[0] >= work_[0] * ns_[1];
-        const int64_t scaled = static_cast<int64_t>(ns_[0] + ns_[1]) * params_.exploit_per_probe;
+        // Sharing must be faster by a margin: a second thread that gains little costs another
+        // program a core, and the margin bounds what going alone can lose (1 / 1.1 of the
+        // shared speed) while keeping a noisy probe beside a busy program from choosing a
+        // team that its rare preemptions make slower (benchmarks/README.md, "Threads").
+        exploit_share_ = alone_over_shared_time() >= kShareGain;
+        const int64_t scaled = probe_ns_ * params_.exploit_per_probe;
         exploit_left_ns_ = first_probe_ ? scaled : std::max(params_.min_exploit_ns, scaled);
         first_probe_ = false;
     }
 
  private:
     static constexpr int kProbeBlocks = 4;
+    static constexpr double kShareGain = 1.1;
     static constexpr bool kProbeShares[kProbeBlocks] = {true, false, false, true};
 
     void start_probe() {
         block_ = 0;
         block_ns_ = 0;
-        work_[0] = work_[1] = 0;
-        ns_[0] = ns_[1] = 0;
+        probe_ns_ = 0;
+        std::memset(work_, 0, sizeof work_);
+        std::memset(ns_, 0, sizeof ns_);
+    }
+
+    // How much longer the probe's work would take alone than shared: per class measured in
+    // both modes, its work at each mode's time per unit; with no such class (a first probe of
+    // a few regions), the two modes' whole work and time.
+    double alone_over_shared_time() const {
+        double alone = 0, shared = 0, total[2][2] = {};
+        for (int c = 0; c < kRegionClasses; ++c) {
+            for (int m = 0; m < 2; ++m) {
+                total[m][0] += work_[m][c];
+                total[m][1] += ns_[m][c];
+            }
+            if (work_[0][c] == 0 || work_[1][c] == 0) continue;
+            const double work = work_[0][c] + work_[1][c];
+            alone += work * ns_[0][c] / work_[0][c];
+            shared += work * ns_[1][c] / work_[1][c];
+        }
+        if (shared > 0) return alone / shared;
+        return (total[0][1] * total[1][0]) / (total[0][0] * total[1][1]);
     }
 
     Params params_;
     bool first_probe_ = true;
     int block_ = 0;  // the probe block being measured; kProbeBlocks: keeping exploit_share_
     int64_t block_ns_ = 0;
-    double work_[2] = {0, 0};  // this probe's work and time, [0] alone and [1] shared
-    double ns_[2] = {0, 0};
+    int64_t probe_ns_ = 0;
+    // This probe's work and time per mode ([0] alone, [1] shared) and class of regions.
+    double work_[2][kRegionClasses] = {};
+    double ns_[2][kRegionClasses] = {};
     bool exploit_share_ = true;
     int64_t exploit_left_ns_ = 0;
 };

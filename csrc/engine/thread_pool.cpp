@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -28,11 +29,22 @@ constexpr auto kWorkerSpin = std::chrono::microseconds(200);
 // chunk's time; one that was descheduled takes a time slice or more, and then the caller's
 // core is better left idle, where the scheduler can move that thread).
 constexpr auto kCallerSpin = std::chrono::microseconds(50);
+// The longest gap between two measured regions whose lost time the team policy counts: about
+// a scheduler time slice (longer gaps are the caller's own pauses, such as idle time between
+// requests).
+constexpr int64_t kCountedGapNs = 4'000'000;
 // Spins between two reads of the clock.
 constexpr int kSpinsPerClockRead = 64;
 
 int64_t nanoseconds(Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+// CPU time of the calling thread (a system call, so read only while the team policy probes).
+int64_t thread_cpu_ns() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
 // Adds to a counter only the thread holding the pool's region writes (no read-modify-write).
@@ -124,10 +136,14 @@ void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
     } release{in_use_};
     // Loading and tests pass no estimate: nothing to measure, always shared.
     const bool measured = adaptive() && work != kUnknownWork;
+    // The region's kind for what the pool learns: its task, one function per call site.
+    const auto kind = reinterpret_cast<uintptr_t>(task);
     // Short alone, whatever the team policy says: such regions run alone in both of its
     // modes, so its probe compares sharing the others with running everything alone.
-    const bool short_region = measured && solo_cost_.known_short(work);
+    const bool short_region = measured && solo_cost_.known_short(work, kind);
     const bool share = !measured || (!short_region && policy_.share());
+    const bool probing = measured && policy_.probing();
+    const int64_t cpu_start = probing ? thread_cpu_ns() : 0;
     const auto start = Clock::now();
     if (share) {
         run_shared(n_chunks, task, ctx);
@@ -137,9 +153,25 @@ void ThreadPool::run_chunks(int n_chunks, int64_t work, Task task, void* ctx) {
         bump(counters_.short_regions, short_region ? 1 : 0);
     }
     if (!measured) return;
-    const int64_t ns = nanoseconds(Clock::now() - start);
-    policy_.record(work, ns);
-    if (!share) solo_cost_.record_solo(work, ns);
+    const auto end = Clock::now();
+    const int64_t ns = nanoseconds(end - start);
+    // Beside a busy program a shared team's workers, spinning between regions, are one
+    // thread more than the cores: the calling thread then loses its core between regions,
+    // which region time alone does not show. So the policy also counts the time the caller
+    // lost in the gap before the region (wall time less its CPU time; not the caller's own
+    // work there, which both modes share and which would only add noise), for gaps of a
+    // scheduler time slice or less: a longer one is the caller's own pause.
+    int64_t lost = 0;
+    if (probing && last_region_cpu_end_ >= 0) {
+        const int64_t gap = nanoseconds(start - last_region_end_);
+        if (gap > 0 && gap <= kCountedGapNs) {
+            lost = std::max<int64_t>(0, gap - (cpu_start - last_region_cpu_end_));
+        }
+    }
+    last_region_end_ = end;
+    last_region_cpu_end_ = probing ? thread_cpu_ns() : -1;
+    policy_.record(work, ns + lost, kind);
+    if (!share) solo_cost_.record_solo(work, ns, kind);
 }
 
 void ThreadPool::run_shared(int n_chunks, Task task, void* ctx) {

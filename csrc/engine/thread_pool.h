@@ -207,6 +207,11 @@ class ThreadPool {
     std::atomic<bool> adaptive_{false};
     TeamPolicy policy_;   // used only by the thread that holds in_use_
     SoloCost solo_cost_;  // likewise
+    // End of the last measured region, in wall time and (while probing; else -1) in the
+    // calling thread's CPU time (likewise): the policy also counts the time the calling
+    // thread lost between regions, where a team's spinning workers can take its core.
+    std::chrono::steady_clock::time_point last_region_end_{};
+    int64_t last_region_cpu_end_ = -1;
 
     // Stats, written only by the thread that holds in_use_ (atomic for stats() readers).
     struct Counters {
