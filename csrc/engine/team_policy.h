@@ -73,7 +73,8 @@ class TeamPolicy {
         // Sharing must be faster by a margin: a second thread that gains little costs another
         // program a core, and the margin bounds what going alone can lose (1 / 1.1 of the
         // shared speed) while keeping a noisy probe beside a busy program from choosing a
-        // team that its rare preemptions make slower (benchmarks/README.md, "Threads").
+        // team that its rare preemptions make slower (benchmarks/README.md, "Figures of
+        // 2026-12-04").
         exploit_share_ = alone_over_shared_time() >= kShareGain;
         const int64_t scaled = probe_ns_ * params_.exploit_per_probe;
         exploit_left_ns_ = first_probe_ ? scaled : std::max(params_.min_exploit_ns, scaled);
@@ -97,11 +98,12 @@ class TeamPolicy {
     // both modes, its work at each mode's time per unit; with no such class (a first probe of
     // a few regions), the two modes' whole work and time.
     double alone_over_shared_time() const {
-        double alone = 0, shared = 0, total[2][2] = {};
+        double alone = 0, shared = 0;
+        double all_work[2] = {}, all_ns[2] = {};
         for (int c = 0; c < kRegionClasses; ++c) {
             for (int m = 0; m < 2; ++m) {
-                total[m][0] += work_[m][c];
-                total[m][1] += ns_[m][c];
+                all_work[m] += work_[m][c];
+                all_ns[m] += ns_[m][c];
             }
             if (work_[0][c] == 0 || work_[1][c] == 0) continue;
             const double work = work_[0][c] + work_[1][c];
@@ -109,7 +111,7 @@ class TeamPolicy {
             shared += work * ns_[1][c] / work_[1][c];
         }
         if (shared > 0) return alone / shared;
-        return (total[0][1] * total[1][0]) / (total[0][0] * total[1][1]);
+        return (all_ns[0] / all_work[0]) / (all_ns[1] / all_work[1]);
     }
 
     Params params_;
